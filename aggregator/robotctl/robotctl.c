@@ -1,5 +1,90 @@
+/*
+ * robotctl — the Robot SRE operator CLI.
+ *
+ *   robotctl [--json] <group> <command> [options]
+ *
+ * Commands are rows of the table below; `robotctl --help` is generated from it.
+ */
+#include "robotctl.h"
+
 #include <stdio.h>
-int main(void) {
-    fprintf(stderr, "robotctl: under construction\n");
-    return 2;
+#include <string.h>
+
+#include "common/log.h"
+
+#ifndef RSRE_VERSION
+#define RSRE_VERSION "0.1.0"
+#endif
+
+static const struct {
+    const char *group, *verb, *args, *summary;
+    rctl_cmd_fn fn;
+} commands[] = {
+    {"policy", "matrix", "[--env E] [--rules DIR]",
+     "the spec's policy matrix, computed by the policy engine", rctl_policy_matrix},
+    {"policy", "preview", "--incident T --action A --env E [--confidence C] [--target X] "
+     "[--rules DIR] [--last-run-ago S]",
+     "the decision for one action and every reason, layer by layer", rctl_policy_preview},
+    {"rules", "validate", "FILE...",
+     "check operator rule files against the schema and the safety boundaries",
+     rctl_rules_validate},
+    {"taxonomy", "show", "[INCIDENT]", "incident classes, or one class in full",
+     rctl_taxonomy_show},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: robotctl [--json] <group> <command> [options]\n\n"
+               "Robot SRE operator CLI. Tables for people; --json for scripts.\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        fprintf(f, "  %s %s %s\n      %s\n", commands[i].group, commands[i].verb, commands[i].args,
+                commands[i].summary);
+    }
+    fprintf(f, "\nglobal options:\n  --json     machine-readable output\n"
+               "  --help     this text\n  --version  print the version\n"
+               "\nexit status: 0 ok, 1 the command found a problem, 2 usage error\n");
+}
+
+int main(int argc, char **argv) {
+    struct rctl_opts o = {0};
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "--json")) {
+            o.json = 1;
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return RCTL_OK;
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("robotctl %s\n", RSRE_VERSION);
+            return RCTL_OK;
+        } else {
+            usage(stderr);
+            return rctl_usage_error("unknown option '%s'", argv[i]);
+        }
+    }
+    if (i + 2 > argc) {
+        usage(stderr);
+        return RCTL_USAGE;
+    }
+    for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++) {
+        if (!strcmp(argv[i], commands[c].group) && !strcmp(argv[i + 1], commands[c].verb)) {
+            /* Sub-commands accept --json after the verb too. */
+            int n = 0;
+            char *rest[256];
+            for (int k = i + 2; k < argc && n < 255; k++) {
+                if (!strcmp(argv[k], "--json")) {
+                    o.json = 1;
+                } else if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h")) {
+                    printf("usage: robotctl %s %s %s\n  %s\n", commands[c].group,
+                           commands[c].verb, commands[c].args, commands[c].summary);
+                    return RCTL_OK;
+                } else {
+                    rest[n++] = argv[k];
+                }
+            }
+            rest[n] = NULL;
+            return commands[c].fn(n, rest, &o);
+        }
+    }
+    usage(stderr);
+    return rctl_usage_error("unknown command '%s %s'", argv[i], argv[i + 1]);
 }

@@ -1,0 +1,32 @@
+#ifndef RSRE_ROBOTCTL_H
+#define RSRE_ROBOTCTL_H
+
+/* robotctl: the operator's CLI. Each command is a row in the table in robotctl.c. */
+
+#include <stdio.h>
+
+#define RCTL_OK 0
+#define RCTL_FAIL 1  /* the command ran and found a problem (invalid rule, failed check) */
+#define RCTL_USAGE 2 /* bad command line */
+
+struct rctl_opts {
+    int json;
+};
+
+typedef int (*rctl_cmd_fn)(int argc, char **argv, const struct rctl_opts *o);
+
+int rctl_policy_matrix(int argc, char **argv, const struct rctl_opts *o);
+int rctl_policy_preview(int argc, char **argv, const struct rctl_opts *o);
+int rctl_rules_validate(int argc, char **argv, const struct rctl_opts *o);
+int rctl_taxonomy_show(int argc, char **argv, const struct rctl_opts *o);
+
+/* A plain-text table: add rows of `ncols` cells, then print with aligned columns. */
+struct rctl_table;
+struct rctl_table *rctl_table_new(int ncols, const char *const *headers);
+void rctl_table_row(struct rctl_table *t, const char *const *cells);
+void rctl_table_print(struct rctl_table *t, FILE *f); /* prints and frees */
+
+/* Prints "robotctl: <message>" on stderr and returns RCTL_USAGE. */
+int rctl_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
