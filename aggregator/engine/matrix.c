@@ -60,12 +60,10 @@ void rsre_matrix_row(const struct rsre_taxonomy *t, const struct rsre_incident_d
     }
     int observe_all = 1, notify_all = 1, nobserve = 0, nnotify = 0;
     int contain_all_bound_auto = 1, contain_all_env_only = 1, contain_all_allowlist = 1;
-    for (size_t i = 0; i < t->nactions; i++) {
+    for (size_t p = 0; p < inc->nplan; p++) {
+        size_t i = inc->plan[p];
         const struct rsre_action_def *a = &t->actions[i];
         enum rsre_binding b = (enum rsre_binding)inc->binding[i];
-        if (b == RSRE_BIND_NONE) {
-            continue;
-        }
         const char *sample = rsre_matrix_sample_target(t, a);
         const char *target = sample ? sample : "default/target";
         unsigned auto_envs = 0, approval_envs = 0, human_envs = 0, auto_outside = 0;

@@ -22,7 +22,7 @@ struct rsre_matrix_row {
     char auto_contain[RSRE_MATRIX_CELL];
     char approval[RSRE_MATRIX_CELL];
     char human_only[RSRE_MATRIX_CELL];
-    /* Structured form of the same cells: action indexes in catalogue order. */
+    /* Structured form of the same cells, in the order the class lists its actions. */
     unsigned nauto_contain, napproval, nhuman;
     const struct rsre_action_def *auto_contain_actions[RSRE_MAX_ACTIONS];
     const struct rsre_action_def *approval_actions[RSRE_MAX_ACTIONS];

@@ -367,6 +367,7 @@ static int bind_actions(struct loader *L, yaml_node_t *m, const char *key, int b
                                   "%s: env_auto holds contain actions only", inc->id);
         }
         inc->binding[a->index] = (uint8_t)bind;
+        inc->plan[inc->nplan++] = (uint8_t)a->index;
     }
     return 0;
 }

@@ -88,6 +88,8 @@ struct rsre_incident_def {
     struct rsre_severity_rule severity_rules[RSRE_MAX_LIST];
     size_t nseverity_rules;
     uint8_t binding[RSRE_MAX_ACTIONS]; /* enum rsre_binding per action index */
+    uint8_t plan[RSRE_MAX_ACTIONS];    /* bound action indexes in the order the class lists them */
+    size_t nplan;
     struct rsre_cooldown_def cooldowns[RSRE_MAX_LIST];
     size_t ncooldowns;
     const char *exit_expression;
