@@ -17,7 +17,9 @@
  * Values are doubles. Units scale literals: `%` divides by 100 (ratios are 0..1), `ms`/`s`/
  * `m`/`h`/`d` give seconds, `Ki`/`Mi`/`Gi`/`Ti` give bytes (powers of 1024), `K`/`M`/`G`/`T`
  * powers of 1000. Booleans are 1 and 0. A signal with no value is NaN; every comparison with
- * NaN is false, so a missing signal never fires a threshold.
+ * NaN is false (`!=` included), so a missing signal never fires a threshold. `and`/`or`/`not`
+ * treat NaN as "unknown" (three-valued logic: `false and NaN` is false, `true or NaN` is true,
+ * `not NaN` is NaN) and a NaN result is not true. Division by zero gives NaN.
  */
 
 #include <stddef.h>
@@ -59,10 +61,24 @@ void rsre_expr_destroy(struct rsre_expr *e); /* NULL is a no-op */
 
 /* Number of int64 state cells the expression needs (one per `for` clause); may be 0. */
 size_t rsre_expr_state_size(const struct rsre_expr *e);
-/* Number of distinct slots referenced, and the highest slot index referenced plus one. */
+/*
+ * Number of distinct slots referenced (entries reachable through rsre_expr_slot). When the
+ * resolver maps two names to one slot, the slot counts once, under the first name seen.
+ */
 size_t rsre_expr_slot_count(const struct rsre_expr *e);
-/* Returns the slot index of the i-th distinct referenced signal name and its text. */
+/* The highest slot index referenced plus one (0 when none): how long `scalars` and each row
+ * must be for no reference to read NaN by falling off the end. */
+size_t rsre_expr_slot_span(const struct rsre_expr *e);
+/*
+ * Returns the slot index of the i-th distinct referenced slot (in order of first appearance,
+ * i < rsre_expr_slot_count) and stores its name, NUL-terminated and owned by `e`, in *name
+ * (valid until rsre_expr_destroy; `name` may be NULL). Returns -EINVAL when i is out of range.
+ */
 int rsre_expr_slot(const struct rsre_expr *e, size_t i, const char **name);
+/* Compiled size in instructions (<= RSRE_EXPR_MAX_OPS, after constant folding), and the value
+ * stack depth the evaluation needs; both fixed at compile time. For tests and diagnostics. */
+size_t rsre_expr_op_count(const struct rsre_expr *e);
+size_t rsre_expr_stack_depth(const struct rsre_expr *e);
 
 /*
  * Evaluation environment. `scalars[slot]` is the value of each signal for the scope being
@@ -82,10 +98,15 @@ struct rsre_expr_env {
  * Evaluates `e`. `state` points to rsre_expr_state_size(e) cells owned by the caller, zeroed
  * before the first evaluation of a given (expression, scope); a `for D` clause is true when its
  * condition has been true at every evaluation since a time at least D seconds before now_s.
+ * Each cell holds the now_s at which its condition became continuously true, 0 while it is
+ * not. now_s must be positive (a `for` clause never holds at now_s <= 0), and a now_s earlier
+ * than the recorded start restarts the hold. Every operand is evaluated (no short-circuit), so
+ * every `for` clause sees its condition at every evaluation. `state` may be NULL only when the
+ * state size is 0 (otherwise every `for` clause is false). `env` NULL reads as all-NaN with no
+ * rows; a NULL row reads as all-NaN; rows beyond RSRE_EXPR_MAX_ROWS are ignored.
  * Returns the value (booleans as 1.0/0.0; NaN when undefined). Never fails, never allocates.
  */
-double rsre_expr_eval(const struct rsre_expr *e, const struct rsre_expr_env *env,
-                      int64_t *state);
+double rsre_expr_eval(const struct rsre_expr *e, const struct rsre_expr_env *env, int64_t *state);
 
 /* Convenience: rsre_expr_eval(...) is a number other than 0 and not NaN. */
 int rsre_expr_true(const struct rsre_expr *e, const struct rsre_expr_env *env, int64_t *state);
