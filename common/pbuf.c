@@ -543,7 +543,7 @@ static size_t path_push(struct vctx *v, const char *name, long index) {
     if (index >= 0) {
         n = snprintf(v->path + v->plen, room, "[%ld]", index);
     } else {
-        n = snprintf(v->path + v->plen, room, "%s%s", v->plen ? "." : "", name);
+        n = snprintf(v->path + v->plen, room, "%s%s", v->plen ? "." : "", name ? name : "?");
     }
     if (n > 0) {
         v->plen += (size_t)n < room ? (size_t)n : room - 1;
