@@ -5,8 +5,8 @@ set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config
     libprotobuf-c-dev protobuf-c-compiler liblmdb-dev lmdb-utils libyaml-dev libjansson-dev
-    libssl-dev libuv1-dev libcurl4-openssl-dev)
-TEST_PKGS=(libcmocka-dev clang libclang-rt-14-dev)
+    libssl-dev libuv1-dev libcurl4-openssl-dev libgrpc-dev)
+TEST_PKGS=(libcmocka-dev clang libclang-rt-14-dev containerd runc busybox-static prometheus-node-exporter python3)
 
 want=("${BUILD_PKGS[@]}")
 if [ "${1:-}" = "--test" ]; then
