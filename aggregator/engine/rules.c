@@ -1064,7 +1064,7 @@ int rsre_ruleset_add_dir(struct rsre_ruleset *rs, const char *dir, struct rsre_r
         n++;
     }
     closedir(d);
-    if (!rc) {
+    if (!rc && n) { /* names is NULL for an empty directory; qsort(NULL, ...) is undefined */
         qsort(names, n, sizeof(*names), cmp_str);
     }
     for (size_t i = 0; !rc && i < n; i++) {
