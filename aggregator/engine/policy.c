@@ -54,6 +54,9 @@ static const struct {
     [RSRE_WHY_HARD_NEVER] = {"target is on the never-auto-contain list (%s)", 1, 0},
     [RSRE_WHY_HARD_COOLDOWN] = {"cooldown active: %s ran recently, retry in %llds", 1, 1},
     [RSRE_WHY_HARD_COOLDOWN_FLOOR] = {"cooldown raised to the %s floor of %llds", 1, 1},
+    [RSRE_WHY_HARD_PRODUCTION] = {"production runs alone only clearly safe idempotent actions; "
+                                  "%s is not one",
+                                  1, 0},
     [RSRE_WHY_OK_AUTO] = {"high confidence, auto-allowed family, allowlisted target, outside "
                           "cooldown%s",
                           1, 0},
@@ -281,7 +284,11 @@ void rsre_policy_decide(const struct rsre_policy_request *req, struct rsre_decis
     if (req->rules) {
         rsre_ruleset_applicable(req->rules, inc, req->env, &rules, &nrules);
     }
+    /* Tightening wins over loosening whatever the order of the rules: first the strictest
+     * mode any rule imposes, then auto only when no rule tightened the action. */
     int op_allowlisted = 0;
+    enum rsre_rule_mode strictest = RSRE_MODE_UNSET;
+    const struct rsre_rule *auto_rule = NULL;
     for (size_t i = 0; i < nrules; i++) {
         const struct rsre_rule *r = rules[i];
         for (size_t k = 0; k < r->nprofile; k++) {
@@ -289,27 +296,16 @@ void rsre_policy_decide(const struct rsre_policy_request *req, struct rsre_decis
             if (p->action != a) {
                 continue;
             }
-            switch (p->mode) {
-            case RSRE_MODE_AUTO:
-                if (v == RSRE_VERDICT_APPROVAL && bind != RSRE_BIND_NONE) {
-                    v = RSRE_VERDICT_AUTO; /* the hard layer re-checks everything */
-                    add(d, RSRE_LAYER_OPERATOR, RSRE_WHY_OP_AUTO, r->id, 0);
-                }
-                break;
-            case RSRE_MODE_APPROVAL:
-                v = stricter(v, RSRE_VERDICT_APPROVAL);
+            if (p->mode == RSRE_MODE_AUTO) {
+                auto_rule = auto_rule ? auto_rule : r;
+            } else if (p->mode != RSRE_MODE_UNSET) {
+                static const enum rsre_verdict mode_verdict[] = {
+                    [RSRE_MODE_APPROVAL] = RSRE_VERDICT_APPROVAL,
+                    [RSRE_MODE_HUMAN] = RSRE_VERDICT_HUMAN_ONLY,
+                    [RSRE_MODE_DENY] = RSRE_VERDICT_DENIED};
+                v = stricter(v, mode_verdict[p->mode]);
+                strictest = p->mode > strictest ? p->mode : strictest;
                 add(d, RSRE_LAYER_OPERATOR, RSRE_WHY_OP_TIGHTEN, r->id, p->mode);
-                break;
-            case RSRE_MODE_HUMAN:
-                v = stricter(v, RSRE_VERDICT_HUMAN_ONLY);
-                add(d, RSRE_LAYER_OPERATOR, RSRE_WHY_OP_TIGHTEN, r->id, p->mode);
-                break;
-            case RSRE_MODE_DENY:
-                v = RSRE_VERDICT_DENIED;
-                add(d, RSRE_LAYER_OPERATOR, RSRE_WHY_OP_TIGHTEN, r->id, p->mode);
-                break;
-            default:
-                break;
             }
             if (target && exact_in(&p->targets, target)) {
                 op_allowlisted = 1;
@@ -324,9 +320,22 @@ void rsre_policy_decide(const struct rsre_policy_request *req, struct rsre_decis
             add(d, RSRE_LAYER_OPERATOR, RSRE_WHY_OP_COOLDOWN, r->id, r->cooldown_seconds);
         }
     }
+    if (auto_rule && strictest == RSRE_MODE_UNSET && v == RSRE_VERDICT_APPROVAL &&
+        bind != RSRE_BIND_NONE) {
+        v = RSRE_VERDICT_AUTO; /* the hard layer re-checks everything */
+        add(d, RSRE_LAYER_OPERATOR, RSRE_WHY_OP_AUTO, auto_rule->id, 0);
+    }
 
     /* 5. Hard safety constraints: always win. */
     d->cooldown_seconds = rsre_policy_cooldown(t, inc, a, req->env, req->rules);
+    for (size_t i = 0; i < nrules && a->cls >= RSRE_CLASS_CONTAIN; i++) {
+        if (rules[i]->cooldown_seconds >= 0 && rules[i]->cooldown_seconds < d->cooldown_seconds &&
+            d->cooldown_seconds == floor_for(a)) {
+            add(d, RSRE_LAYER_HARD, RSRE_WHY_HARD_COOLDOWN_FLOOR, rsre_class_name(a->cls),
+                d->cooldown_seconds);
+            break;
+        }
+    }
     if (a->human_only || bind == RSRE_BIND_HUMAN) {
         v = stricter(v, RSRE_VERDICT_HUMAN_ONLY);
         add(d, RSRE_LAYER_HARD, RSRE_WHY_HARD_HUMAN_ONLY, "", 0);
@@ -339,6 +348,9 @@ void rsre_policy_decide(const struct rsre_policy_request *req, struct rsre_decis
         if (a->cls != RSRE_CLASS_CONTAIN || a->mutates_config || a->helm || a->oci) {
             v = RSRE_VERDICT_APPROVAL;
             add(d, RSRE_LAYER_HARD, RSRE_WHY_HARD_FAMILY, rsre_class_name(a->cls), 0);
+        } else if (req->env == RSRE_ENV_PRODUCTION && !(a->auto_envs & (1u << req->env))) {
+            v = RSRE_VERDICT_APPROVAL;
+            add(d, RSRE_LAYER_HARD, RSRE_WHY_HARD_PRODUCTION, a->id, 0);
         } else if (req->confidence != RSRE_CONF_HIGH) {
             v = RSRE_VERDICT_APPROVAL;
             add(d, RSRE_LAYER_HARD, RSRE_WHY_HARD_CONFIDENCE,

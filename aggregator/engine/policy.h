@@ -18,7 +18,8 @@
  *   5. hard constraints     always win: human-only is never executable; auto needs high
  *                           confidence, an auto-allowed family (observe/notify/contain, no
  *                           config/Helm/OCI), an allowlisted target, a target outside the
- *                           never-auto-contain list, and no active cooldown
+ *                           never-auto-contain list, and no active cooldown; in production
+ *                           only actions the catalogue marks safe there (auto_envs) run alone
  */
 
 #include <stdint.h>
@@ -73,6 +74,7 @@ enum rsre_reason_code {
     RSRE_WHY_HARD_COOLDOWN,        /* cooldown active */
     RSRE_WHY_HARD_COOLDOWN_FLOOR,  /* operator cooldown below the floor was raised */
     RSRE_WHY_OK_AUTO,              /* every auto condition holds */
+    RSRE_WHY_HARD_PRODUCTION,      /* production: auto only for the catalogue's safe actions */
     RSRE_WHY_COUNT
 };
 

@@ -74,6 +74,8 @@ void rsre_ruleset_applicable(const struct rsre_ruleset *rs, const struct rsre_in
 }
 
 int rsre_rule_suppressed_at(const struct rsre_rule *r, long long t) {
+    const long long limit = 4102444800LL * 1000; /* far beyond any real clock */
+    t = t < -limit ? -limit : t > limit ? limit : t;
     long long days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
     int minute = (int)((t - days * 86400) / 60);
     int wday = (int)(((days % 7) + 7 + 3) % 7); /* 1970-01-01 was a Thursday (Mon = 0) */
@@ -242,6 +244,10 @@ static int fail(struct rl *L, const yaml_node_t *at, int code, const char *field
         L->err->line = at ? (int)at->start_mark.line + 1 : 0;
         L->err->col = at ? (int)at->start_mark.column + 1 : 0;
         snprintf(L->err->field, sizeof(L->err->field), "%s%s", L->path, field);
+        size_t fl = strlen(L->err->field);
+        if (fl && L->err->field[fl - 1] == '.') {
+            L->err->field[fl - 1] = '\0'; /* the error is about the whole entry */
+        }
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(L->err->msg, sizeof(L->err->msg), fmt, ap);
@@ -283,7 +289,7 @@ static int looks_like_secret(const char *v) {
     return 0;
 }
 
-static int scan_boundaries(struct rl *L, yaml_node_t *n, int depth) {
+static int scan_boundaries(struct rl *L, yaml_node_t *n, int depth, const char *key_of) {
     if (!n) {
         return 0;
     }
@@ -293,12 +299,12 @@ static int scan_boundaries(struct rl *L, yaml_node_t *n, int depth) {
     if (n->type == YAML_SCALAR_NODE) {
         const char *v = (const char *)n->data.scalar.value;
         if (looks_like_secret(v)) {
-            return fail(L, n, RSRE_EBOUNDARY, "",
+            return fail(L, n, RSRE_EBOUNDARY, key_of,
                         "value looks like a secret; secret values cannot be put directly in "
                         "incident rules (reference channel credentials by file or environment)");
         }
         if (strstr(v, "$(") || strchr(v, '`')) {
-            return fail(L, n, RSRE_EBOUNDARY, "",
+            return fail(L, n, RSRE_EBOUNDARY, key_of,
                         "value looks like shell substitution; unrestricted shell command "
                         "definitions are not allowed in rules");
         }
@@ -306,7 +312,7 @@ static int scan_boundaries(struct rl *L, yaml_node_t *n, int depth) {
     }
     if (n->type == YAML_SEQUENCE_NODE) {
         for (size_t i = 0; i < rsre_yaml_len(n); i++) {
-            int rc = scan_boundaries(L, rsre_yaml_item(L->doc, n, i), depth + 1);
+            int rc = scan_boundaries(L, rsre_yaml_item(L->doc, n, i), depth + 1, key_of);
             if (rc) {
                 return rc;
             }
@@ -333,7 +339,7 @@ static int scan_boundaries(struct rl *L, yaml_node_t *n, int depth) {
                                 "unrestricted shell command definitions are not allowed in rules");
                 }
             }
-            int rc = scan_boundaries(L, yaml_document_get_node(L->doc, p->value), depth + 1);
+            int rc = scan_boundaries(L, yaml_document_get_node(L->doc, p->value), depth + 1, key);
             if (rc) {
                 return rc;
             }
@@ -522,10 +528,14 @@ static int load_notification(struct rl *L, yaml_node_t *m, struct rsre_rule *r) 
     if ((rc = str_list(L, ch, "channels", 3, 16, &r->notification.channels))) {
         return rc;
     }
+    if (r->notification.channels.n == 0) {
+        return fail(L, ch, RSRE_EINVALID, "channels",
+                    "must name at least one channel (telegram, whatsapp, inapp)");
+    }
     for (size_t i = 0; i < r->notification.channels.n; i++) {
         const char *c = r->notification.channels.items[i];
         if (strcmp(c, "telegram") && strcmp(c, "whatsapp") && strcmp(c, "inapp")) {
-            return fail(L, ch, RSRE_EINVALID, "channels",
+            return fail(L, rsre_yaml_item(L->doc, ch, i), RSRE_EINVALID, "channels",
                         "unknown channel '%.32s' (telegram, whatsapp, inapp)", c);
         }
     }
@@ -634,6 +644,14 @@ static int load_profile(struct rl *L, yaml_node_t *m, struct rsre_rule *r) {
                             "'%s' is approval-required for %s and cannot be made auto", a->id,
                             inc->id);
             }
+            if ((r->env_mask & (1u << RSRE_ENV_PRODUCTION)) &&
+                !(a->auto_envs & (1u << RSRE_ENV_PRODUCTION))) {
+                return fail(L, mn, RSRE_EBOUNDARY, "mode",
+                            "'%s' cannot be made auto in production: production runs alone only "
+                            "clearly safe idempotent actions (limit environment_scope to demo "
+                            "and staging)",
+                            a->id);
+            }
         }
         if (a->human_only && p->mode != RSRE_MODE_UNSET && p->mode != RSRE_MODE_HUMAN &&
             p->mode != RSRE_MODE_DENY) {
@@ -687,10 +705,12 @@ static int load_profile(struct rl *L, yaml_node_t *m, struct rsre_rule *r) {
 }
 
 static int parse_hhmm(const char *s, int *out) {
-    int h, m;
-    char tail;
-    if (!s || sscanf(s, "%2d:%2d%c", &h, &m, &tail) != 2 || h < 0 || h > 24 || m < 0 || m > 59 ||
-        (h == 24 && m != 0) || strlen(s) != 5) {
+    if (!s || strlen(s) != 5 || !isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[1]) ||
+        s[2] != ':' || !isdigit((unsigned char)s[3]) || !isdigit((unsigned char)s[4])) {
+        return -1;
+    }
+    int h = (s[0] - '0') * 10 + (s[1] - '0'), m = (s[3] - '0') * 10 + (s[4] - '0');
+    if (h > 24 || m > 59 || (h == 24 && m != 0)) {
         return -1;
     }
     *out = h * 60 + m;
@@ -747,8 +767,8 @@ static int load_schedule(struct rl *L, yaml_node_t *m, struct rsre_rule *r) {
                     j++;
                 }
                 if (j == 7) {
-                    return fail(L, dn, RSRE_EINVALID, "days", "unknown day '%.8s' (mon..sun)",
-                                d ? d : "?");
+                    return fail(L, rsre_yaml_item(L->doc, dn, k), RSRE_EINVALID, "days",
+                                "unknown day '%.8s' (mon..sun)", d ? d : "?");
                 }
                 win->days |= 1u << j;
             }
@@ -818,7 +838,7 @@ static int load_rule(struct rl *L, yaml_node_t *m, struct rsre_rule *r) {
         return fail(L, m, RSRE_EINVALID, "", "a rule must be a mapping");
     }
     r->line = (int)m->start_mark.line + 1;
-    if ((rc = scan_boundaries(L, m, 0)) ||
+    if ((rc = scan_boundaries(L, m, 0, "")) ||
         (rc = check_keys(L, m, rule_keys, sizeof(rule_keys) / sizeof(*rule_keys))) ||
         (rc = get_str(L, m, "id", 1, 63, &r->id)) ||
         (rc = check_rule_id(L, rsre_yaml_get(L->doc, m, "id"), r->id)) ||

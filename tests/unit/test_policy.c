@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "common/error.h"
 #include "engine/policy.h"
 #include "engine/rules.h"
 
@@ -263,7 +264,7 @@ static void test_operator_rules(void **state) {
     static const char yaml[] =
         "rules:\n"
         "  - id: demo-disk\n    name: demo disk\n    domain: infrastructure\n"
-        "    incident_type: node_disk_pressure\n    environment_scope: [demo, production]\n"
+        "    incident_type: node_disk_pressure\n    environment_scope: [demo]\n"
         "    threshold_expression: nodefs.used_ratio > 80%\n    severity: warning\n"
         "    owner: ops\n    version: 1\n    cooldown_seconds: 1800\n"
         "    allowed_action_profile:\n"
@@ -285,10 +286,8 @@ static void test_operator_rules(void **state) {
     req.env = RSRE_ENV_STAGING; /* rule not in scope */
     rsre_policy_decide(&req, &d);
     assert_int_equal(d.verdict, RSRE_VERDICT_APPROVAL);
-    req.env = RSRE_ENV_PRODUCTION; /* the operator overrides the production overlay... */
-    rsre_policy_decide(&req, &d);
-    assert_int_equal(d.verdict, RSRE_VERDICT_AUTO);
-    req.confidence = RSRE_CONF_MEDIUM; /* ...but never the hard constraints */
+    req.env = RSRE_ENV_DEMO;
+    req.confidence = RSRE_CONF_MEDIUM; /* never the hard constraints */
     rsre_policy_decide(&req, &d);
     assert_int_equal(d.verdict, RSRE_VERDICT_APPROVAL);
     req.confidence = RSRE_CONF_HIGH;
@@ -300,6 +299,15 @@ static void test_operator_rules(void **state) {
     rsre_policy_decide(&req, &d);
     assert_int_equal(d.verdict, RSRE_VERDICT_APPROVAL);
     assert_int_equal(d.quorum, 3);
+    /* Auto in production is refused at load time... */
+    static const char prod[] =
+        "id: prod-auto\nname: p\ndomain: infrastructure\nincident_type: node_disk_pressure\n"
+        "environment_scope: [production]\nthreshold_expression: nodefs.used_ratio > 80%\n"
+        "severity: warning\nowner: ops\nversion: 1\n"
+        "allowed_action_profile:\n  - {action: delete_finished_pods, mode: auto}\n";
+    assert_int_equal(rsre_ruleset_add_yaml(rs, "p.yaml", prod, sizeof(prod) - 1, &err),
+                     RSRE_EBOUNDARY);
+    assert_non_null(strstr(err.msg, "production"));
     req.action = rsre_taxonomy_action(t, "scale_workload_to_zero");
     req.env = RSRE_ENV_DEMO;
     req.target = "headlamp/headlamp";
