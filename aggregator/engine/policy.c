@@ -81,9 +81,13 @@ char *rsre_policy_reason_text(const struct rsre_reason *r, char *buf, size_t cap
     return buf;
 }
 
+/* Appends a reason. The last RSRE_POLICY_HARD_SLOTS slots are kept for the hard constraints,
+ * so however many operator rules apply, the reason that decided is never lost. */
 static void add(struct rsre_decision *d, enum rsre_policy_layer layer, enum rsre_reason_code code,
                 const char *arg, long long num) {
-    if (d->nreasons < RSRE_POLICY_MAX_REASONS) {
+    unsigned cap = layer == RSRE_LAYER_HARD ? RSRE_POLICY_MAX_REASONS
+                                            : RSRE_POLICY_MAX_REASONS - RSRE_POLICY_HARD_SLOTS;
+    if (d->nreasons < cap) {
         d->reasons[d->nreasons++] = (struct rsre_reason){
             .layer = (uint8_t)layer, .code = (uint8_t)code, .arg = arg, .num = num};
     }
@@ -173,10 +177,13 @@ long long rsre_policy_cooldown(const struct rsre_taxonomy *t, const struct rsre_
     if (rules && inc) {
         rsre_ruleset_applicable(rules, inc, env, &rs, &n);
     }
+    /* Several rules: the longest cooldown wins (a later rule cannot shorten an earlier one). */
+    long long op = -1;
     for (size_t i = 0; i < n; i++) {
-        if (rs[i]->cooldown_seconds >= 0) {
-            cd = rs[i]->cooldown_seconds;
-        }
+        op = rs[i]->cooldown_seconds > op ? rs[i]->cooldown_seconds : op;
+    }
+    if (op >= 0) {
+        cd = op;
     }
     return cd < floor_for(a) ? floor_for(a) : cd;
 }
@@ -285,10 +292,13 @@ void rsre_policy_decide(const struct rsre_policy_request *req, struct rsre_decis
         rsre_ruleset_applicable(req->rules, inc, req->env, &rules, &nrules);
     }
     /* Tightening wins over loosening whatever the order of the rules: first the strictest
-     * mode any rule imposes, then auto only when no rule tightened the action. */
+     * mode any rule imposes, then auto only when no rule tightened the action. Each kind of
+     * operator reason is given once (the deciding rule), so the reasons stay bounded however
+     * many rules apply. */
     int op_allowlisted = 0;
     enum rsre_rule_mode strictest = RSRE_MODE_UNSET;
-    const struct rsre_rule *auto_rule = NULL;
+    const struct rsre_rule *auto_rule = NULL, *cooldown_rule = NULL, *tighten_rule = NULL,
+                           *allow_rule = NULL, *quorum_rule = NULL;
     for (size_t i = 0; i < nrules; i++) {
         const struct rsre_rule *r = rules[i];
         for (size_t k = 0; k < r->nprofile; k++) {
@@ -298,27 +308,41 @@ void rsre_policy_decide(const struct rsre_policy_request *req, struct rsre_decis
             }
             if (p->mode == RSRE_MODE_AUTO) {
                 auto_rule = auto_rule ? auto_rule : r;
-            } else if (p->mode != RSRE_MODE_UNSET) {
-                static const enum rsre_verdict mode_verdict[] = {
-                    [RSRE_MODE_APPROVAL] = RSRE_VERDICT_APPROVAL,
-                    [RSRE_MODE_HUMAN] = RSRE_VERDICT_HUMAN_ONLY,
-                    [RSRE_MODE_DENY] = RSRE_VERDICT_DENIED};
-                v = stricter(v, mode_verdict[p->mode]);
-                strictest = p->mode > strictest ? p->mode : strictest;
-                add(d, RSRE_LAYER_OPERATOR, RSRE_WHY_OP_TIGHTEN, r->id, p->mode);
+            } else if (p->mode > strictest) {
+                strictest = p->mode;
+                tighten_rule = r;
             }
-            if (target && exact_in(&p->targets, target)) {
+            if (target && !allow_rule && exact_in(&p->targets, target)) {
                 op_allowlisted = 1;
-                add(d, RSRE_LAYER_OPERATOR, RSRE_WHY_OP_ALLOWLIST, r->id, 0);
+                allow_rule = r;
             }
             if (p->quorum > quorum) {
                 quorum = p->quorum > RSRE_QUORUM_MAX ? RSRE_QUORUM_MAX : p->quorum;
-                add(d, RSRE_LAYER_OPERATOR, RSRE_WHY_OP_QUORUM, r->id, quorum);
+                quorum_rule = r;
             }
         }
-        if (r->cooldown_seconds >= 0 && a->cls >= RSRE_CLASS_CONTAIN) {
-            add(d, RSRE_LAYER_OPERATOR, RSRE_WHY_OP_COOLDOWN, r->id, r->cooldown_seconds);
+        if (r->cooldown_seconds >= 0 && a->cls >= RSRE_CLASS_CONTAIN &&
+            (!cooldown_rule || r->cooldown_seconds > cooldown_rule->cooldown_seconds)) {
+            cooldown_rule = r;
         }
+    }
+    if (tighten_rule) {
+        static const enum rsre_verdict mode_verdict[] = {
+            [RSRE_MODE_APPROVAL] = RSRE_VERDICT_APPROVAL,
+            [RSRE_MODE_HUMAN] = RSRE_VERDICT_HUMAN_ONLY,
+            [RSRE_MODE_DENY] = RSRE_VERDICT_DENIED};
+        v = stricter(v, mode_verdict[strictest]);
+        add(d, RSRE_LAYER_OPERATOR, RSRE_WHY_OP_TIGHTEN, tighten_rule->id, strictest);
+    }
+    if (allow_rule) {
+        add(d, RSRE_LAYER_OPERATOR, RSRE_WHY_OP_ALLOWLIST, allow_rule->id, 0);
+    }
+    if (quorum_rule) {
+        add(d, RSRE_LAYER_OPERATOR, RSRE_WHY_OP_QUORUM, quorum_rule->id, quorum);
+    }
+    if (cooldown_rule) {
+        add(d, RSRE_LAYER_OPERATOR, RSRE_WHY_OP_COOLDOWN, cooldown_rule->id,
+            cooldown_rule->cooldown_seconds);
     }
     if (auto_rule && strictest == RSRE_MODE_UNSET && v == RSRE_VERDICT_APPROVAL &&
         bind != RSRE_BIND_NONE) {
@@ -364,8 +388,12 @@ void rsre_policy_decide(const struct rsre_policy_request *req, struct rsre_decis
             add(d, RSRE_LAYER_HARD, RSRE_WHY_HARD_ALLOWLIST, target ? target : "(none)", 0);
         }
     }
-    if ((v == RSRE_VERDICT_AUTO || v == RSRE_VERDICT_APPROVAL) && a->cls >= RSRE_CLASS_CONTAIN &&
-        req->last_run > 0 && req->now < req->last_run + d->cooldown_seconds) {
+    /* Inside the cooldown nothing runs. An action only an operator rule made human-only is
+     * denied too, so a tightening rule never yields a less strict verdict. */
+    int operator_human = v == RSRE_VERDICT_HUMAN_ONLY && !a->human_only && bind != RSRE_BIND_HUMAN;
+    if ((v == RSRE_VERDICT_AUTO || v == RSRE_VERDICT_APPROVAL || operator_human) &&
+        a->cls >= RSRE_CLASS_CONTAIN && req->last_run > 0 &&
+        req->now < req->last_run + d->cooldown_seconds) {
         d->retry_at = req->last_run + d->cooldown_seconds;
         v = RSRE_VERDICT_DENIED;
         add(d, RSRE_LAYER_HARD, RSRE_WHY_HARD_COOLDOWN, a->id, d->retry_at - req->now);

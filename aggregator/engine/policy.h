@@ -86,6 +86,7 @@ struct rsre_reason {
 };
 
 #define RSRE_POLICY_MAX_REASONS 16
+#define RSRE_POLICY_HARD_SLOTS 4 /* reasons reserved for the hard-constraint layer */
 
 struct rsre_decision {
     enum rsre_verdict verdict;

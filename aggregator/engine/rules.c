@@ -644,7 +644,7 @@ static int load_profile(struct rl *L, yaml_node_t *m, struct rsre_rule *r) {
                             "'%s' is approval-required for %s and cannot be made auto", a->id,
                             inc->id);
             }
-            if ((r->env_mask & (1u << RSRE_ENV_PRODUCTION)) &&
+            if (a->cls == RSRE_CLASS_CONTAIN && (r->env_mask & (1u << RSRE_ENV_PRODUCTION)) &&
                 !(a->auto_envs & (1u << RSRE_ENV_PRODUCTION))) {
                 return fail(L, mn, RSRE_EBOUNDARY, "mode",
                             "'%s' cannot be made auto in production: production runs alone only "
