@@ -199,7 +199,19 @@ static void tick_cb(uv_timer_t *t) {
     (void)t;
 }
 
-static int start_server(struct fx *f) {
+/* Starts kube_api_server.py with extra arguments; fills *pid and *port. */
+static int spawn_server(const char *const *extra, pid_t *pid_out, int *port) {
+    const char *argv[24] = {"python3",
+                            RSRE_SOURCE_DIR "/tests/support/kube_api_server.py",
+                            "--port",
+                            "0",
+                            "--bookmark-interval",
+                            "0.2"};
+    size_t n = 6;
+    for (size_t i = 0; extra && extra[i] && n < 23; i++) {
+        argv[n++] = extra[i];
+    }
+    argv[n] = NULL;
     int p[2];
     assert_int_equal(pipe(p), 0);
     pid_t pid = fork();
@@ -208,8 +220,7 @@ static int start_server(struct fx *f) {
         dup2(p[1], 1);
         close(p[0]);
         close(p[1]);
-        execl("/usr/bin/python3", "python3", RSRE_SOURCE_DIR "/tests/support/kube_api_server.py",
-              "--port", "0", "--bookmark-interval", "0.2", (char *)NULL);
+        execv("/usr/bin/python3", (char *const *)argv);
         _exit(127);
     }
     close(p[1]);
@@ -220,16 +231,20 @@ static int start_server(struct fx *f) {
         if (poll(&pfd, 1, 10000) <= 0) {
             break;
         }
-        ssize_t n = read(p[0], buf + got, sizeof(buf) - 1 - got);
-        if (n <= 0) {
+        ssize_t r = read(p[0], buf + got, sizeof(buf) - 1 - got);
+        if (r <= 0) {
             break;
         }
-        got += (size_t)n;
+        got += (size_t)r;
         buf[got] = '\0';
     }
     close(p[0]);
-    f->pid = pid;
-    if (sscanf(buf, "PORT %d", &f->port) != 1) {
+    *pid_out = pid;
+    return sscanf(buf, "PORT %d", port) == 1 ? 0 : -1;
+}
+
+static int start_server(struct fx *f) {
+    if (spawn_server(NULL, &f->pid, &f->port) != 0) {
         return -1;
     }
     snprintf(f->base, sizeof(f->base), "http://127.0.0.1:%d", f->port);
@@ -661,6 +676,48 @@ static void test_kube_calls(void **state) {
     kget(F->kube, pod, &r);
     assert_int_equal(r.rc, RSRE_ENOTFOUND);
 
+    /* Lists at a resourceVersion the server no longer has: 410 Gone -> -ESTALE. */
+    kget(F->kube, "/api/v1/pods?limit=1", &r);
+    assert_int_equal(r.rc, 0);
+    ctl0("POST", "/_test/expire", NULL);
+    kget(F->kube, "/api/v1/pods?resourceVersion=1001&resourceVersionMatch=Exact", &r);
+    assert_int_equal(r.rc, -ESTALE);
+    assert_int_equal(r.status, 410);
+    assert_string_equal(r.reason, "Expired");
+    put_fixture("pod-running.json", NULL);
+    put_fixture("pod-evicted.json", NULL);
+    struct rsre_kube_call *lc;
+    struct kres page = {0};
+    /* A continue token from before an expiry is gone too. */
+    json_t *first = NULL;
+    {
+        CURL *e = curl_easy_init();
+        char url[256];
+        struct buf b = {0};
+        snprintf(url, sizeof(url), "%s/api/v1/pods?limit=1", F->base);
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+        assert_int_equal(curl_easy_perform(e), CURLE_OK);
+        curl_easy_cleanup(e);
+        first = json_loads(b.p, 0, NULL);
+        free(b.p);
+    }
+    const char *tok =
+        json_string_value(json_object_get(json_object_get(first, "metadata"), "continue"));
+    assert_non_null(tok);
+    char etok[1024], cpath[1200];
+    assert_int_equal(rsre_kube_escape(tok, etok, sizeof(etok)), 0);
+    snprintf(cpath, sizeof(cpath), "/api/v1/pods?limit=1&continue=%s", etok);
+    json_decref(first);
+    put_fixture("pod-succeeded.json", "{\"metadata\":{\"name\":\"later\",\"uid\":"
+                                      "\"abababab-abab-4bab-8bab-abababababab\"}}");
+    ctl0("POST", "/_test/expire", NULL);
+    assert_int_equal(rsre_kube_get(F->kube, cpath, kdone, &page, &lc), 0);
+    assert_true(run_until(kres_done, &page, WAIT_MS));
+    assert_int_equal(page.rc, -ESTALE);
+    assert_int_equal(page.status, 410);
+
     /* Oversized answer: RSRE_ELIMIT. */
     struct rsre_kube_request big = {.path = "/_test/blob?bytes=2000000", .max_body = 1u << 20};
     memset(&r, 0, sizeof(r));
@@ -891,15 +948,18 @@ static void test_informer_list_watch(void **state) {
     assert_int_equal(count_ev(w, RSRE_KUBE_DELETED, EVICTED), 1);
     /* A pod on another node changes: no event. Bookmarks keep arriving. */
     put_fixture("pod-other-node-succeeded.json", "{\"metadata\":{\"labels\":{\"x\":\"y\"}}}");
-    run_for(600);
+    char srv[32];
+    snprintf(srv, sizeof(srv), "%lld", (long long)server_state("rv"));
+    uint64_t end = now_ms() + WAIT_MS;
+    do { /* a bookmark brings the resume point to the server's latest resourceVersion */
+        run_for(50);
+        rsre_kube_informer_stats(w->inf, &st);
+    } while (strcmp(st.rv, srv) != 0 && now_ms() < end);
+    assert_string_equal(st.rv, srv);
     assert_int_equal(w->nev, 7);
-    rsre_kube_informer_stats(w->inf, &st);
     assert_true(st.bookmarks >= 1);
     assert_int_equal(st.duplicates, 0);
     assert_int_equal(st.relists_gone, 0);
-    char srv[32];
-    snprintf(srv, sizeof(srv), "%lld", (long long)server_state("rv"));
-    assert_string_equal(st.rv, srv); /* bookmarks keep it current */
     check_cache(w);
     stop_watch(w);
     free(w);
@@ -986,6 +1046,10 @@ static void test_informer_gone_http(void **state) {
     gone_scenario(1);
 }
 
+static int synced_twice(void *arg) {
+    return ((struct watcher *)arg)->synced_calls >= 2;
+}
+
 /* 410 on an open watch with nothing changed: a re-list that emits nothing. */
 static void test_informer_gone_mid_watch(void **state) {
     (void)state;
@@ -996,8 +1060,8 @@ static void test_informer_gone_mid_watch(void **state) {
     wait_watching();
     size_t before = w->nev;
     ctl0("POST", "/_test/expire", "{\"kill_watches\": true}");
-    run_for(300);
-    wait_watching();
+    assert_true(run_until(synced_twice, w, WAIT_MS));
+    run_for(200);
     struct rsre_kube_informer_stats st;
     rsre_kube_informer_stats(w->inf, &st);
     assert_int_equal(st.relists_gone, 1);
@@ -1078,6 +1142,10 @@ static void test_informer_stop_in_callback(void **state) {
 
 /* ---- authentication ----------------------------------------------------------------------- */
 
+static int two_errors(void *arg) {
+    return ((struct watcher *)arg)->errors >= 2;
+}
+
 static void test_token_required(void **state) {
     (void)state;
     put_fixture("node-ready.json", NULL);
@@ -1090,9 +1158,8 @@ static void test_token_required(void **state) {
     /* An informer without the token reports the error and keeps retrying. */
     struct watcher *w = calloc(1, sizeof(*w));
     watch_pods(F->kube, w);
-    run_for(500);
+    assert_true(run_until(two_errors, w, WAIT_MS));
     assert_int_equal(w->synced_calls, 0);
-    assert_true(w->errors >= 2);
     assert_int_equal(w->last_error, -EACCES);
     stop_watch(w);
     free(w);
@@ -1300,6 +1367,215 @@ static void test_in_cluster(void **state) {
     rsre_kube_config_clear(&cfg);
     unsetenv("KUBERNETES_SERVICE_HOST");
     unsetenv("KUBERNETES_SERVICE_PORT");
+}
+
+/* ---- TLS ---------------------------------------------------------------------------------- */
+
+/* Runs a program (no shell) with output discarded; fails the test unless it exits 0. */
+static void run_cmd(const char *const *argv) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fail_msg("%s %s failed", argv[0], argv[1]);
+    }
+}
+
+static char *b64_file(const char *path) {
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    unsigned char in[16384];
+    size_t n = fread(in, 1, sizeof(in), f);
+    fclose(f);
+    char *out = malloc(n / 3 * 4 + 8);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0) |
+                     (i + 2 < n ? in[i + 2] : 0);
+        out[o++] = tab[v >> 18 & 63];
+        out[o++] = tab[v >> 12 & 63];
+        out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < n ? tab[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* A CA, a server certificate for 127.0.0.1 and a node client certificate, made with the
+ * openssl command (ECDSA P-256, valid for two days). */
+static void make_certs(const char *d) {
+    char ca_key[160], ca[160], srv_key[160], srv_csr[160], srv[160], cli_key[160], cli_csr[160],
+        cli[160], serial[160];
+    snprintf(ca_key, sizeof(ca_key), "%s/ca.key", d);
+    snprintf(ca, sizeof(ca), "%s/ca.crt", d);
+    snprintf(srv_key, sizeof(srv_key), "%s/srv.key", d);
+    snprintf(srv_csr, sizeof(srv_csr), "%s/srv.csr", d);
+    snprintf(srv, sizeof(srv), "%s/srv.crt", d);
+    snprintf(cli_key, sizeof(cli_key), "%s/cli.key", d);
+    snprintf(cli_csr, sizeof(cli_csr), "%s/cli.csr", d);
+    snprintf(cli, sizeof(cli), "%s/cli.crt", d);
+    snprintf(serial, sizeof(serial), "%s/ca.srl", d);
+    const char *c1[] = {
+        "openssl", "req",     "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes",  "-keyout", ca_key,  "-out",    ca,   "-subj",    "/CN=kubernetes-test-ca",
+        "-days",   "2",       NULL};
+    run_cmd(c1);
+    const char *c2[] = {"openssl",
+                        "req",
+                        "-newkey",
+                        "ec",
+                        "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1",
+                        "-nodes",
+                        "-keyout",
+                        srv_key,
+                        "-out",
+                        srv_csr,
+                        "-subj",
+                        "/CN=kube-apiserver",
+                        "-addext",
+                        "subjectAltName=IP:127.0.0.1",
+                        NULL};
+    run_cmd(c2);
+    const char *c3[] = {"openssl",
+                        "x509",
+                        "-req",
+                        "-in",
+                        srv_csr,
+                        "-CA",
+                        ca,
+                        "-CAkey",
+                        ca_key,
+                        "-CAserial",
+                        serial,
+                        "-CAcreateserial",
+                        "-out",
+                        srv,
+                        "-days",
+                        "2",
+                        "-copy_extensions",
+                        "copy",
+                        NULL};
+    run_cmd(c3);
+    const char *c4[] = {"openssl",
+                        "req",
+                        "-newkey",
+                        "ec",
+                        "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1",
+                        "-nodes",
+                        "-keyout",
+                        cli_key,
+                        "-out",
+                        cli_csr,
+                        "-subj",
+                        "/O=system:nodes/CN=system:node:" NODE,
+                        NULL};
+    run_cmd(c4);
+    const char *c5[] = {"openssl", "x509",      "-req", "-in",  cli_csr, "-CA",   ca,  "-CAkey",
+                        ca_key,    "-CAserial", serial, "-out", cli,     "-days", "2", NULL};
+    run_cmd(c5);
+}
+
+static void test_tls(void **state) {
+    (void)state;
+    const char *d = F->dir;
+    make_certs(d);
+    char srv[160], srv_key[160], ca[160], cli[160], cli_key[160], node[256];
+    snprintf(srv, sizeof(srv), "%s/srv.crt", d);
+    snprintf(srv_key, sizeof(srv_key), "%s/srv.key", d);
+    snprintf(ca, sizeof(ca), "%s/ca.crt", d);
+    snprintf(cli, sizeof(cli), "%s/cli.crt", d);
+    snprintf(cli_key, sizeof(cli_key), "%s/cli.key", d);
+    snprintf(node, sizeof(node), "%s/kube/node-ready.json", RSRE_TEST_DATA);
+    const char *extra[] = {"--tls-cert", srv,      "--tls-key", srv_key, "--client-ca",
+                           ca,           "--load", node,        NULL};
+    pid_t pid;
+    int port;
+    assert_int_equal(spawn_server(extra, &pid, &port), 0);
+
+    /* kubeconfig with everything inline (-data fields): mutual TLS from memory. */
+    char *ca64 = b64_file(ca), *cli64 = b64_file(cli), *key64 = b64_file(cli_key);
+    size_t tl = strlen(ca64) + strlen(cli64) + strlen(key64) + 1024;
+    char *text = malloc(tl);
+    snprintf(text, tl,
+             "apiVersion: v1\nkind: Config\ncurrent-context: tls\n"
+             "clusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:%d\n"
+             "    certificate-authority-data: %s\n"
+             "contexts:\n- name: tls\n  context: {cluster: c, user: node}\n"
+             "users:\n- name: node\n  user:\n    client-certificate-data: %s\n"
+             "    client-key-data: %s\n",
+             port, ca64, cli64, key64);
+    char path[160];
+    snprintf(path, sizeof(path), "%s/kubeconfig-tls", d);
+    write_file(path, text);
+    free(text);
+    free(ca64);
+    free(cli64);
+    free(key64);
+    struct rsre_kube_config cfg;
+    char err[256] = "";
+    if (rsre_kube_config_kubeconfig(&cfg, path, NULL, err, sizeof(err)) != 0) {
+        fail_msg("%s", err);
+    }
+    assert_non_null(cfg.ca_pem);
+    assert_non_null(cfg.cert_pem);
+    assert_non_null(cfg.key_pem);
+    struct rsre_kube *k;
+    assert_int_equal(rsre_kube_create(F->http, &cfg, &k), 0);
+    struct kres r;
+    kget(k, "/api/v1/nodes/" NODE, &r);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.name, NODE);
+    rsre_kube_destroy(k);
+
+    /* Without the client certificate the server refuses the handshake. */
+    struct rsre_kube_config nocert = cfg;
+    nocert.cert_pem = nocert.key_pem = NULL;
+    nocert.cert_pem_len = nocert.key_pem_len = 0;
+    assert_int_equal(rsre_kube_create(F->http, &nocert, &k), 0);
+    kget(k, "/api/v1/nodes/" NODE, &r);
+    assert_true(r.rc < 0);
+    assert_int_equal(r.status, 0);
+    rsre_kube_destroy(k);
+
+    /* Without our CA the server's certificate is not trusted. */
+    struct rsre_kube_config noca = cfg;
+    noca.ca_pem = NULL;
+    noca.ca_pem_len = 0;
+    assert_int_equal(rsre_kube_create(F->http, &noca, &k), 0);
+    kget(k, "/api/v1/nodes/" NODE, &r);
+    assert_int_equal(r.rc, -EACCES);
+    rsre_kube_destroy(k);
+    rsre_kube_config_clear(&cfg);
+
+    /* The same with files (in-cluster style CA path, client certificate files). */
+    assert_int_equal(rsre_kube_config_url(&cfg, "https://127.0.0.1:1"), 0);
+    snprintf(cfg.server, sizeof(cfg.server), "https://127.0.0.1:%d", port);
+    snprintf(cfg.ca_file, sizeof(cfg.ca_file), "%s", ca);
+    snprintf(cfg.cert_file, sizeof(cfg.cert_file), "%s", cli);
+    snprintf(cfg.key_file, sizeof(cfg.key_file), "%s", cli_key);
+    assert_int_equal(rsre_kube_create(F->http, &cfg, &k), 0);
+    kget(k, "/api/v1/nodes/" NODE, &r);
+    assert_int_equal(r.rc, 0);
+    /* ... and an informer over TLS. */
+    struct watcher *w = calloc(1, sizeof(*w));
+    watch_pods(k, w);
+    assert_true(run_until(synced, w, WAIT_MS));
+    stop_watch(w);
+    free(w);
+    rsre_kube_destroy(k);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
 }
 
 /* ---- the collector ------------------------------------------------------------------------ */
@@ -1646,6 +1922,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_token_required, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kubeconfig, setup, teardown),
         cmocka_unit_test_setup_teardown(test_in_cluster, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collector, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collector_without_api, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_finished_pods, setup, teardown),

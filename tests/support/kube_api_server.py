@@ -8,8 +8,10 @@ with a metav1.Status), Status objects for errors, field and label selectors, Del
 preconditions, merge / strategic-merge / JSON patches and the eviction subresource.
 
 Usage:  kube_api_server.py [--port N] [--token T] [--load FILE.json ...]
-        [--bookmark-interval SECONDS]
-Prints "PORT <n>" on stdout once it listens on 127.0.0.1 (port 0 picks a free one).
+        [--bookmark-interval SECONDS] [--tls-cert PEM --tls-key PEM [--client-ca PEM]]
+Prints "PORT <n>" on stdout once it listens on 127.0.0.1 (port 0 picks a free one). With
+--tls-cert it serves HTTPS; with --client-ca it also requires a client certificate signed by
+that CA (what an API server configured with --client-ca-file does for x509 users).
 
 Test control endpoints (never authenticated), all JSON:
   POST   /_test/objects            body: an object or a list of objects; creates (ADDED) or
@@ -34,6 +36,7 @@ import datetime
 import json
 import queue
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -269,9 +272,27 @@ class State:
 STATE = State()
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        # Clients that fail the TLS handshake or hang up are part of the tests, not news.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "kube-api-test/1"
+
+    def setup(self):
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(10)
+            self.request.do_handshake()  # a failure ends this connection (Server.handle_error)
+            self.request.settimeout(None)
+        super().setup()
 
     def log_message(self, fmt, *args):  # quiet; tests read /_test/requests instead
         pass
@@ -683,6 +704,9 @@ def main():
     ap.add_argument("--token", default=None)
     ap.add_argument("--load", nargs="*", default=[])
     ap.add_argument("--bookmark-interval", type=float, default=1.0)
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--client-ca")
     args = ap.parse_args()
     STATE.token = args.token
     STATE.bookmark_interval = args.bookmark_interval
@@ -692,9 +716,16 @@ def main():
                 doc = json.load(f)
             for o in doc if isinstance(doc, list) else [doc]:
                 STATE.put(o)
-    ThreadingHTTPServer.daemon_threads = True
-    ThreadingHTTPServer.allow_reuse_address = True
-    srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    srv = Server(("127.0.0.1", args.port), Handler)
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.client_ca:
+            ctx.load_verify_locations(args.client_ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        # The handshake runs in the handler's thread, so a failing client blocks nobody.
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True,
+                                     do_handshake_on_connect=False)
     print("PORT %d" % srv.server_address[1], flush=True)
     try:
         srv.serve_forever(poll_interval=0.1)
