@@ -501,10 +501,15 @@ static void kube_collect(struct rsre_agent *a, void *state, struct rsre_collect_
     struct rsre_kube_informer_stats ns, ps;
     rsre_kube_informer_stats(st->node_inf, &ns);
     rsre_kube_informer_stats(st->pod_inf, &ps);
+    int missing = 0;
     if (rsre_kube_informer_synced(st->node_inf)) {
         const struct rsre_kube_node *n = rsre_kube_informer_get(st->node_inf, "", st->node, NULL);
         if (n) {
             emit_node(st, n);
+        } else {
+            /* Most likely NODE_NAME is not this node's Kubernetes name. */
+            RSRE_LOG(RSRE_LOG_WARN, MOD, "node not found in the API node=%s", st->node);
+            missing = 1;
         }
     }
     if (st->pods_synced) {
@@ -514,6 +519,9 @@ static void kube_collect(struct rsre_agent *a, void *state, struct rsre_collect_
     /* Report the informers' health: a list or watch that keeps failing is this collector
      * failing, even though the last known state was re-sent. */
     int rc = ns.last_rc ? ns.last_rc : ps.last_rc;
+    if (rc == 0 && missing) {
+        rc = RSRE_ENOTFOUND;
+    }
     rsre_collect_done(run, rc);
 }
 

@@ -1719,6 +1719,19 @@ static void test_collector(void **state) {
 
     rsre_collector_kube.destroy(st);
     run_for(50);
+
+    /* A node name the API does not know: the collector reports RSRE_ENOTFOUND at resync. */
+    a->nsigs = 0;
+    snprintf(a->cfg.node_name, sizeof(a->cfg.node_name), "not-a-node");
+    assert_int_equal(rsre_collector_kube.init(a, &st), 0);
+    wait_sig(a, K_CHURN, 0, 1); /* pods listed (none) */
+    run_for(200);
+    memset(&run, 0, sizeof(run));
+    rsre_collector_kube.collect(a, st, &run);
+    assert_int_equal(run.rc, RSRE_ENOTFOUND);
+    assert_int_equal(count_sig(a, K_NODE, 0), 0);
+    rsre_collector_kube.destroy(st);
+    run_for(50);
     free(a);
 }
 
