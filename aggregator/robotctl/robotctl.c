@@ -30,6 +30,9 @@ static const struct {
      rctl_rules_validate},
     {"taxonomy", "show", "[INCIDENT]", "incident classes, or one class in full",
      rctl_taxonomy_show},
+    {"evidence", "classify", "[FILE|-] [--patterns [--markdown]]",
+     "classify evidence records (JSON lines) to incident classes, with the matching pattern",
+     rctl_evidence_classify},
 };
 
 static void usage(FILE *f) {

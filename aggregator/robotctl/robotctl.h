@@ -19,6 +19,7 @@ int rctl_policy_matrix(int argc, char **argv, const struct rctl_opts *o);
 int rctl_policy_preview(int argc, char **argv, const struct rctl_opts *o);
 int rctl_rules_validate(int argc, char **argv, const struct rctl_opts *o);
 int rctl_taxonomy_show(int argc, char **argv, const struct rctl_opts *o);
+int rctl_evidence_classify(int argc, char **argv, const struct rctl_opts *o);
 
 /* A plain-text table: add rows of `ncols` cells, then print with aligned columns. */
 struct rctl_table;
