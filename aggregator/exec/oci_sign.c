@@ -516,10 +516,13 @@ static int add_line(struct rsre_oci_signed *out, const char *name, const char *v
     if (out->nlines >= RSRE_OCI_MAX_SIGNED_HEADERS) {
         return RSRE_ELIMIT;
     }
-    int n = snprintf(out->lines[out->nlines], sizeof(out->lines[0]), "%s: %s", name, value);
-    if (n < 0 || (size_t)n >= sizeof(out->lines[0])) {
+    /* `value` may live inside *out (its date or signature fields): build the line apart. */
+    char line[sizeof(out->lines[0])];
+    int n = snprintf(line, sizeof(line), "%s: %s", name, value);
+    if (n < 0 || (size_t)n >= sizeof(line)) {
         return RSRE_ELIMIT;
     }
+    memcpy(out->lines[out->nlines], line, (size_t)n + 1);
     out->nlines++;
     return 0;
 }
