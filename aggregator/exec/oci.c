@@ -868,7 +868,10 @@ int rsre_oci_get_instance(struct rsre_oci *c, const char *instance_id, rsre_oci_
         return RSRE_EINVALID;
     }
     char path[RSRE_OCI_PATH_MAX];
-    snprintf(path, sizeof(path), "/20160918/instances/%s", instance_id);
+    int plen = snprintf(path, sizeof(path), "/20160918/instances/%s", instance_id);
+    if (plen < 0 || (size_t)plen >= sizeof(path)) {
+        return RSRE_ELIMIT;
+    }
     return call_start(c, "GET", SVC_COMPUTE, path, 0, 0, cb, arg, out);
 }
 
@@ -882,8 +885,11 @@ int rsre_oci_instance_action(struct rsre_oci *c, const char *instance_id,
         return RSRE_EINVALID;
     }
     char path[RSRE_OCI_PATH_MAX];
-    snprintf(path, sizeof(path), "/20160918/instances/%s?action=%s", instance_id,
+    int plen = snprintf(path, sizeof(path), "/20160918/instances/%s?action=%s", instance_id,
              action_names[action]);
+    if (plen < 0 || (size_t)plen >= sizeof(path)) {
+        return RSRE_ELIMIT;
+    }
     return call_start(c, "POST", SVC_COMPUTE, path, 1, 1, cb, arg, out);
 }
 
@@ -893,7 +899,10 @@ int rsre_oci_get_node_pool(struct rsre_oci *c, const char *node_pool_id, rsre_oc
         return RSRE_EINVALID;
     }
     char path[RSRE_OCI_PATH_MAX];
-    snprintf(path, sizeof(path), "/20180222/nodePools/%s", node_pool_id);
+    int plen = snprintf(path, sizeof(path), "/20180222/nodePools/%s", node_pool_id);
+    if (plen < 0 || (size_t)plen >= sizeof(path)) {
+        return RSRE_ELIMIT;
+    }
     return call_start(c, "GET", SVC_CE, path, 0, 0, cb, arg, out);
 }
 
@@ -904,8 +913,11 @@ int rsre_oci_delete_node(struct rsre_oci *c, const char *node_pool_id, const cha
         return RSRE_EINVALID;
     }
     char path[RSRE_OCI_PATH_MAX];
-    snprintf(path, sizeof(path), "/20180222/nodePools/%s/node/%s?isDecrementSize=false",
+    int plen = snprintf(path, sizeof(path), "/20180222/nodePools/%s/node/%s?isDecrementSize=false",
              node_pool_id, node_id);
+    if (plen < 0 || (size_t)plen >= sizeof(path)) {
+        return RSRE_ELIMIT;
+    }
     return call_start(c, "DELETE", SVC_CE, path, 0, 0, cb, arg, out);
 }
 
