@@ -1,6 +1,8 @@
 #include "agent/agent_internal.h"
+#include "agent/fs_predict.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -217,7 +219,8 @@ static void start_collectors(struct rsre_agent *a) {
 
 /* ---- actions ---- */
 
-static int allowed(struct rsre_agent *a, const char *id) {
+/* Returns NULL when `id` may run, else which allowlist refuses it. */
+static const char *refused_by(struct rsre_agent *a, const char *id) {
     int local = 0, remote = !a->have_remote_allowlist;
     for (size_t i = 0; i < a->cfg.nactions_allowed; i++) {
         local |= !strcmp(a->cfg.actions_allowed[i], id);
@@ -225,7 +228,8 @@ static int allowed(struct rsre_agent *a, const char *id) {
     for (size_t i = 0; a->have_remote_allowlist && i < a->nremote_allowlist; i++) {
         remote |= !strcmp(a->remote_allowlist[i], id);
     }
-    return local && remote;
+    return !local ? "this agent's allowlist (actions_allowed)"
+                  : !remote ? "the aggregator's allowlist (ConfigUpdate)" : NULL;
 }
 
 void rsre_action_add_removed(struct rsre_action_ctx *ctx, const char *id) {
@@ -279,9 +283,6 @@ void rsre_action_done(struct rsre_action_ctx *ctx) {
     if (a->stream) {
         rsre_stream_send_result(a->stream, &ctx->result);
     }
-    struct cached_result *cr = &a->recent[a->recent_next++ % RSRE_RESULT_CACHE];
-    snprintf(cr->request_id, sizeof(cr->request_id), "%s", ctx->result.request_id);
-    cr->finished_ms = ctx->result.finished_unix_ms;
     for (size_t i = 0; i < ctx->nremoved; i++) {
         free(ctx->removed[i]);
     }
@@ -319,6 +320,11 @@ static void on_action(void *arg, const rsre_action_request *req) {
         free(r);
         return;
     }
+    /* Remember the id now, not when it finishes: a repeat that arrives while the first run is
+     * still going must not start a second one. */
+    struct cached_result *cr = &a->recent[a->recent_next++ % RSRE_RESULT_CACHE];
+    snprintf(cr->request_id, sizeof(cr->request_id), "%s", r->req->request_id);
+    cr->finished_ms = rsre_now_unix_ms();
     struct rsre_action_ctx *ctx = &r->ctx;
     robot_sre__agent__v1__action_result__init(&ctx->result);
     ctx->agent = a;
@@ -340,10 +346,11 @@ static void on_action(void *arg, const rsre_action_request *req) {
         rsre_action_done(ctx);
         return;
     }
-    if (!allowed(a, desc->id)) {
+    const char *refuser = refused_by(a, desc->id);
+    if (refuser) {
         a->actions_refused++;
         rsre_action_set(ctx, ROBOT_SRE__AGENT__V1__ACTION_STATUS__ACTION_STATUS_REFUSED,
-                        "action '%s' is not on this agent's allowlist", desc->id);
+                        "action '%s' is not on %s", desc->id, refuser);
         rsre_action_done(ctx);
         return;
     }
@@ -357,8 +364,45 @@ static void on_action(void *arg, const rsre_action_request *req) {
     desc->run(ctx);
 }
 
+/* Applies an interval from a ConfigUpdate (0 = keep) to the collectors that use that field. */
+static void apply_interval(struct rsre_agent *a, size_t offset, uint32_t ms) {
+    if (!ms) {
+        return;
+    }
+    *(uint32_t *)((char *)&a->cfg + offset) = ms;
+    for (size_t i = 0; i < a->ncollectors; i++) {
+        struct collector_slot *c = &a->collectors[i];
+        if (c->desc->interval_offset == offset && c->stats.enabled && c->interval_ms != ms) {
+            c->interval_ms = ms;
+            uv_timer_start(&c->timer, on_collect_timer, ms, ms);
+        }
+    }
+    if (offset == offsetof(struct rsre_agent_config, batch_flush_ms)) {
+        uv_timer_start(&a->flush_timer, on_flush_timer, ms, ms);
+    }
+}
+
 static void on_config(void *arg, const RobotSre__Agent__V1__ConfigUpdate *cu) {
     struct rsre_agent *a = arg;
+    const RobotSre__Agent__V1__CollectorIntervals *iv = cu->intervals;
+    if (iv) {
+        apply_interval(a, offsetof(struct rsre_agent_config, filesystem_ms), iv->filesystem_ms);
+        apply_interval(a, offsetof(struct rsre_agent_config, image_gc_ms), iv->image_gc_ms);
+        apply_interval(a, offsetof(struct rsre_agent_config, psi_ms), iv->pressure_stall_ms);
+        apply_interval(a, offsetof(struct rsre_agent_config, kmsg_ms), iv->kernel_events_ms);
+        apply_interval(a, offsetof(struct rsre_agent_config, kube_resync_ms),
+                       iv->node_conditions_ms);
+        apply_interval(a, offsetof(struct rsre_agent_config, batch_flush_ms), iv->batch_flush_ms);
+    }
+    int rc = rsre_fs_set_overrides(a, cu->threshold_overrides, cu->n_threshold_overrides);
+    if (rc) {
+        RSRE_LOG(RSRE_LOG_WARN, "agent", "threshold overrides not applied: %s",
+                 rsre_strerror(rc));
+    }
+    static const char *const levels[] = {NULL, "debug", "info", "warn", "error"};
+    if ((unsigned)cu->log_level < sizeof(levels) / sizeof(levels[0]) && levels[cu->log_level]) {
+        rsre_log_set_level_name(levels[cu->log_level]);
+    }
     a->have_remote_allowlist = 1;
     a->nremote_allowlist = 0;
     for (size_t i = 0; i < cu->n_action_allowlist && i < RSRE_AGENT_MAX_LIST; i++) {
@@ -443,8 +487,9 @@ static int start_stream(struct rsre_agent *a) {
     caps[ncaps++] = ROBOT_SRE__AGENT__V1__CAPABILITY__CAPABILITY_DRY_RUN;
     caps[ncaps++] = ROBOT_SRE__AGENT__V1__CAPABILITY__CAPABILITY_SPOOL;
     char *actions[RSRE_AGENT_MAX_LIST];
-    for (size_t i = 0; i < a->cfg.nactions_allowed; i++) {
-        actions[i] = a->cfg.actions_allowed[i];
+    size_t nactions = 0;
+    for (size_t i = 0; i < rsre__nactions && nactions < RSRE_AGENT_MAX_LIST; i++) {
+        actions[nactions++] = (char *)rsre__actions[i]->id; /* implemented by this build */
     }
     iv.filesystem_ms = a->cfg.filesystem_ms;
     iv.node_conditions_ms = a->cfg.kube_resync_ms;
@@ -463,9 +508,9 @@ static int start_stream(struct rsre_agent *a) {
     hello.intervals = &iv;
     hello.started_unix_ms = a->started_ms;
     hello.kernel_boot_id = kboot;
-    hello.container_runtime = a->cfg.cri_socket;
+    hello.container_runtime = ""; /* the runtime's name/version needs a CRI Version call */
     hello.actions = actions;
-    hello.n_actions = a->cfg.nactions_allowed;
+    hello.n_actions = nactions;
     hello.kernel_release = krel;
     struct rsre_stream_callbacks cb = {.on_action = on_action,
                                        .on_config = on_config,
@@ -509,6 +554,8 @@ int rsre_agent_create(uv_loop_t *loop, const struct rsre_agent_config *cfg,
     if ((rc = start_stream(a))) {
         RSRE_LOG(RSRE_LOG_ERROR, "agent", "cannot start the aggregator stream: %s",
                  rsre_strerror(rc));
+        *out = a;
+        return rc; /* the caller closes the agent (rsre_agent_close) and exits */
     }
     if (cfg->health_addr[0] && (rc = rsre__health_start(a))) {
         RSRE_LOG(RSRE_LOG_ERROR, "agent", "cannot start health endpoint on %s: %s",

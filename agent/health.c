@@ -16,8 +16,14 @@
 #define REQ_MAX 2048
 #define RESP_MAX 16384
 
+#define CONN_TIMEOUT_MS 5000 /* a client has this long to send its request and read the answer */
+#define MAX_CONNS 16
+
 struct hconn {
     uv_tcp_t tcp;
+    uv_timer_t timer;
+    int open_handles;
+    struct hconn *next, **pprev; /* the agent's list of open connections */
     struct rsre_agent *a;
     char req[REQ_MAX];
     size_t len;
@@ -25,16 +31,40 @@ struct hconn {
     char *resp;
 };
 
+static struct hconn *conns; /* open connections (one agent per process) */
+static size_t nconns;
+
 static void on_conn_closed(uv_handle_t *h) {
     struct hconn *c = h->data;
+    if (--c->open_handles > 0) {
+        return;
+    }
     free(c->resp);
     free(c);
 }
 
+/* Closes both handles of a connection once; idempotent. */
+static void conn_close(struct hconn *c) {
+    if (!c->pprev) {
+        return;
+    }
+    *c->pprev = c->next;
+    if (c->next) {
+        c->next->pprev = c->pprev;
+    }
+    c->pprev = NULL;
+    nconns--;
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_closed);
+}
+
+static void on_conn_timeout(uv_timer_t *t) {
+    conn_close(t->data);
+}
+
 static void on_written(uv_write_t *w, int status) {
     (void)status;
-    struct hconn *c = w->data;
-    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    conn_close(w->data);
 }
 
 int rsre__health_report(struct rsre_agent *a, char *buf, size_t cap, size_t *len) {
@@ -137,7 +167,7 @@ static void respond(struct hconn *c) {
     c->resp = malloc(RESP_MAX + 256);
     if (!body || !c->resp) {
         free(body);
-        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        conn_close(c);
         return;
     }
     int code = 200;
@@ -165,7 +195,7 @@ static void respond(struct hconn *c) {
     uv_buf_t b = uv_buf_init(c->resp, (unsigned)(h + (int)blen));
     c->wr.data = c;
     if (uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, on_written)) {
-        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        conn_close(c);
     }
 }
 
@@ -180,7 +210,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     (void)buf;
     struct hconn *c = s->data;
     if (n < 0) {
-        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+        conn_close(c);
         return;
     }
     c->len += (size_t)n;
@@ -202,11 +232,23 @@ static void on_connection(uv_stream_t *server, int status) {
     }
     c->a = a;
     uv_tcp_init(a->loop, &c->tcp);
+    uv_timer_init(a->loop, &c->timer);
     c->tcp.data = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) || uv_read_start((uv_stream_t *)&c->tcp,
-                                                                   on_alloc, on_read)) {
-        uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    c->timer.data = c;
+    c->open_handles = 2;
+    c->next = conns;
+    if (conns) {
+        conns->pprev = &c->next;
     }
+    conns = c;
+    c->pprev = &conns;
+    nconns++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) || nconns > MAX_CONNS ||
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read)) {
+        conn_close(c);
+        return;
+    }
+    uv_timer_start(&c->timer, on_conn_timeout, CONN_TIMEOUT_MS, 0);
 }
 
 int rsre__health_start(struct rsre_agent *a) {
@@ -238,5 +280,8 @@ int rsre__health_start(struct rsre_agent *a) {
 }
 
 void rsre__health_stop(struct rsre_agent *a) {
-    (void)a; /* closed with the other handles in rsre_agent_close */
+    (void)a; /* the listener is closed with the agent's other handles */
+    while (conns) {
+        conn_close(conns);
+    }
 }

@@ -51,6 +51,10 @@ int main(int argc, char **argv) {
     uv_loop_t *loop = uv_default_loop();
     if ((rc = rsre_agent_create(loop, &cfg, &agent))) {
         fprintf(stderr, "robot-sre-agent: cannot start: %s\n", rsre_strerror(rc));
+        if (agent) { /* partly started: release it cleanly */
+            rsre_agent_close(agent, NULL, NULL);
+            uv_run(loop, UV_RUN_DEFAULT);
+        }
         return 1;
     }
     uv_signal_init(loop, &sigterm);

@@ -1037,8 +1037,8 @@ static void test_refused(void **state) {
     static const struct {
         const char *id, *status, *message;
     } want[] = {
-        {"refuse-local", "REFUSED", "not on this agent's allowlist"},
-        {"refuse-remote", "REFUSED", "not on this agent's allowlist"},
+        {"refuse-local", "REFUSED", "not on this agent's allowlist (actions_allowed)"},
+        {"refuse-remote", "REFUSED", "not on the aggregator's allowlist (ConfigUpdate)"},
         {"refuse-unknown", "REFUSED", "unknown node-local action"},
         {"late-1", "TIMEOUT", "deadline"},
     };
