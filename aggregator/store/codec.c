@@ -136,6 +136,8 @@ static const struct kind {
     [RSRE__K_AUDIT_HEAD] = {"audit_head", &robot_sre__store__audit_head__descriptor, NULL,
                             check_audit_head},
     [RSRE__K_COUNTER] = {"counter", &robot_sre__store__counter__descriptor, NULL, NULL},
+    [RSRE__K_AGENT] = {"agent", &robot_sre__store__agent_state__descriptor, rsre__store_agent_key,
+                       rsre__store_agent_check},
 };
 
 int rsre__store_key_of(int kind, const ProtobufCMessage *m, uint8_t *key, size_t *klen) {

@@ -21,14 +21,16 @@ static const char *const db_names[RSRE__DB_COUNT] = {
     [RSRE__DB_ACTIONS] = "actions",     [RSRE__DB_APPROVALS] = "approvals",
     [RSRE__DB_RULES] = "rules",         [RSRE__DB_AUDIT] = "audit",
     [RSRE__DB_COOLDOWNS] = "cooldowns", [RSRE__DB_META] = "meta",
+    [RSRE__DB_AGENTS] = "agents",
 };
 
 /*
- * Migration hooks, one row per schema step. Schema 1 is the first; when a change needs
- * version 2, add {1, "what changed", migrate_1_to_2} here and bump RSRE_STORE_SCHEMA_VERSION.
+ * Migration hooks, one row per schema step: {from, "what changed", run} upgrades `from` to
+ * `from + 1`. A change that needs the next version adds a row here and bumps
+ * RSRE_STORE_SCHEMA_VERSION. 1 -> 2 added the `agents` database (agents.c).
  */
 static const struct rsre__store_migration migrations[] = {
-    /* {1, "what changed", migrate_1_to_2}, */
+    {1, "agents database: ingest dedupe state per node", rsre__store_migrate_1_to_2},
     {0, NULL, NULL}, /* end of table (rows without `run` are skipped) */
 };
 

@@ -12,6 +12,7 @@
  *   audit      key = u64 big-endian seq                 value = AuditRecord (hash-chained)
  *   cooldowns  key = cooldown key                       value = Cooldown
  *   meta       "schema", "audit_head", "seq/<name>"     value = Meta, AuditHead, Counter
+ *   agents     key = node name                          value = AgentState (schema 2)
  *
  * Values are protobuf-c messages from proto/robot_sre/store.proto. docs/store.md describes the
  * formats, durability and the audit chain.
@@ -44,7 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RSRE_STORE_SCHEMA_VERSION 1u          /* the schema this binary reads and writes */
+#define RSRE_STORE_SCHEMA_VERSION 2u          /* the schema this binary reads and writes */
 #define RSRE_STORE_ID_MAX 128                 /* max bytes of an id or cooldown key */
 #define RSRE_STORE_RECORD_MAX (1024u * 1024u) /* max encoded size of one record */
 #define RSRE_STORE_MAP_SIZE_DEFAULT (1024u * 1024u * 1024u) /* 1 GiB */
@@ -225,6 +226,37 @@ void rsre_store_cooldown_free(rsre_store_cooldown *rec);
 /* Increments the named counter (first value 1) in `txn` and returns it in *out; an aborted
  * transaction gives its numbers back. For generating ids ("inc-42"). */
 int rsre_store_seq_next(rsre_store_txn *txn, const char *name, uint64_t *out);
+
+/* --- agents (schema 2): the ingest's per-node state ----------------------------------------- */
+
+/*
+ * One record per node, keyed by node name: the highest committed sequence number per boot id
+ * (written by aggregator/ingest in the transaction that applies the batches), the node's last
+ * Hello and its recently committed action results. docs/ingest.md describes the fields.
+ */
+typedef RobotSre__Store__AgentState rsre_store_agent;
+typedef RobotSre__Store__AgentState__Boot rsre_store_agent_boot;
+typedef int (*rsre_store_agent_cb)(const rsre_store_agent *rec, void *ud);
+
+#define RSRE_STORE_NODE_MAX 253         /* max bytes of a node name (DNS-1123 subdomain) */
+#define RSRE_STORE_AGENT_MAX_BOOTS 16   /* boots kept per node (least recently active dropped) */
+#define RSRE_STORE_AGENT_MAX_RESULTS 64 /* result ids kept per node (oldest dropped) */
+
+/* Stores `rec` under rec->node: 1..RSRE_STORE_NODE_MAX bytes (RSRE_EINVALID / RSRE_ELIMIT);
+ * at most RSRE_STORE_AGENT_MAX_BOOTS boots with non-empty boot ids of at most 36 bytes and
+ * RSRE_STORE_AGENT_MAX_RESULTS results with ids of 1..RSRE_STORE_ID_MAX bytes (RSRE_ELIMIT /
+ * RSRE_EINVALID otherwise). */
+int rsre_store_agent_put(rsre_store_txn *txn, const rsre_store_agent *rec, unsigned flags);
+/* Reads the record of `node` into a caller-owned *out (free with rsre_store_agent_free). */
+int rsre_store_agent_get(rsre_store_txn *txn, const char *node, rsre_store_agent **out);
+/* Deletes the record of `node`; RSRE_ENOTFOUND if there is none. */
+int rsre_store_agent_delete(rsre_store_txn *txn, const char *node);
+/* Calls `cb` for every agent record in node name order. */
+int rsre_store_agent_foreach(rsre_store_txn *txn, rsre_store_agent_cb cb, void *ud);
+void rsre_store_agent_free(rsre_store_agent *rec);
+/* The entry of `boot_id` in rec->boots, or NULL. Borrowed from `rec`. */
+const rsre_store_agent_boot *rsre_store_agent_boot_find(const rsre_store_agent *rec,
+                                                        const char *boot_id);
 
 /* --- audit log (append-only, hash-chained; there is no update or delete) ------------------ */
 

@@ -18,6 +18,7 @@ enum rsre__store_db {
     RSRE__DB_AUDIT,
     RSRE__DB_COOLDOWNS,
     RSRE__DB_META,
+    RSRE__DB_AGENTS, /* schema 2 */
     RSRE__DB_COUNT
 };
 
@@ -33,6 +34,7 @@ enum rsre__store_kind {
     RSRE__K_META,
     RSRE__K_AUDIT_HEAD,
     RSRE__K_COUNTER,
+    RSRE__K_AGENT,
     RSRE__K_COUNT
 };
 
@@ -146,6 +148,12 @@ struct rsre__store_migration {
 /* Runs the hooks from `from` up to `to` in order. RSRE_ESCHEMA if a step has no hook. */
 int rsre__store_migrate(rsre_store_txn *txn, uint32_t from, uint32_t to,
                         const struct rsre__store_migration *table, size_t n);
+
+/* agents.c: key and invariants of AgentState records (for codec.c's kind table), and the
+ * schema 1 -> 2 migration (creates the `agents` database). */
+int rsre__store_agent_key(const ProtobufCMessage *m, uint8_t *key, size_t *klen);
+int rsre__store_agent_check(const ProtobufCMessage *m);
+int rsre__store_migrate_1_to_2(rsre_store_txn *txn);
 
 /* Big-endian helpers for keys. */
 static inline void rsre__be64_put(uint8_t *p, uint64_t v) {
