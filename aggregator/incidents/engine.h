@@ -9,11 +9,26 @@
  * them when their exit criteria hold for the exit window, and passes every recommended action
  * through the policy engine: auto actions are queued for execution, approval-required ones get
  * an approval request, human-only ones are recorded as recommendations with their reason.
+ * docs/incidents.md describes the signal map, evidence and confidence, fingerprints, lifecycle
+ * use, exit windows, duplicate suppression, plans and the approval prompt.
  *
  * Every state change is written in the caller's store transaction (with its audit record);
  * effects that leave the process (executing an action, notifying) are queued and released only
  * by rsre_incident_engine_committed() after that transaction committed, and dropped by
- * rsre_incident_engine_aborted(). One loop thread owns the engine.
+ * rsre_incident_engine_aborted(), which also rolls the engine's in-memory state back to where
+ * it was before the transaction. After every transaction in which the engine was used the
+ * caller calls exactly one of the two. One loop thread owns the engine.
+ *
+ * The store is the truth: incidents, evidence, action records, approvals, cooldowns and the
+ * audit log live there, and an engine created on an existing store picks its incidents up
+ * again; an action that ran (its cooldown record exists) is not run again inside its cooldown
+ * by this or any later engine. Signal state is in memory only and rebuilt from what the agents
+ * send next.
+ *
+ * Errors: 0, a negative errno (-EINVAL for NULL arguments, -ENOMEM), RSRE_EINVALID (a node name
+ * that is not a DNS-1123 subdomain), RSRE_ELIMIT (too many nodes), RSRE_ENOTFOUND (unknown
+ * action record or approval), or a store error; after an error the caller aborts the
+ * transaction (and calls rsre_incident_engine_aborted()).
  */
 
 #include <stdint.h>
@@ -26,13 +41,16 @@
 
 struct rsre_incident_engine;
 
-/* An action the engine decided to run now (verdict auto, or an approval that completed). */
+/* An action the engine decided to run now (verdict auto, or an approval that completed).
+ * Every pointer is valid only during the execute callback. */
 struct rsre_planned_action {
-    const char *action_record_id; /* store ActionRecord id */
+    const char *action_record_id; /* store ActionRecord id; use it as the request id */
     const char *incident_id;
+    const char *approval_id; /* the approval that allowed it, NULL for auto actions */
     const struct rsre_action_def *action;
-    const char *node;   /* node the action concerns ("" for cluster-scope) */
-    const char *target; /* the action's target */
+    const char *node;   /* node the action concerns ("" for cluster-scope incidents) */
+    const char *target; /* the policy target (docs/incidents.md "Targets"); for
+                           delete_finished_pods "*" = every namespace (on `node` if set) */
     int dry_run;
     int64_t deadline_unix_ms;
 };
@@ -41,39 +59,84 @@ struct rsre_incident_engine_hooks {
     /* Called after commit for each queued action; the executor reports back with
      * rsre_incident_engine_action_result(). May be NULL (actions stay queued in the store). */
     void (*execute)(void *arg, const struct rsre_planned_action *pa);
-    /* Called after commit when an incident opened, changed severity/state, or resolved. */
+    /* Called after commit when an incident opened, reopened, changed severity/state, or
+     * resolved (`what`: "opened", "reopened", "severity", "state", "resolved"); at most once
+     * per incident per transaction. `inc` is borrowed for the call. May be NULL. */
     void (*notify)(void *arg, const rsre_store_incident *inc, const char *what);
     void *arg;
 };
 
 struct rsre_incident_engine_config {
     enum rsre_env env;
-    const struct rsre_ruleset *rules;     /* built-ins + operator rules; borrowed */
-    int64_t agent_silence_ms;             /* an agent silent this long is evidence (default 180 s) */
-    int64_t action_deadline_ms;           /* node-local action deadline (default 120 s) */
+    const struct rsre_ruleset *rules; /* built-ins + operator rules; borrowed, must not change
+                                         while the engine lives; NULL = built-in rules only */
+    int64_t agent_silence_ms;         /* an agent silent this long is evidence (default 180 s) */
+    int64_t action_deadline_ms;       /* action deadline after release (default 120 s) */
+    int64_t approval_ttl_ms;          /* approval requests expire after this (default 10 min) */
+    const char *cluster;              /* Incident.cluster (copied); NULL = "" */
+    int dry_run;                      /* every planned action is a dry run */
 };
 
+/* Creates an engine on `store` (borrowed; must outlive the engine) and loads the incidents the
+ * store holds for the classes the engine evaluates. `hooks` may be NULL. */
 int rsre_incident_engine_create(rsre_store *store, const struct rsre_incident_engine_config *cfg,
                                 const struct rsre_incident_engine_hooks *hooks,
                                 struct rsre_incident_engine **out);
+/* Drops queued effects and frees the engine. NULL is a no-op. */
 void rsre_incident_engine_destroy(struct rsre_incident_engine *e);
 
-/* Applies one validated SignalBatch of `node` inside `txn`. */
+/*
+ * Applies one validated SignalBatch that `node`'s agent sent, inside `txn`, and evaluates the
+ * rules it may affect. Counts as the agent being alive at now_ms. Signals of unknown kinds,
+ * roles or statuses, and implausible values, are skipped; a signal older than the value held
+ * for its slot (a late resend) changes nothing.
+ */
 int rsre_incident_engine_apply(struct rsre_incident_engine *e, rsre_store_txn *txn,
                                const char *node, const RobotSre__Agent__V1__SignalBatch *batch,
                                int64_t now_ms);
-/* Records that `node`'s agent said Hello (boot id) — and, in tick, notices silence. */
+/*
+ * Like rsre_incident_engine_apply, for signals about `node` observed by someone other than its
+ * agent (the aggregator's own Kubernetes watch): they do not count as the agent being alive,
+ * and their slots stay valid while the agent is silent (so a silent agent's node shows the
+ * Ready condition the control plane reports rather than the inferred Unknown).
+ */
+int rsre_incident_engine_apply_external(struct rsre_incident_engine *e, rsre_store_txn *txn,
+                                        const char *node,
+                                        const RobotSre__Agent__V1__SignalBatch *batch,
+                                        int64_t now_ms);
+/* Records that `node`'s agent said Hello (boot id, may be NULL) — liveness without signals. */
 int rsre_incident_engine_agent_seen(struct rsre_incident_engine *e, rsre_store_txn *txn,
                                     const char *node, const char *boot_id, int64_t now_ms);
-/* The observation tick: staleness, held durations, exit windows, expiries. */
+/* The observation tick (every 60 s): staleness, held durations, repeated checks, exit windows,
+ * plans of open incidents (cooldowns that ended), approval expiries, expired cooldowns. */
 int rsre_incident_engine_tick(struct rsre_incident_engine *e, rsre_store_txn *txn, int64_t now_ms);
-/* An action finished (ActionResult from an agent, or a Kubernetes/OCI executor). */
+/*
+ * An action finished (ActionResult from an agent, or a Kubernetes/OCI executor): the
+ * ActionRecord gets its outcome, the incident's executed_actions the record id, and the
+ * lifecycle moves (contain ok -> contained, recover/disruptive ok -> recovering, a failed
+ * contain/recover/disruptive action -> escalated). A result for a record that already has one
+ * changes nothing and returns 0. RSRE_ENOTFOUND for an unknown record.
+ */
 int rsre_incident_engine_action_result(struct rsre_incident_engine *e, rsre_store_txn *txn,
                                        const char *action_record_id, int ok, const char *message,
                                        uint64_t bytes_freed, uint32_t objects_removed,
                                        int64_t now_ms);
+/*
+ * The approvals module decided approval `approval_id` (its state in the store is APPROVED,
+ * DENIED, EXPIRED or CANCELLED). For APPROVED the engine re-checks everything before releasing the
+ * action: the incident is still open, the approval has not expired, it carries `quorum` distinct
+ * approve votes of operators other than the requester, and the policy (current confidence, rules,
+ * cooldown) still allows the action with approval; then it queues the action, sets its cooldown
+ * and moves the incident to recovering for recover/disruptive actions. Anything else cancels
+ * the approval and its ActionRecord with the reason. DENIED marks the ActionRecord denied,
+ * CANCELLED cancelled. EXPIRED (the approvals module's expiry, or the engine's own at the tick)
+ * expires the ActionRecord and escalates the incident; call it once per expired approval.
+ * PENDING changes nothing. RSRE_ENOTFOUND for an unknown approval or ActionRecord.
+ */
+int rsre_incident_engine_approval_decided(struct rsre_incident_engine *e, rsre_store_txn *txn,
+                                          const char *approval_id, int64_t now_ms);
 
-/* Releases (committed) or drops (aborted) the effects queued since the last call. */
+/* Releases (committed) or drops and rolls back (aborted) what happened since the last call. */
 void rsre_incident_engine_committed(struct rsre_incident_engine *e);
 void rsre_incident_engine_aborted(struct rsre_incident_engine *e);
 

@@ -1,0 +1,396 @@
+#ifndef RSRE_INCIDENTS_INTERNAL_H
+#define RSRE_INCIDENTS_INTERNAL_H
+
+/*
+ * Private declarations of the incident engine, shared by its modules:
+ *
+ *   signal_state.c  agent signals -> per-node raw values (the signal map table), staleness,
+ *                   derived signals, the evaluation rows the expressions read
+ *   evidence.c      which classes the engine evaluates and at which scope (the binding table),
+ *                   evidence items per class (table), confidence, summaries
+ *   engine.c        create/destroy, apply/tick, thresholds, incidents, exit windows, loading
+ *   records.c       ids, audit, Incident records (every evidence-schema field), transitions
+ *   txn.c           the undo log (abort rolls memory back) and effects released after commit
+ *   plan.c          targets, policy decisions, cooldown keys, auto actions, approval requests
+ *                   and their prompt, standing records of what did not run
+ *   approvals.c     approvals of an incident, cancel, expire, decided, action results
+ *
+ * Everything here is owned by the engine and touched only from the loop thread that owns it.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/confidence.h"
+#include "engine/expr.h"
+#include "engine/lifecycle.h"
+#include "engine/policy.h"
+#include "engine/rules.h"
+#include "engine/taxonomy.h"
+#include "incidents/engine.h"
+#include "store/store.h"
+
+#define RSRE__INC_MOD "incidents"
+#define RSRE__ACTOR "robot-sre"
+#define RSRE__NODE_NAME_MAX 253
+#define RSRE__MAX_NODES 100000
+#define RSRE__MAX_BIND 8          /* classes the engine evaluates (binding table rows) */
+#define RSRE__MAX_EV 12           /* evidence rows per class */
+#define RSRE__MAX_EV_REFS 64      /* Evidence records one incident keeps (raw_evidence_refs) */
+#define RSRE__MAX_LIST_ITEMS 1024 /* bound on any repeated string field the engine writes */
+#define RSRE__RING 16             /* windowed event counters */
+#define RSRE__WINDOW_MS (10 * 60 * 1000)     /* "in the last window" of kernel.* and events.* */
+#define RSRE__FUTURE_SKEW_MS (5 * 60 * 1000) /* observations further ahead are clamped to now */
+
+/* --- raw per-node values (signal_state.c's map table writes them) ----------------------- */
+
+/* Where a raw value comes from: one agent signal kind (and sub-kind). */
+enum rsre__src {
+    RSRE__SRC_NODEFS,
+    RSRE__SRC_IMAGEFS,
+    RSRE__SRC_COND,
+    RSRE__SRC_IMAGE_GC,
+    RSRE__SRC_PODS,
+    RSRE__SRC_PSI_MEMORY,
+    RSRE__SRC_PSI_IO,
+};
+
+/* Raw values kept per node. Order = rows of the map table in signal_state.c. */
+enum rsre__raw {
+    RSRE__R_NODEFS_USED,
+    RSRE__R_NODEFS_INODES_USED,
+    RSRE__R_NODEFS_AVAIL,
+    RSRE__R_NODEFS_TTE,
+    RSRE__R_NODEFS_TOTAL,
+    RSRE__R_IMAGEFS_USED,
+    RSRE__R_IMAGEFS_AVAIL,
+    RSRE__R_IMAGEFS_TTE,
+    RSRE__R_GC_RECLAIMABLE,
+    RSRE__R_GC_CAN_RECOVER,
+    RSRE__R_READY,
+    RSRE__R_DISK_PRESSURE,
+    RSRE__R_MEMORY_PRESSURE,
+    RSRE__R_PID_PRESSURE,
+    RSRE__R_DP_TAINT,
+    RSRE__R_UNREACHABLE_TAINT,
+    RSRE__R_PODS_SUCCEEDED,
+    RSRE__R_PODS_FAILED,
+    RSRE__R_PODS_EVICTED,
+    RSRE__R_PSI_MEMORY,
+    RSRE__R_PSI_IO,
+    RSRE__R_COUNT
+};
+
+/* Internal evaluation slots after the catalogue's (expressions cannot name them). */
+enum rsre__internal {
+    RSRE__I_READY_REPORTED, /* node.ready as reported (NaN when stale), before inference */
+    RSRE__I_NODEFS_TOTAL,
+    RSRE__I_IMAGEFS_TTE,
+    RSRE__I_COUNT
+};
+
+/* Catalogue slots the engine reads by name; -1 when the taxonomy lacks the signal. */
+struct rsre__slots {
+    int ready, notready_held, unreachable_taint, disk_pressure, disk_pressure_held,
+        disk_pressure_taint, memory_pressure, pid_pressure, agent_silent, nodefs_used,
+        nodefs_inodes_used, nodefs_avail, nodefs_tte, imagefs_used, imagefs_avail,
+        imagefs_reclaimable, gc_can_recover, psi_memory, psi_io, oom_kills, no_space_errors,
+        evictions_10m, eviction_threshold_met, free_disk_space_failed, pods_succeeded, pods_failed,
+        pods_evicted, customer_facing_failing, jobs_finished, incidents_active;
+    int internal[RSRE__I_COUNT]; /* nsignals + i */
+};
+
+/* Events counted over a sliding window (kernel events, evictions). */
+struct rsre__ring {
+    int64_t t[RSRE__RING];
+    uint32_t n[RSRE__RING];
+    unsigned next;
+};
+
+struct rsre__inc;
+
+/* The part of a node that a transaction may change (saved whole for undo). */
+struct rsre__node_state {
+    int64_t last_seen_ms; /* last batch or Hello from the node's agent (aggregator clock) */
+    int64_t baseline_ms;  /* silence counts from here when the agent was never seen */
+    char boot_id[40];
+    double raw[RSRE__R_COUNT];
+    int64_t raw_at[RSRE__R_COUNT]; /* observation time of each raw value (0 = never) */
+    uint32_t raw_external;         /* bit r: raw[r] came from an external (non-agent) source */
+    int64_t dp_since_ms;           /* DiskPressure=True since (0: not in pressure) */
+    int64_t notready_since_ms;     /* Ready!=True since (0: ready or unknown) */
+    int have_pods;                 /* a PodChurn arrived: eviction counts are known */
+    struct rsre__ring evictions, oom, no_space;
+    struct rsre__inc *inc[RSRE__MAX_BIND]; /* by binding index */
+};
+
+/* A node (or the cluster holder). */
+struct rsre__node {
+    char name[RSRE__NODE_NAME_MAX + 1]; /* "" for the cluster holder */
+    size_t index;                       /* position in e->nodes (rows) */
+    struct rsre__node *hnext;
+    struct rsre__node_state s;
+    uint64_t undo_gen;
+    double *row;     /* evaluation row, e->nslots values */
+    int64_t *rstate; /* `for` state cells of operator thresholds (e->rstate_cells), or NULL */
+};
+
+/* --- evidence and class bindings (evidence.c) -------------------------------------------- */
+
+enum rsre__scope { RSRE__SCOPE_NODE, RSRE__SCOPE_CLUSTER };
+
+struct rsre__eval {
+    const struct rsre_incident_engine *e;
+    const struct rsre__node *n; /* node, or the cluster holder */
+    const double *row;
+    int64_t now_ms;
+};
+
+/* One kind of evidence a class may have. `per_node` rows (cluster scope) yield one item per
+ * node for which `holds` is true on that node's row, with source "<source>@<node>". */
+struct rsre__ev_row {
+    const char *kind;   /* Evidence.kind */
+    const char *source; /* Evidence.source and confidence source */
+    enum rsre_evidence_strength strength;
+    int primary;
+    int per_node;
+    int (*holds)(const struct rsre__eval *ev);
+    void (*describe)(const struct rsre__eval *ev, char *buf, size_t cap);
+};
+
+/* An incident class the engine evaluates, with its scope and evidence. */
+struct rsre__binding {
+    const char *class_id;
+    enum rsre__scope scope;
+    const struct rsre__ev_row *ev;
+    size_t nev;
+    const char *problem; /* words for prompts: "disk pressure" */
+    /* The node's held-since clock an open incident of this class seeds when the engine starts
+     * on a store (so "pressure persists >10m" survives a restart when the node reports no
+     * lastTransitionTime); NULL for none. */
+    int64_t *(*held_since)(struct rsre__node_state *s);
+};
+
+extern const struct rsre__binding rsre__inc_bindings[];
+extern const size_t rsre__inc_nbindings;
+
+/* Whether a row holds at `ev` (per-node rows: on any node) and its words. */
+int rsre__inc_ev_holds(const struct rsre__ev_row *row, const struct rsre__eval *ev);
+void rsre__inc_ev_describe(const struct rsre__ev_row *row, const struct rsre__eval *ev, char *buf,
+                           size_t cap);
+/* Evidence items of binding `b` at `ev`, with checks from `checks` (rows with checks 0 do not
+ * hold). Fills at most `cap` items; `srcbuf` (cap entries) holds per-node source strings. */
+size_t rsre__inc_evidence_items(const struct rsre__binding *b, const struct rsre__eval *ev,
+                                const unsigned *checks, struct rsre_evidence_item *items,
+                                size_t cap, char (*srcbuf)[300]);
+/* The one-line summary of what holds now: "node-a: DiskPressure=True for 4m; ...". */
+void rsre__inc_evidence_summary(const struct rsre__binding *b, const struct rsre__eval *ev,
+                                char *buf, size_t cap);
+/* "name=value ..." of every known catalogue signal of the row (Evidence.raw). */
+void rsre__inc_evidence_raw(const struct rsre__eval *ev, char *buf, size_t cap);
+/* "1.2 GiB", "3m", "96%": small formatting helpers. */
+void rsre__inc_fmt_bytes(double v, char *buf, size_t cap);
+void rsre__inc_fmt_duration(int64_t ms, char *buf, size_t cap);
+
+/* --- incidents (engine.c) ----------------------------------------------------------------- */
+
+struct rsre__inc {
+    char id[RSRE_STORE_ID_MAX + 1];
+    size_t b; /* binding index */
+    struct rsre__node *holder;
+    enum rsre_state state;
+    enum rsre_severity severity;
+    enum rsre_confidence confidence;
+    int64_t opened_ms, resolved_ms, exit_since_ms;
+    unsigned checks[RSRE__MAX_EV];
+    uint32_t ev_recorded;                /* evidence rows with an Evidence record */
+    char rule_id[RSRE_STORE_ID_MAX + 1]; /* the rule whose threshold opened it */
+    uint32_t rule_version;
+    int firing; /* a threshold held at the last evaluation */
+    int dirty;  /* the store record needs rewriting */
+    uint64_t undo_gen;
+};
+
+/* A working copy of an Incident record's lists (what the engine appends to). */
+struct rsre__strlist {
+    char **v;
+    size_t n, cap;
+};
+
+struct rsre__rec {
+    int loaded, exists, dirty;
+    struct rsre__strlist sources, refs, recommended, executed;
+    char summary[1024];
+    int approval_state; /* RobotSre__Store__ApprovalState */
+    double confidence_score;
+};
+
+int rsre__inc_strlist_add(struct rsre__strlist *l, const char *s, int unique);
+void rsre__inc_strlist_clear(struct rsre__strlist *l);
+int rsre__inc_strlist_has(const struct rsre__strlist *l, const char *s);
+
+/* Effects released after commit. */
+struct rsre__effect {
+    int kind; /* 0 execute, 1 notify */
+    struct rsre_planned_action pa;
+    char *strs;      /* owns the planned action's strings */
+    uint8_t *packed; /* notify: packed Incident */
+    size_t packed_len;
+    const char *what; /* static */
+};
+
+struct rsre__undo {
+    int kind; /* RSRE__U_* */
+    void *obj;
+    void *copy;
+};
+
+enum { RSRE__U_NODE, RSRE__U_INC, RSRE__U_NEW_INC, RSRE__U_RETIRE_INC };
+
+/* Operator rules applicable to one binding (with their `for` state offsets). */
+struct rsre__app {
+    const struct rsre_rule *const *rules;
+    size_t n;
+    size_t *state_off; /* per rule: offset into a node's rstate, (size_t)-1 when stateless */
+};
+
+struct rsre_incident_engine {
+    rsre_store *store;
+    struct rsre_incident_engine_config cfg;
+    struct rsre_incident_engine_hooks hooks;
+    struct rsre_ruleset *own_rules; /* when cfg.rules was NULL */
+    const struct rsre_ruleset *rules;
+    const struct rsre_taxonomy *t;
+    const struct rsre_incident_def *defs[RSRE__MAX_BIND]; /* by binding; NULL = unknown */
+    const struct rsre_rule *builtin[RSRE__MAX_BIND];      /* builtin.<class> by binding */
+    struct rsre__app app[RSRE__MAX_BIND];
+    size_t rstate_cells;
+    struct rsre__slots sl;
+    int map_slot[RSRE__R_COUNT];
+    size_t nslots; /* catalogue signals + internal slots */
+
+    struct rsre__node **nodes; /* rows; index = node->index */
+    const double **rows;
+    size_t nnodes, capnodes;
+    struct rsre__node **htab;
+    size_t hcap;
+    struct rsre__node cluster;
+    double cluster_jobs_finished; /* cached aggregate, NaN when unknown */
+    double incidents_active;
+    int64_t first_now_ms, last_now_ms;
+    int undo_failed; /* an undo entry could not be recorded: abort reloads from the store */
+
+    struct rsre__effect *fx;
+    size_t nfx, capfx;
+    struct rsre__undo *undo;
+    size_t nundo, capundo;
+    uint64_t gen;
+};
+
+/* --- signal_state.c ------------------------------------------------------------------------ */
+
+int rsre__inc_signals_init(struct rsre_incident_engine *e);
+/* Finds the node by name, creating it when `create` (RSRE_ELIMIT past RSRE__MAX_NODES). */
+int rsre__inc_node_get(struct rsre_incident_engine *e, const char *name, int create,
+                       struct rsre__node **out);
+/* Applies one signal to the node's raw state. Returns a mask of RSRE__CH_* (0: nothing). */
+unsigned rsre__inc_node_apply_signal(struct rsre_incident_engine *e, struct rsre__node *n,
+                                     const RobotSre__Agent__V1__Signal *sig, int64_t now_ms,
+                                     int external);
+enum { RSRE__CH_ANY = 1, RSRE__CH_COND = 2, RSRE__CH_PODS = 4 };
+/* Whether the node's agent counts as silent at now_ms. */
+int rsre__inc_node_silent(const struct rsre_incident_engine *e, const struct rsre__node *n,
+                          int64_t now_ms);
+/* Recomputes the node's evaluation row (staleness, inference, derived signals). */
+void rsre__inc_node_refresh(struct rsre_incident_engine *e, struct rsre__node *n, int64_t now_ms);
+/* Recomputes the cluster aggregates and the cluster holder's row. */
+void rsre__inc_cluster_refresh(struct rsre_incident_engine *e, int64_t now_ms);
+void rsre__inc_nodes_free(struct rsre_incident_engine *e);
+
+/* --- engine.c helpers used by plan.c ------------------------------------------------------ */
+
+/* Undo: saves the object's state once per transaction before its first change (txn.c). */
+int rsre__inc_undo_push(struct rsre_incident_engine *e, int kind, void *obj, void *copy);
+/* Drops the undo log (rolling back) and queued effects, and frees them (destroy). */
+void rsre__inc_txn_free(struct rsre_incident_engine *e);
+void rsre__inc_save_node(struct rsre_incident_engine *e, struct rsre__node *n);
+void rsre__inc_save_inc(struct rsre_incident_engine *e, struct rsre__inc *inc);
+int rsre__inc_audit(rsre_store_txn *txn, const char *verb, const char *object, const char *reason,
+                    const char *detail, int64_t now_ms);
+/* Moves `inc` by `ev`: 1 moved (audited, notify queued), 0 not allowed here, <0 error. */
+int rsre__inc_transition(struct rsre_incident_engine *e, rsre_store_txn *txn, struct rsre__inc *inc,
+                         enum rsre_lc_event ev, const char *reason, int64_t now_ms);
+void rsre__inc_fingerprint(const struct rsre__inc *inc, char *buf, size_t cap);
+/* Loads the store's incidents into the engine / frees them (engine.c). */
+int rsre__inc_load(struct rsre_incident_engine *e);
+void rsre__inc_free_incidents(struct rsre_incident_engine *e);
+int rsre__inc_rec_load(rsre_store_txn *txn, const struct rsre__inc *inc, struct rsre__rec *rec);
+int rsre__inc_rec_save(struct rsre_incident_engine *e, rsre_store_txn *txn,
+                       const struct rsre__inc *inc, struct rsre__rec *rec, int64_t now_ms);
+void rsre__inc_rec_free(struct rsre__rec *rec);
+int rsre__inc_queue_execute(struct rsre_incident_engine *e, const struct rsre_planned_action *pa);
+int rsre__inc_queue_notify(struct rsre_incident_engine *e, rsre_store_txn *txn,
+                           const struct rsre__inc *inc, const char *what);
+struct rsre__inc *rsre__inc_by_id(struct rsre_incident_engine *e, const char *id);
+/* snprintf whose truncation is intended (bounded texts); returns the untruncated length. */
+int rsre__inc_fmt(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int rsre__inc_new_id(rsre_store_txn *txn, const char *seq, const char *prefix, char *buf,
+                     size_t cap);
+
+/* Store enum mappings. */
+int rsre__inc_store_state(enum rsre_state s);
+int rsre__inc_store_severity(enum rsre_severity s);
+int rsre__inc_store_confidence(enum rsre_confidence c);
+
+/* --- plan.c -------------------------------------------------------------------------------- */
+
+/* Passes every action of the incident's class plan through the policy engine and acts on the
+ * verdicts (see docs/incidents.md "Plans"). Updates rec (recommended_actions, approval_state).
+ * `first`: the incident opened or reopened in this evaluation. */
+int rsre__inc_plan(struct rsre_incident_engine *e, rsre_store_txn *txn, struct rsre__inc *inc,
+                   struct rsre__rec *rec, int64_t now_ms);
+/* The pieces of a plan the approvals side shares (plan.c). */
+void rsre__inc_cooldown_key(const struct rsre_incident_engine *e, const struct rsre__inc *inc,
+                            const struct rsre_action_def *a, const char *target, char *buf,
+                            size_t cap);
+long long rsre__inc_last_run(rsre_store_txn *txn, const char *key); /* seconds, 0 = never */
+int rsre__inc_reasons(const struct rsre_decision *d, const char *extra, struct rsre__strlist *out);
+void rsre__inc_join(const struct rsre__strlist *l, char *buf, size_t cap);
+
+/* --- approvals.c --------------------------------------------------------------------------- */
+
+/* A summary of one Approval record. */
+struct rsre__apr {
+    char id[RSRE_STORE_ID_MAX + 1];
+    char action[64];
+    char target[RSRE__NODE_NAME_MAX + 1];
+    int state;
+    int64_t decided_ms, expires_ms;
+};
+
+struct rsre__apr_list {
+    const char *incident_id; /* NULL: every approval */
+    struct rsre__apr *v;
+    size_t n, cap;
+    int rc;
+};
+
+/* Collects the approvals of `incident_id` (every approval when NULL); free l->v. rsre__inc_apr_add
+ * is its store callback, also used to add one the plan just requested. */
+int rsre__inc_approvals_of(rsre_store_txn *txn, const char *incident_id, struct rsre__apr_list *l);
+int rsre__inc_apr_add(const rsre_store_approval *ap, void *ud);
+/* The incident's overall approval_state: pending > approved > denied > expired > cancelled. */
+int rsre__inc_approvals_overall(const struct rsre__apr_list *l);
+int rsre__inc_approval_state_refresh(rsre_store_txn *txn, const struct rsre__inc *inc,
+                                     struct rsre__rec *rec);
+/* Whether an existing approval for (action, target) makes a new request pointless. */
+int rsre__inc_approval_blocks(const struct rsre__apr_list *l, const char *action,
+                              const char *target, int64_t now_ms, int64_t window_ms);
+/* Cancels the incident's pending approvals (it resolved). */
+int rsre__inc_plan_cancel_pending(struct rsre_incident_engine *e, rsre_store_txn *txn,
+                                  struct rsre__inc *inc, struct rsre__rec *rec, int64_t now_ms);
+/* Expires pending approvals past their expiry (tick). */
+int rsre__inc_plan_expire(struct rsre_incident_engine *e, rsre_store_txn *txn, int64_t now_ms);
+
+#endif
