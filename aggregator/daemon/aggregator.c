@@ -1,0 +1,380 @@
+/*
+ * The aggregator's wiring. Ingest hands each committed group of agent messages to the incident
+ * engine inside the ingest's own transaction; the engine's queued effects are released after
+ * that commit. Execution: node-local actions go to the node's agent over its stream; actions
+ * whose executor is not configured in this process fail at once and the incident escalates
+ * (never silently). Failures found while releasing are recorded on the next loop turn, in
+ * their own transaction, so the engine is never re-entered from its own hooks.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "common/grpc_loop.h"
+#include "common/log.h"
+#include "daemon/daemon.h"
+#include "incidents/engine.h"
+#include "ingest/ingest.h"
+#include "store/store.h"
+
+#define MAX_DEFERRED 256
+
+struct deferred_failure {
+    char record_id[RSRE_STORE_ID_MAX + 1];
+    char message[256];
+};
+
+struct rsre_aggregator {
+    uv_loop_t *loop;
+    struct rsre_aggregator_config cfg;
+    rsre_store *store;
+    struct rsre_ruleset *rules;
+    struct rsre_grpc_loop *grpc;
+    struct rsre_ingest *ingest;
+    struct rsre_incident_engine *engine;
+    uv_timer_t tick, deferred_timer;
+    struct deferred_failure deferred[MAX_DEFERRED];
+    size_t ndeferred;
+    int closing, pending;
+    void (*closed)(void *);
+    void *closed_arg;
+};
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- running work in its own transaction ---- */
+
+typedef int (*txn_fn)(struct rsre_aggregator *ag, rsre_store_txn *txn, void *arg);
+
+/* Runs fn in a write transaction; commits and releases the engine's effects, or aborts and
+ * rolls them back. */
+static int in_txn(struct rsre_aggregator *ag, txn_fn fn, void *arg) {
+    rsre_store_txn *txn;
+    int rc = rsre_store_txn_begin(ag->store, 0, &txn);
+    if (rc) {
+        RSRE_LOG(RSRE_LOG_ERROR, "aggregator", "cannot begin a transaction: %s",
+                 rsre_strerror(rc));
+        return rc;
+    }
+    rc = fn(ag, txn, arg);
+    if (rc == 0) {
+        rc = rsre_store_txn_commit(txn);
+    } else {
+        rsre_store_txn_abort(txn);
+    }
+    if (rc == 0) {
+        rsre_incident_engine_committed(ag->engine);
+    } else {
+        rsre_incident_engine_aborted(ag->engine);
+        RSRE_LOG(RSRE_LOG_ERROR, "aggregator", "transaction failed: %s", rsre_strerror(rc));
+    }
+    return rc;
+}
+
+/* ---- executors: a row per action ---- */
+
+enum executor { EXEC_AGENT };
+
+static const struct {
+    const char *action;
+    enum executor exec;
+} executors[] = {
+    {"delete_finished_pods", EXEC_AGENT}, /* the node's agent deletes its own finished pods */
+    {"prune_unused_images", EXEC_AGENT},
+    {"remove_exited_containers", EXEC_AGENT},
+};
+
+static int record_failures(struct rsre_aggregator *ag, rsre_store_txn *txn, void *arg) {
+    (void)arg;
+    for (size_t i = 0; i < ag->ndeferred; i++) {
+        int rc = rsre_incident_engine_action_result(ag->engine, txn, ag->deferred[i].record_id, 0,
+                                                    ag->deferred[i].message, 0, 0, now_ms());
+        if (rc && rc != RSRE_ENOTFOUND) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void on_deferred(uv_timer_t *t) {
+    struct rsre_aggregator *ag = t->data;
+    if (ag->ndeferred == 0 || ag->closing) {
+        return;
+    }
+    in_txn(ag, record_failures, NULL);
+    ag->ndeferred = 0;
+}
+
+static void defer_failure(struct rsre_aggregator *ag, const char *record, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void defer_failure(struct rsre_aggregator *ag, const char *record, const char *fmt, ...) {
+    if (ag->ndeferred >= MAX_DEFERRED) {
+        RSRE_LOG(RSRE_LOG_ERROR, "aggregator", "dropping failure of action record %s: queue full",
+                 record);
+        return;
+    }
+    struct deferred_failure *d = &ag->deferred[ag->ndeferred++];
+    snprintf(d->record_id, sizeof(d->record_id), "%s", record);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->message, sizeof(d->message), fmt, ap);
+    va_end(ap);
+    RSRE_LOG(RSRE_LOG_WARN, "aggregator", "action record %s failed: %s", record, d->message);
+    uv_timer_start(&ag->deferred_timer, on_deferred, 0, 0);
+}
+
+static void hook_execute(void *arg, const struct rsre_planned_action *pa) {
+    struct rsre_aggregator *ag = arg;
+    size_t i = 0;
+    while (i < sizeof(executors) / sizeof(executors[0]) &&
+           strcmp(executors[i].action, pa->action->id)) {
+        i++;
+    }
+    if (i == sizeof(executors) / sizeof(executors[0])) {
+        defer_failure(ag, pa->action_record_id,
+                      "no executor for %s is configured in this aggregator", pa->action->id);
+        return;
+    }
+    if (!pa->node || !pa->node[0]) {
+        defer_failure(ag, pa->action_record_id, "%s needs a node", pa->action->id);
+        return;
+    }
+    RobotSre__Agent__V1__ActionRequest req = ROBOT_SRE__AGENT__V1__ACTION_REQUEST__INIT;
+    req.request_id = (char *)pa->action_record_id;
+    req.action_id = (char *)pa->action->id;
+    req.target = (char *)(pa->target ? pa->target : "");
+    req.dry_run = pa->dry_run;
+    req.deadline_unix_ms = pa->deadline_unix_ms;
+    req.incident_id = (char *)(pa->incident_id ? pa->incident_id : "");
+    req.issued_unix_ms = now_ms();
+    int rc = rsre_ingest_send_action(ag->ingest, pa->node, &req);
+    if (rc) {
+        defer_failure(ag, pa->action_record_id, "cannot reach the agent of %s: %s", pa->node,
+                      rsre_strerror(rc));
+        return;
+    }
+    RSRE_LOG(RSRE_LOG_INFO, "aggregator", "action=%s record=%s node=%s target=%s dry_run=%d sent",
+             pa->action->id, pa->action_record_id, pa->node, req.target, pa->dry_run);
+}
+
+static void hook_notify(void *arg, const rsre_store_incident *inc, const char *what) {
+    (void)arg;
+    const char *scope = inc->n_resource_scope && inc->resource_scope[0]->name
+                            ? inc->resource_scope[0]->name
+                            : "";
+    RSRE_LOG(RSRE_LOG_INFO, "aggregator",
+             "incident=%s type=%s scope=%s severity=%d confidence=%d lifecycle=%d event=%s "
+             "summary=\"%s\"",
+             inc->id, inc->incident_type, scope, (int)inc->severity, (int)inc->confidence,
+             (int)inc->lifecycle, what, inc->evidence_summary);
+}
+
+/* ---- ingest consumer ---- */
+
+static int c_hello(void *arg, rsre_store_txn *txn, const char *node,
+                   const RobotSre__Agent__V1__Hello *h, int64_t t) {
+    struct rsre_aggregator *ag = arg;
+    return rsre_incident_engine_agent_seen(ag->engine, txn, node, h->boot_id, t);
+}
+
+static int c_batch(void *arg, rsre_store_txn *txn, const char *node,
+                   const RobotSre__Agent__V1__SignalBatch *b, int64_t t) {
+    struct rsre_aggregator *ag = arg;
+    return rsre_incident_engine_apply(ag->engine, txn, node, b, t);
+}
+
+static int c_result(void *arg, rsre_store_txn *txn, const char *node,
+                    const RobotSre__Agent__V1__ActionResult *r, int64_t t) {
+    struct rsre_aggregator *ag = arg;
+    int ok = r->status == ROBOT_SRE__AGENT__V1__ACTION_STATUS__ACTION_STATUS_OK ||
+             r->status == ROBOT_SRE__AGENT__V1__ACTION_STATUS__ACTION_STATUS_DRY_RUN;
+    int rc = rsre_incident_engine_action_result(ag->engine, txn, r->request_id, ok, r->message,
+                                                r->bytes_freed, r->objects_removed, t);
+    if (rc == RSRE_ENOTFOUND) {
+        RSRE_LOG(RSRE_LOG_WARN, "aggregator", "result for unknown action record %s from node %s",
+                 r->request_id, node);
+        return 0; /* acknowledge it: resending would not make it known */
+    }
+    return rc;
+}
+
+static void c_committed(void *arg) {
+    struct rsre_aggregator *ag = arg;
+    rsre_incident_engine_committed(ag->engine);
+}
+
+static void c_aborted(void *arg) {
+    struct rsre_aggregator *ag = arg;
+    rsre_incident_engine_aborted(ag->engine);
+}
+
+/* ---- tick ---- */
+
+static int tick_fn(struct rsre_aggregator *ag, rsre_store_txn *txn, void *arg) {
+    (void)arg;
+    return rsre_incident_engine_tick(ag->engine, txn, now_ms());
+}
+
+static void on_tick(uv_timer_t *t) {
+    struct rsre_aggregator *ag = t->data;
+    if (!ag->closing) {
+        in_txn(ag, tick_fn, NULL);
+    }
+}
+
+/* ---- lifecycle ---- */
+
+int rsre_aggregator_create(uv_loop_t *loop, const struct rsre_aggregator_config *cfg,
+                           struct rsre_aggregator **out) {
+    *out = NULL;
+    struct rsre_aggregator *ag = calloc(1, sizeof(*ag));
+    if (!ag) {
+        return -ENOMEM;
+    }
+    ag->loop = loop;
+    ag->cfg = *cfg;
+    enum rsre_env env = RSRE_ENV_STAGING;
+    rsre_env_parse(cfg->env, &env);
+    int rc = rsre_store_open(cfg->data_dir, NULL, &ag->store);
+    if (rc) {
+        RSRE_LOG(RSRE_LOG_ERROR, "aggregator", "cannot open the store in %s: %s", cfg->data_dir,
+                 rsre_strerror(rc));
+        free(ag);
+        return rc;
+    }
+    if ((rc = rsre_ruleset_create(NULL, &ag->rules))) {
+        goto fail;
+    }
+    if (cfg->rules_dir[0]) {
+        struct rsre_rule_error err;
+        if ((rc = rsre_ruleset_add_dir(ag->rules, cfg->rules_dir, &err))) {
+            char msg[700];
+            rsre_rule_error_format(&err, msg, sizeof(msg));
+            RSRE_LOG(RSRE_LOG_ERROR, "aggregator", "rules: %s", msg);
+            goto fail;
+        }
+    }
+    struct rsre_incident_engine_config ecfg = {.env = env,
+                                               .rules = ag->rules,
+                                               .agent_silence_ms = cfg->agent_silence_ms,
+                                               .action_deadline_ms = cfg->action_deadline_ms,
+                                               .approval_ttl_ms = cfg->approval_ttl_ms,
+                                               .cluster = cfg->cluster,
+                                               .dry_run = cfg->dry_run};
+    struct rsre_incident_engine_hooks hooks = {
+        .execute = hook_execute, .notify = hook_notify, .arg = ag};
+    if ((rc = rsre_incident_engine_create(ag->store, &ecfg, &hooks, &ag->engine))) {
+        RSRE_LOG(RSRE_LOG_ERROR, "aggregator", "incident engine: %s", rsre_strerror(rc));
+        goto fail;
+    }
+    if ((rc = rsre_grpc_loop_create(loop, &ag->grpc))) {
+        goto fail;
+    }
+    const char *allow[8];
+    for (size_t i = 0; i < cfg->nnode_actions; i++) {
+        allow[i] = cfg->node_actions[i];
+    }
+    struct rsre_ingest_config icfg = {.listen_addr = cfg->listen,
+                                      .tls_ca = cfg->tls_ca,
+                                      .tls_cert = cfg->tls_cert,
+                                      .tls_key = cfg->tls_key,
+                                      .rate_per_sec = cfg->rate_per_sec,
+                                      .rate_burst = cfg->rate_burst,
+                                      .max_connections = cfg->max_connections,
+                                      .config_generation = (uint64_t)now_ms(),
+                                      .action_allowlist = allow,
+                                      .n_action_allowlist = cfg->nnode_actions};
+    struct rsre_ingest_consumer consumer = {.hello = c_hello,
+                                            .batch = c_batch,
+                                            .result = c_result,
+                                            .committed = c_committed,
+                                            .aborted = c_aborted,
+                                            .arg = ag};
+    if ((rc = rsre_ingest_create(loop, ag->grpc, ag->store, &icfg, &consumer, &ag->ingest))) {
+        RSRE_LOG(RSRE_LOG_ERROR, "aggregator", "cannot listen on %s: %s", cfg->listen,
+                 rsre_strerror(rc));
+        ag->ingest = NULL;
+        *out = ag;
+        return rc; /* partly started: the caller closes it */
+    }
+    uv_timer_init(loop, &ag->tick);
+    uv_timer_init(loop, &ag->deferred_timer);
+    ag->tick.data = ag->deferred_timer.data = ag;
+    uv_timer_start(&ag->tick, on_tick, cfg->tick_ms, cfg->tick_ms);
+    RSRE_LOG(RSRE_LOG_INFO, "aggregator", "started env=%s listen=%s port=%d store=%s rules=%zu",
+             cfg->env, cfg->listen, rsre_ingest_port(ag->ingest), cfg->data_dir,
+             rsre_ruleset_count(ag->rules));
+    *out = ag;
+    return 0;
+fail:
+    rsre_incident_engine_destroy(ag->engine);
+    rsre_ruleset_destroy(ag->rules);
+    rsre_store_close(ag->store);
+    free(ag);
+    return rc ? rc : -EINVAL;
+}
+
+int rsre_aggregator_port(const struct rsre_aggregator *ag) {
+    return ag->ingest ? rsre_ingest_port(ag->ingest) : -1;
+}
+
+static void finish(struct rsre_aggregator *ag) {
+    if (--ag->pending > 0) {
+        return;
+    }
+    void (*cb)(void *) = ag->closed;
+    void *arg = ag->closed_arg;
+    rsre_incident_engine_destroy(ag->engine);
+    rsre_ruleset_destroy(ag->rules);
+    rsre_store_close(ag->store);
+    free(ag);
+    if (cb) {
+        cb(arg);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+    finish(h->data);
+}
+
+static void on_grpc_closed(void *arg) {
+    finish(arg);
+}
+
+static void on_ingest_closed(void *arg) {
+    struct rsre_aggregator *ag = arg;
+    ag->ingest = NULL;
+    ag->pending = 1; /* the gRPC bridge */
+    if (ag->tick.loop) {
+        ag->pending += 2;
+        uv_close((uv_handle_t *)&ag->tick, on_handle_closed);
+        uv_close((uv_handle_t *)&ag->deferred_timer, on_handle_closed);
+    }
+    rsre_grpc_loop_destroy(ag->grpc, on_grpc_closed, ag);
+}
+
+void rsre_aggregator_close(struct rsre_aggregator *ag, void (*closed)(void *), void *arg) {
+    if (ag->closing) {
+        return;
+    }
+    ag->closing = 1;
+    ag->closed = closed;
+    ag->closed_arg = arg;
+    if (ag->tick.loop) {
+        uv_timer_stop(&ag->tick);
+        uv_timer_stop(&ag->deferred_timer);
+        if (ag->ndeferred) {
+            in_txn(ag, record_failures, NULL);
+            ag->ndeferred = 0;
+        }
+    }
+    rsre_ingest_destroy(ag->ingest, on_ingest_closed, ag);
+}

@@ -1,0 +1,45 @@
+#ifndef RSRE_DAEMON_H
+#define RSRE_DAEMON_H
+
+/*
+ * robot-sre-aggregator: wires ingest (agent streams) → incident engine (signals, incidents,
+ * plans) → executors (node-local actions through the agent stream; Kubernetes and OCI
+ * executors where configured), on one libuv loop that owns all state. Every state change is
+ * committed to LMDB before it is acknowledged or acted on.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct rsre_aggregator_config {
+    char listen[128];                     /* gRPC listen address for agents */
+    char tls_ca[512], tls_cert[512], tls_key[512];
+    char data_dir[512];                   /* LMDB store directory */
+    char env[16];                         /* demo | staging | production */
+    char cluster[64];
+    char rules_dir[512];                  /* operator rules (*.yaml), optional */
+    char log_level[16];
+    int log_json;
+    int dry_run;                          /* every action is a dry run */
+    uint32_t tick_ms, agent_silence_ms, action_deadline_ms, approval_ttl_ms;
+    uint32_t rate_per_sec, rate_burst, max_connections;
+    char node_actions[8][48];             /* node-local actions agents may run (ConfigUpdate) */
+    size_t nnode_actions;
+};
+
+struct rsre_aggregator;
+
+void rsre_aggregator_config_defaults(struct rsre_aggregator_config *cfg);
+/* 0, 1 (help/version/print-config handled), or an error with err filled. */
+int rsre_aggregator_config_load(struct rsre_aggregator_config *cfg, int argc, char **argv,
+                                char *err, size_t errlen);
+
+int rsre_aggregator_create(uv_loop_t *loop, const struct rsre_aggregator_config *cfg,
+                           struct rsre_aggregator **out);
+/* The gRPC port actually bound (after create). */
+int rsre_aggregator_port(const struct rsre_aggregator *ag);
+/* Stops everything; `closed(arg)` runs when all handles are closed and memory released. */
+void rsre_aggregator_close(struct rsre_aggregator *ag, void (*closed)(void *), void *arg);
+
+#endif
