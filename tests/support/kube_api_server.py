@@ -1,11 +1,19 @@
 #!/usr/bin/python3
 """A stand-in for the Kubernetes API server, for tests (standard library only).
 
-It speaks the real wire format of the core/v1 API for nodes, pods and events: list responses
-(NodeList / PodList / EventList with metadata.resourceVersion and continue tokens), watch
-streams (chunked JSON lines {"type": ..., "object": ...} including BOOKMARK and ERROR events
-with a metav1.Status), Status objects for errors, field and label selectors, DeleteOptions
-preconditions, merge / strategic-merge / JSON patches and the eviction subresource.
+It speaks the real wire format of the core/v1 API for nodes, pods and events, and of apps/v1
+(deployments, statefulsets, daemonsets) and batch/v1 (cronjobs): list responses (NodeList /
+PodList / DeploymentList ... with metadata.resourceVersion and continue tokens), watch streams
+(chunked JSON lines {"type": ..., "object": ...} including BOOKMARK and ERROR events with a
+metav1.Status), Status objects for errors, field and label selectors, DeleteOptions
+preconditions, merge / strategic-merge / JSON patches (strategic merge is applied as a merge
+patch: right for the maps and scalars the executor writes, not for lists with merge keys), the
+scale subresource of deployments and statefulsets (autoscaling/v1 Scale; spec.replicas omitted
+when 0, as the real one), metadata.generation bumped when a workload's spec changes, the
+eviction subresource (policy/v1 Eviction, PodDisruptionBudget refusals on demand) and server-side
+dry run (?dryRun=All on PATCH and on the eviction's POST, DeleteOptions.dryRun in a DELETE body
+or the query when there is no body, deleteOptions.dryRun in an Eviction): validated and
+answered, nothing stored, no watch event.
 
 Usage:  kube_api_server.py [--port N] [--token T] [--load FILE.json ...]
         [--bookmark-interval SECONDS] [--tls-cert PEM --tls-key PEM [--client-ca PEM]]
@@ -22,7 +30,21 @@ Test control endpoints (never authenticated), all JSON:
                                    kill_watches also ends open watches with an ERROR 410 event
   POST   /_test/drop               cuts every open watch connection without ending the stream
   POST   /_test/config             {"token": str|null, "unavailable": bool, "gone_http": bool,
-                                    "bookmark_interval": float}
+                                    "bookmark_interval": float,
+                                    "pdb_block": {"NS/POD": {"pdb": name, "needs": n, "has": n,
+                                                             "times": n|null}},
+                                    "forbidden": [{"verb": v, "resource": r, "namespace": ns,
+                                                   "name": n}]}
+                                   pdb_block (replaces the previous set): evictions of these pods
+                                   get the API server's 429 TooManyRequests Status naming the
+                                   budget, `times` times (null = until changed), then succeed;
+                                   forbidden (replaces): matching requests get the RBAC 403 text
+                                   (verb get/list/watch/patch/delete/create; resource like
+                                   "nodes", "deployments/scale", "pods/eviction"; namespace and
+                                   name optional, "" or absent = any)
+                                   "ignore_writes": bool: PATCH, DELETE and eviction answer as
+                                   if they succeeded but store nothing (a write something else
+                                   reverts at once; what verification must catch)
   GET    /_test/state              {"rv": n, "min_rv": n, "watchers": n, "objects": n}
   GET    /_test/requests           requests recorded so far; DELETE clears them
   GET    /_test/blob?bytes=N[&chunked=1]   a JSON document of about N bytes
@@ -44,11 +66,18 @@ import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-KINDS = {  # resource -> (kind, list kind, namespaced)
-    "nodes": ("Node", "NodeList", False),
-    "pods": ("Pod", "PodList", True),
-    "events": ("Event", "EventList", True),
+KINDS = {  # resource -> (kind, list kind, namespaced, apiVersion)
+    "nodes": ("Node", "NodeList", False, "v1"),
+    "pods": ("Pod", "PodList", True, "v1"),
+    "events": ("Event", "EventList", True, "v1"),
+    "deployments": ("Deployment", "DeploymentList", True, "apps/v1"),
+    "statefulsets": ("StatefulSet", "StatefulSetList", True, "apps/v1"),
+    "daemonsets": ("DaemonSet", "DaemonSetList", True, "apps/v1"),
+    "cronjobs": ("CronJob", "CronJobList", True, "batch/v1"),
 }
+SCALABLE = ("deployments", "statefulsets")
+SA_USER = "system:serviceaccount:robot-sre:robot-sre-aggregator"
+PDB_MESSAGE = "Cannot evict pod as it would violate the pod's disruption budget."
 RESOURCE_OF_KIND = {v[0]: k for k, v in KINDS.items()}
 HISTORY_MAX = 100000
 
@@ -215,6 +244,9 @@ class State:
         self.unavailable = False
         self.gone_http = False
         self.bookmark_interval = 1.0
+        self.pdb_block = {}  # "ns/name" -> {"pdb", "needs", "has", "times"}
+        self.forbidden = []
+        self.ignore_writes = False
 
     # All mutators hold self.lock.
     def _record(self, resource, etype, obj, old):
@@ -251,7 +283,9 @@ class State:
         md["resourceVersion"] = str(self.rv)
         md.setdefault("uid", str(uuid.uuid4()))
         md.setdefault("creationTimestamp", now_rfc3339())
-        obj.setdefault("apiVersion", "v1")
+        obj.setdefault("apiVersion", KINDS[resource][3])
+        if KINDS[resource][3] != "v1":
+            md.setdefault("generation", 1)
         self.objects[key] = obj
         self._record(resource, "MODIFIED" if old is not None else "ADDED", obj,
                      copy.deepcopy(old) if old is not None else None)
@@ -353,15 +387,18 @@ class Handler(BaseHTTPRequestHandler):
         if unavailable:
             return self.send_status(503, "ServiceUnavailable", "the server is currently unable "
                                     "to handle the request")
-        if parts[:2] != ["api", "v1"]:
+        if parts[:2] == ["api", "v1"]:
+            gv, rest = "v1", parts[2:]
+        elif len(parts) >= 3 and parts[0] == "apis":
+            gv, rest = parts[1] + "/" + parts[2], parts[3:]
+        else:
             return self.send_status(404, "NotFound", "the server could not find the requested "
                                     "resource")
-        rest = parts[2:]
         ns = None
         if len(rest) >= 2 and rest[0] == "namespaces":
             ns = rest[1]
             rest = rest[2:]
-        if not rest or rest[0] not in KINDS:
+        if not rest or rest[0] not in KINDS or KINDS[rest[0]][3] != gv:
             return self.send_status(404, "NotFound", "the server could not find the requested "
                                     "resource")
         resource = rest[0]
@@ -370,6 +407,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_status(404, "NotFound", "the server could not find the requested "
                                     "resource")
         try:
+            if self.forbid(resource, rest, ns, q):
+                return None
             if len(rest) == 1:
                 if self.command != "GET":
                     return self.send_status(405, "MethodNotAllowed", "method not allowed")
@@ -383,18 +422,24 @@ class Handler(BaseHTTPRequestHandler):
                                         "requested resource")
             if len(rest) == 3 and rest[2] == "eviction" and resource == "pods" \
                     and self.command == "POST":
-                return self.evict(key_ns, name, body)
+                return self.evict(key_ns, name, body, q)
+            if len(rest) == 3 and rest[2] == "scale" and resource in SCALABLE:
+                if self.command == "GET":
+                    return self.get_scale(resource, key_ns, name)
+                if self.command == "PATCH":
+                    return self.patch_scale(resource, key_ns, name, body, q)
+                return self.send_status(405, "MethodNotAllowed", "method not allowed")
             if len(rest) != 2:
                 return self.send_status(404, "NotFound", "the server could not find the "
                                         "requested resource")
             if self.command == "GET":
                 return self.get_one(resource, key_ns, name)
             if self.command == "DELETE":
-                return self.delete_one(resource, key_ns, name, body)
+                return self.delete_one(resource, key_ns, name, body, q)
             if self.command == "PATCH":
-                return self.patch_one(resource, key_ns, name, body)
+                return self.patch_one(resource, key_ns, name, body, q)
             return self.send_status(405, "MethodNotAllowed", "method not allowed")
-        except (ValueError, KeyError, IndexError, TypeError) as e:
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
             return self.send_status(400, "BadRequest", str(e))
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = lambda self: self.dispatch()
@@ -446,8 +491,8 @@ class Handler(BaseHTTPRequestHandler):
             token = {"rv": list_rv, "start": "%s/%s" % (last.get("namespace", ""), last["name"])}
             md["continue"] = base64.b64encode(json.dumps(token).encode()).decode()
             md["remainingItemCount"] = 1
-        self.send_json(200, {"kind": KINDS[resource][1], "apiVersion": "v1", "metadata": md,
-                             "items": items})
+        self.send_json(200, {"kind": KINDS[resource][1], "apiVersion": KINDS[resource][3],
+                             "metadata": md, "items": items})
 
     def get_one(self, resource, ns, name):
         with STATE.lock:
@@ -456,8 +501,13 @@ class Handler(BaseHTTPRequestHandler):
             return self.not_found(resource, name)
         self.send_json(200, obj)
 
-    def delete_one(self, resource, ns, name, body):
+    def delete_one(self, resource, ns, name, body, q):
         opts = json.loads(body) if body else {}
+        # As the real handler: DeleteOptions come from the body when there is one, else from
+        # the query.
+        dry = self.dry_run(opts.get("dryRun") if body else q.get("dryRun"))
+        if dry is None:
+            return None
         pre = opts.get("preconditions") or {}
         with STATE.lock:
             obj = STATE.objects.get((resource, ns, name))
@@ -476,34 +526,187 @@ class Handler(BaseHTTPRequestHandler):
                     'failed: ResourceVersion in precondition: %s, ResourceVersion in object meta: '
                     '%s' % (resource, name, pre["resourceVersion"], md["resourceVersion"]),
                     {"name": name, "kind": resource})
-            gone = STATE.delete(resource, ns, name)
+            if dry or STATE.ignore_writes:
+                gone = copy.deepcopy(obj)
+            else:
+                gone = STATE.delete(resource, ns, name)
         self.send_json(200, status_obj(200, "", "", {"name": name, "kind": resource,
                                                      "uid": gone["metadata"]["uid"]}))
 
-    def patch_one(self, resource, ns, name, body):
-        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+    def patch_one(self, resource, ns, name, body, q):
+        dry = self.dry_run(q.get("dryRun"))
+        if dry is None:
+            return None
         patch = json.loads(body)
         with STATE.lock:
             obj = STATE.objects.get((resource, ns, name))
             if obj is None:
                 return self.not_found(resource, name)
-            if ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
-                new = merge_patch(copy.deepcopy(obj), patch)
-            elif ctype == "application/json-patch+json":
-                new = json_patch(obj, patch)
-            else:
-                return self.send_status(415, "UnsupportedMediaType",
-                                        "the body of the request was in an unknown format")
+            new = self.apply_patch(obj, patch)
+            if new is None:
+                return None
             new["metadata"]["uid"] = obj["metadata"]["uid"]
             new["metadata"]["name"] = name
-            stored = copy.deepcopy(STATE.put(new))
+            self.bump_generation(resource, obj, new)
+            if dry or STATE.ignore_writes:
+                stored = copy.deepcopy(new)
+            else:
+                stored = copy.deepcopy(STATE.put(new))
         self.send_json(200, stored)
 
-    def evict(self, ns, name, body):
+    def apply_patch(self, obj, patch):
+        """The patched copy of obj, or None after answering 415 (unknown patch type)."""
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        if ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+            if not isinstance(patch, dict):
+                raise ValueError("a merge patch must be a JSON object")
+            return merge_patch(copy.deepcopy(obj), patch)
+        if ctype == "application/json-patch+json":
+            return json_patch(obj, patch)
+        self.send_status(415, "UnsupportedMediaType",
+                         "the body of the request was in an unknown format - accepted media "
+                         "types include: application/json-patch+json, "
+                         "application/merge-patch+json, application/apply-patch+yaml")
+        return None
+
+    @staticmethod
+    def bump_generation(resource, old, new):
+        """Workloads: metadata.generation moves when the spec changes."""
+        if KINDS[resource][3] == "v1":
+            return
+        gen = old["metadata"].get("generation", 1)
+        new["metadata"]["generation"] = gen + 1 if new.get("spec") != old.get("spec") else gen
+
+    def dry_run(self, value):
+        """Reads a dryRun value (a query string or a DeleteOptions list): True, False, or None
+        after answering 400 for anything but "All"."""
+        values = value if isinstance(value, list) else ([value] if value else [])
+        for v in values:
+            if v != "All":
+                self.send_status(400, "BadRequest", 'Invalid value: "%s": supported values: '
+                                 '"All"' % v)
+                return None
+        return bool(values)
+
+    @staticmethod
+    def scale_of(resource, obj):
+        md = obj["metadata"]
+        spec = obj.get("spec") or {}
+        labels = ((spec.get("selector") or {}).get("matchLabels") or {})
+        scale = {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {k: md[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                            "creationTimestamp") if k in md},
+            "spec": {},
+            "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
+                       "selector": ",".join("%s=%s" % kv for kv in sorted(labels.items()))},
+        }
+        replicas = spec.get("replicas", 1)
+        if replicas:  # omitempty, as in autoscaling/v1
+            scale["spec"]["replicas"] = replicas
+        return scale
+
+    def get_scale(self, resource, ns, name):
+        with STATE.lock:
+            obj = copy.deepcopy(STATE.objects.get((resource, ns, name)))
+        if obj is None:
+            return self.not_found(resource, name)
+        self.send_json(200, self.scale_of(resource, obj))
+
+    def patch_scale(self, resource, ns, name, body, q):
+        dry = self.dry_run(q.get("dryRun"))
+        if dry is None:
+            return None
+        patch = json.loads(body)
+        with STATE.lock:
+            obj = STATE.objects.get((resource, ns, name))
+            if obj is None:
+                return self.not_found(resource, name)
+            scale = self.apply_patch(self.scale_of(resource, obj), patch)
+            if scale is None:
+                return None
+            replicas = (scale.get("spec") or {}).get("replicas", 0)
+            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+                return self.send_status(
+                    422, "Invalid", 'Scale.autoscaling "%s" is invalid: spec.replicas: Invalid '
+                    'value: %s: must be greater than or equal to 0' % (name, json.dumps(replicas)),
+                    {"name": name, "group": "autoscaling", "kind": "Scale"})
+            new = copy.deepcopy(obj)
+            new.setdefault("spec", {})["replicas"] = replicas
+            self.bump_generation(resource, obj, new)
+            if not dry and not STATE.ignore_writes:
+                new = STATE.put(new)
+            out = self.scale_of(resource, new)
+        self.send_json(200, out)
+
+    def forbid(self, resource, rest, ns, q):
+        """Answers 403 as RBAC would when a configured rule matches; returns True then."""
+        if len(rest) == 1:
+            verb = "watch" if q.get("watch") in ("1", "true") else "list"
+            name, res = "", resource
+        else:
+            verb = {"GET": "get", "PATCH": "patch", "DELETE": "delete", "POST": "create",
+                    "PUT": "update"}.get(self.command, "")
+            name = rest[1]
+            res = resource + ("/" + rest[2] if len(rest) > 2 else "")
+        with STATE.lock:
+            rules = list(STATE.forbidden)
+        for r in rules:
+            if r.get("verb") not in (None, "", verb) or r.get("resource") not in (None, "", res):
+                continue
+            if r.get("namespace") not in (None, "", ns) or r.get("name") not in (None, "", name):
+                continue
+            group = KINDS[resource][3].rpartition("/")[0]
+            what = ("%s.%s" % (resource, group) if group else resource)
+            scope = ('in the namespace "%s"' % ns) if ns else "at the cluster scope"
+            subject = ('%s "%s"' % (what, name)) if name else what
+            self.send_status(403, "Forbidden", '%s is forbidden: User "%s" cannot %s resource '
+                             '"%s" in API group "%s" %s' % (subject, SA_USER, verb, res, group,
+                                                            scope),
+                             {"name": name, "group": group, "kind": resource})
+            return True
+        return False
+
+    def evict(self, ns, name, body, q):
+        ev = json.loads(body) if body else {}
+        if not isinstance(ev, dict) or ev.get("kind") != "Eviction" or \
+                ev.get("apiVersion") not in ("policy/v1", "policy/v1beta1"):
+            return self.send_status(400, "BadRequest", "the body must be a policy/v1 Eviction")
+        md = ev.get("metadata") or {}
+        if md.get("name") != name:
+            return self.send_status(400, "BadRequest",
+                                    "name in URL does not match name in Eviction object")
+        if md.get("namespace") not in (None, "", ns):
+            return self.send_status(400, "BadRequest", "the namespace of the provided object "
+                                    "does not match the namespace sent on the request")
+        qdry = self.dry_run(q.get("dryRun"))
+        if qdry is None:
+            return None
+        bdry = self.dry_run((ev.get("deleteOptions") or {}).get("dryRun"))
+        if bdry is None:
+            return None
+        if qdry and (ev.get("deleteOptions") or {}).get("dryRun") is not None and not bdry:
+            return self.send_status(400, "BadRequest", "DryRun in DeleteOptions and "
+                                    "CreateOptions don't match")
         with STATE.lock:
             if STATE.objects.get(("pods", ns, name)) is None:
                 return self.not_found("pods", name)
-            STATE.delete("pods", ns, name)
+            block = STATE.pdb_block.get("%s/%s" % (ns, name))
+            if block is not None and block.get("times") is not None:
+                if block["times"] <= 0:
+                    block = None
+                else:
+                    block["times"] -= 1
+            if block is None and not (qdry or bdry or STATE.ignore_writes):
+                STATE.delete("pods", ns, name)
+        if block is not None:
+            return self.send_status(
+                429, "TooManyRequests", PDB_MESSAGE,
+                {"causes": [{"reason": "DisruptionBudget",
+                             "message": "The disruption budget %s needs %d healthy pods and has "
+                             "%d currently" % (block.get("pdb", "pdb"), block.get("needs", 1),
+                                               block.get("has", 1))}]})
         self.send_json(201, status_obj(201, "", ""))
 
     def watch(self, resource, ns, q):
@@ -560,7 +763,7 @@ class Handler(BaseHTTPRequestHandler):
                         with STATE.lock:
                             brv = STATE.rv
                         self.send_line({"type": "BOOKMARK", "object": {
-                            "kind": kind, "apiVersion": "v1",
+                            "kind": kind, "apiVersion": KINDS[resource][3],
                             "metadata": {"resourceVersion": str(brv)}}})
                     continue
                 if item[0] == "drop":
@@ -643,6 +846,12 @@ class Handler(BaseHTTPRequestHandler):
                     STATE.gone_http = bool(req["gone_http"])
                 if "bookmark_interval" in req:
                     STATE.bookmark_interval = float(req["bookmark_interval"])
+                if "pdb_block" in req:
+                    STATE.pdb_block = {k: dict(v) for k, v in (req["pdb_block"] or {}).items()}
+                if "forbidden" in req:
+                    STATE.forbidden = list(req["forbidden"] or [])
+                if "ignore_writes" in req:
+                    STATE.ignore_writes = bool(req["ignore_writes"])
             return self.send_json(200, {})
         if cmd == "state":
             with STATE.lock:
