@@ -13,18 +13,24 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/curl_uv.h"
 #include "common/error.h"
 #include "common/grpc_loop.h"
+#include "common/kube.h"
 #include "common/log.h"
 #include "daemon/daemon.h"
+#include "exec/kube_exec.h"
 #include "incidents/engine.h"
 #include "ingest/ingest.h"
 #include "store/store.h"
 
 #define MAX_DEFERRED 256
 
-struct deferred_failure {
+/* An executor's outcome, recorded on the next loop turn in its own transaction. */
+struct deferred_result {
     char record_id[RSRE_STORE_ID_MAX + 1];
+    int ok;
+    uint32_t objects;
     char message[256];
 };
 
@@ -36,8 +42,11 @@ struct rsre_aggregator {
     struct rsre_grpc_loop *grpc;
     struct rsre_ingest *ingest;
     struct rsre_incident_engine *engine;
+    struct rsre_http *http;
+    struct rsre_kube *kube;
+    struct rsre_kube_exec *kexec;
     uv_timer_t tick, deferred_timer;
-    struct deferred_failure deferred[MAX_DEFERRED];
+    struct deferred_result deferred[MAX_DEFERRED];
     size_t ndeferred;
     int closing, pending;
     void (*closed)(void *);
@@ -81,7 +90,11 @@ static int in_txn(struct rsre_aggregator *ag, txn_fn fn, void *arg) {
 
 /* ---- executors: a row per action ---- */
 
-enum executor { EXEC_AGENT };
+/* Node-scoped actions with a node go to that node's agent (it re-checks its own allowlist);
+ * everything else the Kubernetes executor knows goes there (it re-reads before writing and
+ * verifies after). OCI operations (reboot/replace) have no executor wired in this daemon yet:
+ * they fail and the incident escalates to a human. */
+enum executor { EXEC_AGENT, EXEC_KUBE };
 
 static const struct {
     const char *action;
@@ -90,13 +103,23 @@ static const struct {
     {"delete_finished_pods", EXEC_AGENT}, /* the node's agent deletes its own finished pods */
     {"prune_unused_images", EXEC_AGENT},
     {"remove_exited_containers", EXEC_AGENT},
+    {"cordon_node", EXEC_KUBE},
+    {"uncordon_node", EXEC_KUBE},
+    {"drain_node", EXEC_KUBE},
+    {"rollout_restart", EXEC_KUBE},
+    {"restart_backend", EXEC_KUBE},
+    {"restart_shared_dependency", EXEC_KUBE},
+    {"scale_workload_to_zero", EXEC_KUBE},
+    {"scale_shared_controllers_down", EXEC_KUBE},
+    {"suspend_cronjob", EXEC_KUBE},
 };
 
 static int record_failures(struct rsre_aggregator *ag, rsre_store_txn *txn, void *arg) {
     (void)arg;
     for (size_t i = 0; i < ag->ndeferred; i++) {
-        int rc = rsre_incident_engine_action_result(ag->engine, txn, ag->deferred[i].record_id, 0,
-                                                    ag->deferred[i].message, 0, 0, now_ms());
+        int rc = rsre_incident_engine_action_result(
+            ag->engine, txn, ag->deferred[i].record_id, ag->deferred[i].ok,
+            ag->deferred[i].message, 0, ag->deferred[i].objects, now_ms());
         if (rc && rc != RSRE_ENOTFOUND) {
             return rc;
         }
@@ -113,22 +136,73 @@ static void on_deferred(uv_timer_t *t) {
     ag->ndeferred = 0;
 }
 
-static void defer_failure(struct rsre_aggregator *ag, const char *record, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void defer_failure(struct rsre_aggregator *ag, const char *record, const char *fmt, ...) {
+static void defer_result(struct rsre_aggregator *ag, const char *record, int ok, uint32_t objects,
+                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void defer_result(struct rsre_aggregator *ag, const char *record, int ok, uint32_t objects,
+                         const char *fmt, ...) {
     if (ag->ndeferred >= MAX_DEFERRED) {
-        RSRE_LOG(RSRE_LOG_ERROR, "aggregator", "dropping failure of action record %s: queue full",
+        RSRE_LOG(RSRE_LOG_ERROR, "aggregator", "dropping the result of action record %s: queue "
+                                               "full",
                  record);
         return;
     }
-    struct deferred_failure *d = &ag->deferred[ag->ndeferred++];
+    struct deferred_result *d = &ag->deferred[ag->ndeferred++];
     snprintf(d->record_id, sizeof(d->record_id), "%s", record);
+    d->ok = ok;
+    d->objects = objects;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(d->message, sizeof(d->message), fmt, ap);
     va_end(ap);
-    RSRE_LOG(RSRE_LOG_WARN, "aggregator", "action record %s failed: %s", record, d->message);
+    RSRE_LOG(ok ? RSRE_LOG_INFO : RSRE_LOG_WARN, "aggregator", "action record %s %s: %s", record,
+             ok ? "done" : "failed", d->message);
     uv_timer_start(&ag->deferred_timer, on_deferred, 0, 0);
+}
+
+#define defer_failure(ag, record, ...) defer_result((ag), (record), 0, 0, __VA_ARGS__)
+
+struct kube_run {
+    struct rsre_aggregator *ag;
+    char record_id[RSRE_STORE_ID_MAX + 1];
+};
+
+static void on_kube_done(void *arg, const struct rsre_kube_exec_result *res) {
+    struct kube_run *kr = arg;
+    if (!kr->ag->closing || res->rc != -ECANCELED) {
+        defer_result(kr->ag, kr->record_id, res->ok, res->changed, "%s %s: %s", res->action,
+                     res->target, res->message ? res->message : "");
+    }
+    free(kr);
+}
+
+static void run_kube(struct rsre_aggregator *ag, const struct rsre_planned_action *pa) {
+    if (!ag->kexec) {
+        defer_failure(ag, pa->action_record_id,
+                      "%s needs the Kubernetes API, which this aggregator could not reach",
+                      pa->action->id);
+        return;
+    }
+    struct kube_run *kr = calloc(1, sizeof(*kr));
+    if (!kr) {
+        defer_failure(ag, pa->action_record_id, "out of memory");
+        return;
+    }
+    kr->ag = ag;
+    snprintf(kr->record_id, sizeof(kr->record_id), "%s", pa->action_record_id);
+    int64_t left = pa->deadline_unix_ms ? pa->deadline_unix_ms - now_ms() : 0;
+    struct rsre_kube_exec_request req = {
+        .action = pa->action->id,
+        .target = pa->target && strcmp(pa->target, "*") ? pa->target : pa->node,
+        .dry_run = pa->dry_run ? RSRE_KUBE_EXEC_DRY_SERVER : RSRE_KUBE_EXEC_REAL,
+        .timeout_ms = left > 0 ? (uint32_t)left : 0};
+    char err[256] = "";
+    struct rsre_kube_exec_op *op;
+    int rc = rsre_kube_exec_run(ag->kexec, &req, on_kube_done, kr, &op, err, sizeof(err));
+    if (rc) {
+        free(kr);
+        defer_failure(ag, pa->action_record_id, "%s refused: %s (%s)", pa->action->id, err,
+                      rsre_strerror(rc));
+    }
 }
 
 static void hook_execute(void *arg, const struct rsre_planned_action *pa) {
@@ -143,8 +217,8 @@ static void hook_execute(void *arg, const struct rsre_planned_action *pa) {
                       "no executor for %s is configured in this aggregator", pa->action->id);
         return;
     }
-    if (!pa->node || !pa->node[0]) {
-        defer_failure(ag, pa->action_record_id, "%s needs a node", pa->action->id);
+    if (executors[i].exec == EXEC_KUBE || !pa->node || !pa->node[0]) {
+        run_kube(ag, pa); /* cluster-scope actions (and node actions on no node) */
         return;
     }
     RobotSre__Agent__V1__ActionRequest req = ROBOT_SRE__AGENT__V1__ACTION_REQUEST__INIT;
@@ -232,6 +306,38 @@ static void on_tick(uv_timer_t *t) {
 
 /* ---- lifecycle ---- */
 
+/* The Kubernetes client and executor; without them Kubernetes actions fail (and escalate). */
+static void start_kube(struct rsre_aggregator *ag) {
+    struct rsre_kube_config kc = {0};
+    char err[256] = "";
+    int rc = rsre_kube_config_auto(&kc, ag->cfg.kube_api, ag->cfg.kubeconfig, NULL, err,
+                                   sizeof(err));
+    if (rc) {
+        RSRE_LOG(RSRE_LOG_WARN, "aggregator", "Kubernetes API not configured (%s): %s",
+                 rsre_strerror(rc), err);
+        rsre_kube_config_clear(&kc);
+        return;
+    }
+    struct rsre_kube_exec_config xc;
+    rsre_kube_exec_config_defaults(&xc);
+    if ((rc = rsre_http_create(ag->loop, &ag->http)) ||
+        (rc = rsre_kube_create(ag->http, &kc, &ag->kube)) ||
+        (rc = rsre_kube_exec_create(ag->kube, &xc, &ag->kexec, err, sizeof(err)))) {
+        RSRE_LOG(RSRE_LOG_WARN, "aggregator", "Kubernetes executor not started: %s %s",
+                 rsre_strerror(rc), err);
+    }
+    rsre_kube_config_clear(&kc);
+}
+
+static void stop_kube(struct rsre_aggregator *ag) {
+    rsre_kube_exec_destroy(ag->kexec);
+    ag->kexec = NULL;
+    rsre_kube_destroy(ag->kube);
+    ag->kube = NULL;
+    rsre_http_destroy(ag->http);
+    ag->http = NULL;
+}
+
 int rsre_aggregator_create(uv_loop_t *loop, const struct rsre_aggregator_config *cfg,
                            struct rsre_aggregator **out) {
     *out = NULL;
@@ -278,6 +384,7 @@ int rsre_aggregator_create(uv_loop_t *loop, const struct rsre_aggregator_config 
     if ((rc = rsre_grpc_loop_create(loop, &ag->grpc))) {
         goto fail;
     }
+    start_kube(ag);
     const char *allow[8];
     for (size_t i = 0; i < cfg->nnode_actions; i++) {
         allow[i] = cfg->node_actions[i];
@@ -368,6 +475,7 @@ void rsre_aggregator_close(struct rsre_aggregator *ag, void (*closed)(void *), v
     ag->closing = 1;
     ag->closed = closed;
     ag->closed_arg = arg;
+    stop_kube(ag); /* in-flight Kubernetes actions end now with -ECANCELED */
     if (ag->tick.loop) {
         uv_timer_stop(&ag->tick);
         uv_timer_stop(&ag->deferred_timer);

@@ -34,6 +34,8 @@ static const struct rsre_cfg_entry entries[] = {
     RSRE_CFG_U32_ENTRY(T, rate_per_sec, "50", 1, 100000, "messages per second per agent"),
     RSRE_CFG_U32_ENTRY(T, rate_burst, "200", 1, 1000000, "burst of messages per agent"),
     RSRE_CFG_U32_ENTRY(T, max_connections, "4096", 1, 100000, "concurrent agent streams"),
+    RSRE_CFG_STR_ENTRY(T, kube_api, "", "Kubernetes API base URL (empty: in-cluster service account)"),
+    RSRE_CFG_STR_ENTRY(T, kubeconfig, "", "kubeconfig for running outside a cluster"),
     RSRE_CFG_LIST_ENTRY(T, node_actions, nnode_actions,
                         "delete_finished_pods,prune_unused_images,remove_exited_containers",
                         "node-local actions agents are allowed to run (sent in ConfigUpdate)"),

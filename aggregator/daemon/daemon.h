@@ -25,6 +25,8 @@ struct rsre_aggregator_config {
     uint32_t tick_ms, agent_silence_ms, action_deadline_ms, approval_ttl_ms;
     uint32_t rate_per_sec, rate_burst, max_connections;
     char node_actions[8][48];             /* node-local actions agents may run (ConfigUpdate) */
+    char kube_api[512];                   /* Kubernetes API base URL (empty: in-cluster) */
+    char kubeconfig[512];                 /* kubeconfig for running outside a cluster */
     size_t nnode_actions;
 };
 
