@@ -33,6 +33,25 @@ static const struct {
     {"evidence", "classify", "[FILE|-] [--patterns [--markdown]]",
      "classify evidence records (JSON lines) to incident classes, with the matching pattern",
      rctl_evidence_classify},
+    /* Over the admin API: every row below also takes --server URL (ROBOT_SRE_SERVER),
+     * --token-file F (ROBOT_SRE_TOKEN_FILE, or the token in ROBOT_SRE_TOKEN), --cacert F. */
+    {"incidents", "list", "[--state S] [--type T] [--limit N]",
+     "incidents from the aggregator (state: open, observed, ..., resolved)", rctl_incidents_list},
+    {"incidents", "show", "ID", "one incident with its evidence timeline and actions",
+     rctl_incidents_show},
+    {"approvals", "list", "[--state S] [--incident ID]", "approval requests and their votes",
+     rctl_approvals_list},
+    {"approvals", "approve", "ID [--comment C]", "approve a request (role approver)",
+     rctl_approvals_approve},
+    {"approvals", "deny", "ID [--comment C]", "deny a request (role approver)",
+     rctl_approvals_deny},
+    {"audit", "list", "[--from SEQ] [--limit N]", "the audit log, oldest first",
+     rctl_audit_list},
+    {"audit", "verify", "", "verify the audit log's hash chain on the server (exit 1 if broken)",
+     rctl_audit_verify},
+    {"rules", "list", "", "built-in rules and the latest version of every operator rule",
+     rctl_rules_list},
+    {"rules", "show", "ID", "one rule with every stored version", rctl_rules_show},
 };
 
 static void usage(FILE *f) {
@@ -42,6 +61,10 @@ static void usage(FILE *f) {
         fprintf(f, "  %s %s %s\n      %s\n", commands[i].group, commands[i].verb, commands[i].args,
                 commands[i].summary);
     }
+    fprintf(f, "\nAPI commands (incidents, approvals, audit, rules list/show) also take\n"
+               "  --server URL    (ROBOT_SRE_SERVER, default http://127.0.0.1:8080)\n"
+               "  --token-file F  (ROBOT_SRE_TOKEN_FILE; or the token itself in ROBOT_SRE_TOKEN)\n"
+               "  --cacert F      (ROBOT_SRE_CACERT) CA bundle for https with a private CA\n");
     fprintf(f, "\nglobal options:\n  --json     machine-readable output\n"
                "  --help     this text\n  --version  print the version\n"
                "\nexit status: 0 ok, 1 the command found a problem, 2 usage error\n");

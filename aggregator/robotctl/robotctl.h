@@ -20,6 +20,16 @@ int rctl_policy_preview(int argc, char **argv, const struct rctl_opts *o);
 int rctl_rules_validate(int argc, char **argv, const struct rctl_opts *o);
 int rctl_taxonomy_show(int argc, char **argv, const struct rctl_opts *o);
 int rctl_evidence_classify(int argc, char **argv, const struct rctl_opts *o);
+/* Over the admin API (cmd_api.c): --server URL, --token-file F, --cacert F. */
+int rctl_incidents_list(int argc, char **argv, const struct rctl_opts *o);
+int rctl_incidents_show(int argc, char **argv, const struct rctl_opts *o);
+int rctl_approvals_list(int argc, char **argv, const struct rctl_opts *o);
+int rctl_approvals_approve(int argc, char **argv, const struct rctl_opts *o);
+int rctl_approvals_deny(int argc, char **argv, const struct rctl_opts *o);
+int rctl_audit_list(int argc, char **argv, const struct rctl_opts *o);
+int rctl_audit_verify(int argc, char **argv, const struct rctl_opts *o);
+int rctl_rules_list(int argc, char **argv, const struct rctl_opts *o);
+int rctl_rules_show(int argc, char **argv, const struct rctl_opts *o);
 
 /* A plain-text table: add rows of `ncols` cells, then print with aligned columns. */
 struct rctl_table;
