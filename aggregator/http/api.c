@@ -120,7 +120,7 @@ void rsre_api_set_callbacks(rsre_api *api, const struct rsre_api_callbacks *cbs)
     }
 }
 
-/* ---- responses ------------------------------------------------------------------------------ */
+/* ---- responses ------------------------------------------------------------------------------- */
 
 int rsre__api_reply(struct api_call *c, int status, json_t *doc) {
     json_decref(c->out);
@@ -147,8 +147,7 @@ int rsre__api_store_fail(struct api_call *c, int rc, const char *what) {
     if (rc == RSRE_ENOTFOUND) {
         return rsre__api_fail(c, 404, NULL, "%s not found", what);
     }
-    RSRE_LOG(RSRE_LOG_ERROR, "api", "store error what=\"%s\" err=\"%s\"", what,
-             rsre_strerror(rc));
+    RSRE_LOG(RSRE_LOG_ERROR, "api", "store error what=\"%s\" err=\"%s\"", what, rsre_strerror(rc));
     if (rc == -EDEADLK || rc == -EBUSY) {
         return rsre__api_fail(c, 503, NULL, "the store is busy; retry");
     }
@@ -195,10 +194,17 @@ static const struct {
     int status;
     const char *reason;
 } reasons[] = {
-    {200, "OK"},           {201, "Created"},          {400, "Bad Request"},
-    {401, "Unauthorized"}, {403, "Forbidden"},         {404, "Not Found"},
-    {405, "Method Not Allowed"}, {409, "Conflict"},    {413, "Payload Too Large"},
-    {500, "Internal Server Error"}, {503, "Service Unavailable"},
+    {200, "OK"},
+    {201, "Created"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {409, "Conflict"},
+    {413, "Payload Too Large"},
+    {500, "Internal Server Error"},
+    {503, "Service Unavailable"},
 };
 
 static const char *reason_phrase(int status) {
@@ -265,7 +271,7 @@ static void send_call(h2o_req_t *req, struct api_call *c, const char *allow) {
     free(body);
 }
 
-/* ---- request checks ------------------------------------------------------------------------- */
+/* ---- request checks -------------------------------------------------------------------------- */
 
 static int path_char_ok(unsigned char ch) {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
@@ -324,8 +330,8 @@ static int split_path(struct api_call *c, const char *p, size_t n, struct seg *s
 }
 
 /* Whether `segs` match route pattern `pat`; fills c->params when `fill`. */
-static int match_route(const char *pat, const struct seg *segs, size_t nsegs,
-                       struct api_call *c, int fill) {
+static int match_route(const char *pat, const struct seg *segs, size_t nsegs, struct api_call *c,
+                       int fill) {
     size_t k = 0, np = 0;
     const char *s = pat + 1;
     while (1) {
@@ -442,8 +448,7 @@ static size_t json_depth(json_t *j) {
 static int parse_body(struct api_call *c) {
     const struct api_route *r = c->route;
     if (c->body_len > RSRE_API_BODY_MAX) {
-        return rsre__api_fail(c, 413, NULL, "the body is larger than %u bytes",
-                              RSRE_API_BODY_MAX);
+        return rsre__api_fail(c, 413, NULL, "the body is larger than %u bytes", RSRE_API_BODY_MAX);
     }
     if (r->body == BODY_NONE) {
         if (c->body_len) {
@@ -493,7 +498,7 @@ static int parse_body(struct api_call *c) {
     return 0;
 }
 
-/* ---- login failures --------------------------------------------------------------------------- */
+/* ---- login failures -------------------------------------------------------------------------- */
 
 static void peer_name(h2o_req_t *req, char *out, size_t cap) {
     struct sockaddr_storage ss;
@@ -527,9 +532,10 @@ static void sanitize(const char *s, size_t n, char *out, size_t cap) {
  * budget; failures over the budget are counted and reported by the next record.
  */
 static void audit_login_failure(struct rsre_api *api, h2o_req_t *req, enum api_auth_result why) {
-    static const char *const short_reason[] = {
-        [API_AUTH_OK] = "ok", [API_AUTH_MISSING] = "missing",
-        [API_AUTH_MALFORMED] = "malformed", [API_AUTH_UNKNOWN] = "unknown"};
+    static const char *const short_reason[] = {[API_AUTH_OK] = "ok",
+                                               [API_AUTH_MISSING] = "missing",
+                                               [API_AUTH_MALFORMED] = "malformed",
+                                               [API_AUTH_UNKNOWN] = "unknown"};
     const char *lv[] = {short_reason[why]};
     rsre_metrics_add(api->metrics, RSRE_M_HTTP_LOGIN_FAILURES_TOTAL, lv, 1);
     char peer[64], path[200], method[16];
@@ -691,8 +697,8 @@ static void handle(struct rsre_api *api, h2o_req_t *req, struct api_call *c, cha
     }
 }
 
-static const char *const metric_methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD",
-                                             "OPTIONS", NULL};
+static const char *const metric_methods[] = {"GET",   "POST", "PUT",     "DELETE",
+                                             "PATCH", "HEAD", "OPTIONS", NULL};
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req) {
     struct rsre_api *api = ((struct api_handler *)self)->api;
@@ -711,14 +717,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req) {
     }
     char code[8];
     snprintf(code, sizeof(code), "%d", status);
-    const char *route = c.route ? c.route->name : "unmatched";
+    const char *route = c.route ? c.route->pattern : "unmatched";
     const char *lv[] = {method, route, code};
     rsre_metrics_add(api->metrics, RSRE_M_HTTP_REQUESTS_TOTAL, lv, 1);
     const char *lr[] = {route};
     rsre_metrics_observe(api->metrics, RSRE_M_HTTP_REQUEST_DURATION_SECONDS, lr,
                          (double)(uv_hrtime() - t0) / 1e9);
-    RSRE_LOG(RSRE_LOG_DEBUG, "api", "request method=%s route=\"%s\" status=%d operator=%s",
-             method, route, status, c.who ? c.who->operator_id : "-");
+    RSRE_LOG(RSRE_LOG_DEBUG, "api", "request method=%s route=\"%s\" status=%d operator=%s", method,
+             route, status, c.who ? c.who->operator_id : "-");
     json_decref(c.out);
     json_decref(c.json);
     free(c.text);
@@ -729,7 +735,7 @@ void rsre__api_refresh_gauges(struct rsre_api *api) {
     rsre_metrics_set(api->metrics, RSRE_M_HTTP_CONNECTIONS, NULL, (double)api->nconns);
 }
 
-/* ---- connections ------------------------------------------------------------------------------ */
+/* ---- connections ----------------------------------------------------------------------------- */
 
 static void free_raw_conn(uv_handle_t *h) {
     free(h);
@@ -767,8 +773,8 @@ static void on_accept(uv_stream_t *l, int status) {
         return;
     }
     if (api->closing || api->nconns >= api->max_conns) {
-        RSRE_LOG(RSRE_LOG_WARN, "api", "connection refused open=%zu max=%u",
-                 api->nconns, api->max_conns);
+        RSRE_LOG(RSRE_LOG_WARN, "api", "connection refused open=%zu max=%u", api->nconns,
+                 api->max_conns);
         uv_close((uv_handle_t *)&c->tcp, free_raw_conn);
         return;
     }
@@ -786,7 +792,7 @@ static void on_accept(uv_stream_t *l, int status) {
     h2o_accept(&api->accept_ctx, sock);
 }
 
-/* ---- create / close ----------------------------------------------------------------------- */
+/* ---- create / close -------------------------------------------------------------------------- */
 
 static int parse_listen(const char *s, struct sockaddr_storage *ss) {
     const char *colon = strrchr(s, ':');
@@ -830,8 +836,8 @@ static int open_listener(const struct sockaddr_storage *ss, int *port) {
     if (ss->ss_family == AF_INET6) {
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     }
-    socklen_t sl = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                             : sizeof(struct sockaddr_in);
+    socklen_t sl =
+        ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (bind(fd, (const struct sockaddr *)ss, sl) || listen(fd, 128)) {
         int e = -errno;
         close(fd);
@@ -869,8 +875,10 @@ static int setup_tls(struct rsre_api *api, const char *cert, const char *key) {
     if (SSL_CTX_use_certificate_chain_file(ssl, cert) != 1 ||
         SSL_CTX_use_PrivateKey_file(ssl, key, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ssl) != 1) {
-        RSRE_LOG(RSRE_LOG_ERROR, "api", "cannot use the TLS certificate or key "
-                 "cert=\"%s\" key=\"%s\"", cert, key);
+        RSRE_LOG(RSRE_LOG_ERROR, "api",
+                 "cannot use the TLS certificate or key "
+                 "cert=\"%s\" key=\"%s\"",
+                 cert, key);
         log_ssl_errors("tls");
         SSL_CTX_free(ssl);
         return -EINVAL;
@@ -900,15 +908,18 @@ int rsre_api_create(uv_loop_t *loop, rsre_store *store, struct rsre_metrics *met
     static const struct rsre_api_options none;
     opts = opts ? opts : &none;
     if (!loop || !opts->tokens_file || !!opts->tls_cert_file != !!opts->tls_key_file) {
-        RSRE_LOG(RSRE_LOG_ERROR, "api", "the admin API needs a loop and a token file; "
+        RSRE_LOG(RSRE_LOG_ERROR, "api",
+                 "the admin API needs a loop and a token file; "
                  "TLS needs both a certificate and a key");
         return RSRE_EINVALID;
     }
     struct sockaddr_storage ss;
     const char *listen_at = opts->listen ? opts->listen : RSRE_API_LISTEN_DEFAULT;
     if (parse_listen(listen_at, &ss)) {
-        RSRE_LOG(RSRE_LOG_ERROR, "api", "bad listen address (host:port, [v6]:port, "
-                 ":port) listen=\"%s\"", listen_at);
+        RSRE_LOG(RSRE_LOG_ERROR, "api",
+                 "bad listen address (host:port, [v6]:port, "
+                 ":port) listen=\"%s\"",
+                 listen_at);
         return RSRE_EINVALID;
     }
     struct rsre_api *api = calloc(1, sizeof(*api));
@@ -921,8 +932,8 @@ int rsre_api_create(uv_loop_t *loop, rsre_store *store, struct rsre_metrics *met
     api->tax = opts->taxonomy ? opts->taxonomy : rsre_taxonomy_builtin();
     api->metrics_need_token = opts->metrics_need_token;
     api->max_conns = opts->max_connections ? opts->max_connections : DEFAULT_MAX_CONNS;
-    api->login_per_min = opts->login_audit_per_minute ? opts->login_audit_per_minute
-                                                      : DEFAULT_LOGIN_AUDIT;
+    api->login_per_min =
+        opts->login_audit_per_minute ? opts->login_audit_per_minute : DEFAULT_LOGIN_AUDIT;
     api->bucket = api->login_per_min;
     api->bucket_at_ms = mono_ms();
     int rc = 0;
@@ -946,8 +957,8 @@ int rsre_api_create(uv_loop_t *loop, rsre_store *store, struct rsre_metrics *met
     }
     int fd = open_listener(&ss, &api->port);
     if (fd < 0) {
-        RSRE_LOG(RSRE_LOG_ERROR, "api", "cannot listen listen=\"%s\" err=\"%s\"",
-                 listen_at, strerror(-fd));
+        RSRE_LOG(RSRE_LOG_ERROR, "api", "cannot listen listen=\"%s\" err=\"%s\"", listen_at,
+                 strerror(-fd));
         api_free(api);
         return fd;
     }
@@ -986,8 +997,10 @@ int rsre_api_create(uv_loop_t *loop, rsre_store *store, struct rsre_metrics *met
     api->accept_ctx.ctx = &api->ctx;
     api->accept_ctx.hosts = api->config.hosts;
     api->accept_ctx.ssl_ctx = api->ssl;
-    RSRE_LOG(RSRE_LOG_INFO, "api", "admin API listening listen=\"%s\" port=%d tls=%s "
-             "tokens=%zu", listen_at, api->port, api->ssl ? "on" : "off", api->tokens.n);
+    RSRE_LOG(RSRE_LOG_INFO, "api",
+             "admin API listening listen=\"%s\" port=%d tls=%s "
+             "tokens=%zu",
+             listen_at, api->port, api->ssl ? "on" : "off", api->tokens.n);
     *out = api;
     return 0;
 }

@@ -34,9 +34,9 @@
 #include "http/metrics.h"
 #include "store/store.h"
 
-#define RSRE_API_BODY_MAX (64u * 1024u)   /* bytes of a request body */
-#define RSRE_API_JSON_DEPTH 8             /* nesting of a JSON request body */
-#define RSRE_API_COMMENT_MAX 512          /* bytes of a vote comment */
+#define RSRE_API_BODY_MAX (64u * 1024u) /* bytes of a request body */
+#define RSRE_API_JSON_DEPTH 8           /* nesting of a JSON request body */
+#define RSRE_API_COMMENT_MAX 512        /* bytes of a vote comment */
 #define RSRE_API_LISTEN_DEFAULT "127.0.0.1:8080"
 
 /* Roles, each including the ones below it. */
@@ -61,8 +61,8 @@ struct rsre_api_options {
     const char *tls_cert_file, *tls_key_file;
     /* Nonzero: /metrics needs a viewer token like /api/v1; zero (default): no token. */
     int metrics_need_token;
-    unsigned max_connections;        /* 0: 256; further connections are closed at once */
-    unsigned request_timeout_ms;     /* idle/slow request limit; 0: 10000 */
+    unsigned max_connections;    /* 0: 256; further connections are closed at once */
+    unsigned request_timeout_ms; /* idle/slow request limit; 0: 10000 */
     /* Login-failure audit records allowed per minute (a token bucket of this size refilled
      * evenly); failures beyond it are counted in ops_http_login_failures_total and reported
      * in the next record's detail. 0: 600. */

@@ -9,10 +9,10 @@
 
 #include "http/api.h"
 
-#define API_MAX_PARAMS 2   /* path parameters per route */
-#define API_MAX_QUERY 4    /* query parameters per request */
+#define API_MAX_PARAMS 2 /* path parameters per route */
+#define API_MAX_QUERY 4  /* query parameters per request */
 #define API_QUERY_VALUE_MAX 128
-#define API_TOKEN_MAX 512  /* bytes of a bearer token */
+#define API_TOKEN_MAX 512 /* bytes of a bearer token */
 #define API_TOKENS_MAX 1024
 #define API_OPERATOR_MAX 64 /* bytes of an operator id */
 #define API_LIST_DEFAULT 500
@@ -20,7 +20,7 @@
 #define API_AUDIT_DEFAULT 100
 #define API_AUDIT_MAX 1000
 
-/* ---- tokens (auth.c) ---------------------------------------------------------------------- */
+/* ---- tokens (auth.c) ------------------------------------------------------------------------- */
 
 struct api_token {
     unsigned char sha256[32];
@@ -49,11 +49,10 @@ enum api_auth_result {
  * present). On success *who points into `t`. The hash comparison takes the same time
  * whichever entry matches. */
 enum api_auth_result rsre__api_authenticate(const struct api_tokens *t, const char *value,
-                                            size_t len, size_t count,
-                                            const struct api_token **who);
+                                            size_t len, size_t count, const struct api_token **who);
 const char *rsre__api_auth_reason(enum api_auth_result r);
 
-/* ---- requests ----------------------------------------------------------------------------- */
+/* ---- requests -------------------------------------------------------------------------------- */
 
 struct api_query {
     char key[32];
@@ -84,13 +83,12 @@ enum api_body { BODY_NONE, BODY_JSON, BODY_TEXT };
 
 struct api_route {
     const char *method;
-    const char *pattern; /* literal segments and "{id}" parameters */
+    const char *pattern; /* literal segments and "{id}" parameters; the metrics route label */
     enum rsre_api_role min_role;
     enum api_body body;
-    const char *const *query; /* allowed query keys, NULL-terminated; NULL = none */
+    const char *const *query;  /* allowed query keys, NULL-terminated; NULL = none */
     const char *const *fields; /* allowed JSON body fields (BODY_JSON), NULL-terminated */
     api_handler_fn fn;
-    const char *name; /* the route label of the request metrics */
     unsigned metrics_route : 1; /* needs a viewer token when metrics_need_token */
 };
 
@@ -114,7 +112,7 @@ int rsre__api_query_u64(struct api_call *c, const char *key, uint64_t min, uint6
 
 int64_t rsre__api_now_ms(void);
 
-/* ---- the server (api.c) ------------------------------------------------------------------- */
+/* ---- the server (api.c) ---------------------------------------------------------------------- */
 
 struct rsre_api;
 rsre_store *rsre__api_store(struct rsre_api *api);
@@ -124,7 +122,7 @@ int rsre__api_metrics_need_token(struct rsre_api *api);
 /* Refreshes scrape-time gauges (incidents by type, connections). */
 void rsre__api_refresh_gauges(struct rsre_api *api);
 
-/* ---- records as JSON (records_json.c) ----------------------------------------------------- */
+/* ---- records as JSON (records_json.c) -------------------------------------------------------- */
 
 json_t *rsre__json_incident(const rsre_store_incident *r);
 json_t *rsre__json_evidence(const rsre_store_evidence *r);
@@ -144,7 +142,7 @@ int rsre__action_state_parse(const char *s);
 /* Lowercase hex of `n` bytes into out (2n+1 bytes). */
 void rsre__hex(const uint8_t *p, size_t n, char *out);
 
-/* ---- handlers ----------------------------------------------------------------------------- */
+/* ---- handlers -------------------------------------------------------------------------------- */
 
 int rsre__h_healthz(struct api_call *c);
 int rsre__h_readyz(struct api_call *c);

@@ -44,8 +44,8 @@ static int valid_operator(const char *s) {
         return 0;
     }
     for (; *s; s++) {
-        int ok = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-                 (*s >= '0' && *s <= '9') || strchr("._@-", *s);
+        int ok = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                 strchr("._@-", *s);
         if (!ok) {
             return 0;
         }

@@ -20,55 +20,91 @@ static const double http_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 
 /* Rows in the order of enum rsre_metric_id. */
 static const struct rsre_metric_def builtin_defs[RSRE_M_BUILTIN_COUNT] = {
-    [RSRE_M_INCIDENTS_OPEN_TOTAL] = {"ops_incidents_open_total", "Incidents opened.",
-                                     RSRE_METRIC_COUNTER, {NULL}, NULL, 0},
-    [RSRE_M_INCIDENTS_RESOLVED_TOTAL] = {"ops_incidents_resolved_total", "Incidents resolved.",
-                                         RSRE_METRIC_COUNTER, {NULL}, NULL, 0},
+    [RSRE_M_INCIDENTS_OPEN_TOTAL] =
+        {"ops_incidents_open_total", "Incidents opened.", RSRE_METRIC_COUNTER, {NULL}, NULL, 0},
+    [RSRE_M_INCIDENTS_RESOLVED_TOTAL] = {"ops_incidents_resolved_total",
+                                         "Incidents resolved.",
+                                         RSRE_METRIC_COUNTER,
+                                         {NULL},
+                                         NULL,
+                                         0},
     [RSRE_M_INCIDENTS_BY_TYPE] = {"ops_incidents_by_type",
                                   "Unresolved incidents by incident class (from the store).",
-                                  RSRE_METRIC_GAUGE, {"type"}, NULL, 0},
+                                  RSRE_METRIC_GAUGE,
+                                  {"type"},
+                                  NULL,
+                                  0},
     [RSRE_M_AUTO_REMEDIATIONS_TOTAL] = {"ops_auto_remediations_total",
                                         "Actions the robot ran without approval.",
-                                        RSRE_METRIC_COUNTER, {NULL}, NULL, 0},
+                                        RSRE_METRIC_COUNTER,
+                                        {NULL},
+                                        NULL,
+                                        0},
     [RSRE_M_AUTO_REMEDIATIONS_FAILED_TOTAL] = {"ops_auto_remediations_failed_total",
                                                "Actions run without approval that failed.",
-                                               RSRE_METRIC_COUNTER, {NULL}, NULL, 0},
+                                               RSRE_METRIC_COUNTER,
+                                               {NULL},
+                                               NULL,
+                                               0},
     [RSRE_M_APPROVALS_REQUESTED_TOTAL] = {"ops_approvals_requested_total",
-                                          "Approval requests created.", RSRE_METRIC_COUNTER,
-                                          {NULL}, NULL, 0},
+                                          "Approval requests created.",
+                                          RSRE_METRIC_COUNTER,
+                                          {NULL},
+                                          NULL,
+                                          0},
     [RSRE_M_APPROVALS_GRANTED_TOTAL] = {"ops_approvals_granted_total",
-                                        "Approval requests granted.", RSRE_METRIC_COUNTER,
-                                        {NULL}, NULL, 0},
+                                        "Approval requests granted.",
+                                        RSRE_METRIC_COUNTER,
+                                        {NULL},
+                                        NULL,
+                                        0},
     [RSRE_M_APPROVALS_DENIED_TOTAL] = {"ops_approvals_denied_total",
-                                       "Approval requests denied.", RSRE_METRIC_COUNTER, {NULL},
-                                       NULL, 0},
+                                       "Approval requests denied.",
+                                       RSRE_METRIC_COUNTER,
+                                       {NULL},
+                                       NULL,
+                                       0},
     [RSRE_M_POLICY_SUPPRESSIONS_TOTAL] = {"ops_policy_suppressions_total",
                                           "Actions or notifications suppressed by policy "
                                           "(cooldowns, suppression windows, duplicates).",
-                                          RSRE_METRIC_COUNTER, {NULL}, NULL, 0},
+                                          RSRE_METRIC_COUNTER,
+                                          {NULL},
+                                          NULL,
+                                          0},
     [RSRE_M_CHAT_DELIVERY_FAILURES_TOTAL] = {"ops_chat_delivery_failures_total",
                                              "Chat notifications that failed to deliver.",
-                                             RSRE_METRIC_COUNTER, {NULL}, NULL, 0},
+                                             RSRE_METRIC_COUNTER,
+                                             {NULL},
+                                             NULL,
+                                             0},
     [RSRE_M_HTTP_REQUESTS_TOTAL] = {"ops_http_requests_total",
                                     "Admin API requests by method, route and status code.",
-                                    RSRE_METRIC_COUNTER, {"method", "route", "code"}, NULL, 0},
+                                    RSRE_METRIC_COUNTER,
+                                    {"method", "route", "code"},
+                                    NULL,
+                                    0},
     [RSRE_M_HTTP_REQUEST_DURATION_SECONDS] = {"ops_http_request_duration_seconds",
                                               "Time the admin API took to produce a response.",
-                                              RSRE_METRIC_HISTOGRAM, {"route"}, http_buckets,
+                                              RSRE_METRIC_HISTOGRAM,
+                                              {"route"},
+                                              http_buckets,
                                               sizeof(http_buckets) / sizeof(http_buckets[0])},
     [RSRE_M_HTTP_LOGIN_FAILURES_TOTAL] = {"ops_http_login_failures_total",
                                           "Admin API requests refused for a missing or unknown "
                                           "token.",
-                                          RSRE_METRIC_COUNTER, {"reason"}, NULL, 0},
-    [RSRE_M_HTTP_CONNECTIONS] = {"ops_http_connections", "Open admin API connections.",
-                                 RSRE_METRIC_GAUGE, {NULL}, NULL, 0},
+                                          RSRE_METRIC_COUNTER,
+                                          {"reason"},
+                                          NULL,
+                                          0},
+    [RSRE_M_HTTP_CONNECTIONS] =
+        {"ops_http_connections", "Open admin API connections.", RSRE_METRIC_GAUGE, {NULL}, NULL, 0},
 };
 
 struct series {
     char *labels[RSRE_METRIC_MAX_LABELS];
-    double value;       /* counters, gauges; histograms: the sum */
-    uint64_t count;     /* histograms */
-    uint64_t *buckets;  /* histograms: non-cumulative counts per bucket */
+    double value;      /* counters, gauges; histograms: the sum */
+    uint64_t count;    /* histograms */
+    uint64_t *buckets; /* histograms: non-cumulative counts per bucket */
 };
 
 struct family {
@@ -89,8 +125,8 @@ static int valid_name(const char *s, int allow_colon) {
         return 0;
     }
     for (; *s; s++) {
-        int ok = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-                 (*s >= '0' && *s <= '9') || *s == '_' || (allow_colon && *s == ':');
+        int ok = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+                 *s == '_' || (allow_colon && *s == ':');
         if (!ok) {
             return 0;
         }
@@ -335,7 +371,7 @@ int rsre_metrics_get(struct rsre_metrics *m, int id, const char *const *lv, doub
     return rc;
 }
 
-/* ---- rendering ------------------------------------------------------------------------------ */
+/* ---- rendering ------------------------------------------------------------------------------- */
 
 struct sbuf {
     char *p;

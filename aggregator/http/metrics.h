@@ -48,20 +48,20 @@ struct rsre_metric_def {
  * spec's "Metrics To Add"; who increments which is listed in docs/api.md.
  */
 enum rsre_metric_id {
-    RSRE_M_INCIDENTS_OPEN_TOTAL,            /* counter: incidents opened */
-    RSRE_M_INCIDENTS_RESOLVED_TOTAL,        /* counter: incidents resolved */
-    RSRE_M_INCIDENTS_BY_TYPE,               /* gauge{type}: unresolved incidents (set at scrape) */
-    RSRE_M_AUTO_REMEDIATIONS_TOTAL,         /* counter: auto actions started */
-    RSRE_M_AUTO_REMEDIATIONS_FAILED_TOTAL,  /* counter: auto actions that failed */
-    RSRE_M_APPROVALS_REQUESTED_TOTAL,       /* counter: approval requests created */
-    RSRE_M_APPROVALS_GRANTED_TOTAL,         /* counter: approvals granted */
-    RSRE_M_APPROVALS_DENIED_TOTAL,          /* counter: approvals denied */
-    RSRE_M_POLICY_SUPPRESSIONS_TOTAL,       /* counter: actions/notifications suppressed */
-    RSRE_M_CHAT_DELIVERY_FAILURES_TOTAL,    /* counter: chat messages that failed to deliver */
-    RSRE_M_HTTP_REQUESTS_TOTAL,             /* counter{method,route,code}: admin API requests */
-    RSRE_M_HTTP_REQUEST_DURATION_SECONDS,   /* histogram{route}: time to produce a response */
-    RSRE_M_HTTP_LOGIN_FAILURES_TOTAL,       /* counter{reason}: requests refused with 401 */
-    RSRE_M_HTTP_CONNECTIONS,                /* gauge: open admin API connections */
+    RSRE_M_INCIDENTS_OPEN_TOTAL,           /* counter: incidents opened */
+    RSRE_M_INCIDENTS_RESOLVED_TOTAL,       /* counter: incidents resolved */
+    RSRE_M_INCIDENTS_BY_TYPE,              /* gauge{type}: unresolved incidents (set at scrape) */
+    RSRE_M_AUTO_REMEDIATIONS_TOTAL,        /* counter: auto actions started */
+    RSRE_M_AUTO_REMEDIATIONS_FAILED_TOTAL, /* counter: auto actions that failed */
+    RSRE_M_APPROVALS_REQUESTED_TOTAL,      /* counter: approval requests created */
+    RSRE_M_APPROVALS_GRANTED_TOTAL,        /* counter: approvals granted */
+    RSRE_M_APPROVALS_DENIED_TOTAL,         /* counter: approvals denied */
+    RSRE_M_POLICY_SUPPRESSIONS_TOTAL,      /* counter: actions/notifications suppressed */
+    RSRE_M_CHAT_DELIVERY_FAILURES_TOTAL,   /* counter: chat messages that failed to deliver */
+    RSRE_M_HTTP_REQUESTS_TOTAL,            /* counter{method,route,code}: admin API requests */
+    RSRE_M_HTTP_REQUEST_DURATION_SECONDS,  /* histogram{route}: time to produce a response */
+    RSRE_M_HTTP_LOGIN_FAILURES_TOTAL,      /* counter{reason}: requests refused with 401 */
+    RSRE_M_HTTP_CONNECTIONS,               /* gauge: open admin API connections */
     RSRE_M_BUILTIN_COUNT
 };
 
@@ -82,11 +82,9 @@ int rsre_metrics_register(struct rsre_metrics *m, const struct rsre_metric_def *
  * Counter or gauge: adds `delta` (counters: >= 0) to the series named by `label_values`
  * (one string per label of the family, in order; NULL for a family without labels).
  */
-int rsre_metrics_add(struct rsre_metrics *m, int id, const char *const *label_values,
-                     double delta);
+int rsre_metrics_add(struct rsre_metrics *m, int id, const char *const *label_values, double delta);
 /* Gauge: sets the series to `value`. */
-int rsre_metrics_set(struct rsre_metrics *m, int id, const char *const *label_values,
-                     double value);
+int rsre_metrics_set(struct rsre_metrics *m, int id, const char *const *label_values, double value);
 /* Histogram: records one observation. */
 int rsre_metrics_observe(struct rsre_metrics *m, int id, const char *const *label_values,
                          double value);
@@ -102,8 +100,7 @@ static inline int rsre_metrics_inc(struct rsre_metrics *m, int id) {
  * The current value of a series (histograms: the observation count) into *out; 0 with *out = 0
  * when the series does not exist yet. For tests and health checks.
  */
-int rsre_metrics_get(struct rsre_metrics *m, int id, const char *const *label_values,
-                     double *out);
+int rsre_metrics_get(struct rsre_metrics *m, int id, const char *const *label_values, double *out);
 
 /*
  * Renders every family in registration order as Prometheus text into a caller-owned,

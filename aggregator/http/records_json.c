@@ -9,16 +9,15 @@
 
 #define NAMES(x) (sizeof(x) / sizeof((x)[0]))
 
-static const char *const lifecycle_names[] = {"unspecified", "observed",  "triaged",
-                                              "contained",   "recovering", "resolved",
-                                              "suppressed",  "escalated"};
+static const char *const lifecycle_names[] = {"unspecified", "observed", "triaged",    "contained",
+                                              "recovering",  "resolved", "suppressed", "escalated"};
 static const char *const severity_names[] = {"unspecified", "info", "warning", "critical"};
 static const char *const confidence_names[] = {"unspecified", "low", "medium", "high"};
 static const char *const environment_names[] = {"unspecified", "demo", "staging", "production"};
-static const char *const approval_names[] = {"unspecified", "not_required", "pending", "approved",
+static const char *const approval_names[] = {"unspecified", "not_required", "pending",  "approved",
                                              "denied",      "expired",      "cancelled"};
-static const char *const decision_names[] = {"unspecified",  "auto",           "approval_required",
-                                             "human_only",   "recommend_only", "refused"};
+static const char *const decision_names[] = {"unspecified", "auto",           "approval_required",
+                                             "human_only",  "recommend_only", "refused"};
 static const char *const action_state_names[] = {
     "unspecified", "planned", "awaiting_approval", "approved", "running",  "succeeded",
     "failed",      "denied",  "expired",           "skipped",  "cancelled"};
@@ -97,22 +96,20 @@ json_t *rsre__json_incident(const rsre_store_incident *r) {
     json_object_set_new(j, "fingerprint", str(r->fingerprint));
     json_object_set_new(j, "domain", str(r->domain));
     json_object_set_new(j, "incident_type", str(r->incident_type));
-    json_object_set_new(j, "severity", str(name_of(severity_names, NAMES(severity_names),
-                                                   r->severity)));
-    json_object_set_new(j, "confidence", str(name_of(confidence_names, NAMES(confidence_names),
-                                                     r->confidence)));
+    json_object_set_new(j, "severity",
+                        str(name_of(severity_names, NAMES(severity_names), r->severity)));
+    json_object_set_new(j, "confidence",
+                        str(name_of(confidence_names, NAMES(confidence_names), r->confidence)));
     json_object_set_new(j, "confidence_score", json_real(r->confidence_score));
     json_object_set_new(j, "state", str(rsre__lifecycle_name(r->lifecycle)));
     json_object_set_new(j, "signal_sources", strs(r->signal_sources, r->n_signal_sources));
     json_object_set_new(j, "resource_scope", scope);
-    json_object_set_new(j, "environment", str(name_of(environment_names,
-                                                      NAMES(environment_names),
-                                                      r->environment)));
+    json_object_set_new(j, "environment",
+                        str(name_of(environment_names, NAMES(environment_names), r->environment)));
     json_object_set_new(j, "evidence_summary", str(r->evidence_summary));
-    json_object_set_new(j, "raw_evidence_refs", strs(r->raw_evidence_refs,
-                                                     r->n_raw_evidence_refs));
-    json_object_set_new(j, "recommended_actions", strs(r->recommended_actions,
-                                                       r->n_recommended_actions));
+    json_object_set_new(j, "raw_evidence_refs", strs(r->raw_evidence_refs, r->n_raw_evidence_refs));
+    json_object_set_new(j, "recommended_actions",
+                        strs(r->recommended_actions, r->n_recommended_actions));
     json_object_set_new(j, "executed_actions", strs(r->executed_actions, r->n_executed_actions));
     json_object_set_new(j, "approval_state", str(rsre__approval_state_name(r->approval_state)));
     json_object_set_new(j, "opened_at_ms", ms(r->opened_at_ms));
@@ -146,8 +143,8 @@ json_t *rsre__json_action(const rsre_store_action *r) {
     json_object_set_new(j, "action_id", str(r->action_id));
     json_object_set_new(j, "action_class", str(r->action_class));
     json_object_set_new(j, "target", str(r->target));
-    json_object_set_new(j, "decision", str(name_of(decision_names, NAMES(decision_names),
-                                                   r->decision)));
+    json_object_set_new(j, "decision",
+                        str(name_of(decision_names, NAMES(decision_names), r->decision)));
     json_object_set_new(j, "reasons", strs(r->reasons, r->n_reasons));
     json_object_set_new(j, "state", str(rsre__action_state_name(r->state)));
     json_object_set_new(j, "requested_by", str(r->requested_by));
@@ -166,12 +163,10 @@ json_t *rsre__json_approval(const rsre_store_approval *r) {
     json_t *votes = json_array();
     for (size_t i = 0; i < r->n_votes; i++) {
         const rsre_store_vote *v = r->votes[i];
-        json_array_append_new(votes, json_pack("{s:o, s:o, s:o, s:o, s:o}", "operator",
-                                               str(v->operator_), "vote",
-                                               str(name_of(vote_names, NAMES(vote_names),
-                                                           v->vote)),
-                                               "channel", str(v->channel), "at_ms", ms(v->at_ms),
-                                               "comment", str(v->comment)));
+        json_array_append_new(
+            votes, json_pack("{s:o, s:o, s:o, s:o, s:o}", "operator", str(v->operator_), "vote",
+                             str(name_of(vote_names, NAMES(vote_names), v->vote)), "channel",
+                             str(v->channel), "at_ms", ms(v->at_ms), "comment", str(v->comment)));
     }
     json_t *j = json_object();
     json_object_set_new(j, "id", str(r->id));
@@ -199,9 +194,9 @@ json_t *rsre__json_rule_version(const rsre_store_rule *r, int with_yaml) {
     json_object_set_new(j, "version", json_integer(r->version));
     json_object_set_new(j, "author", str(r->author));
     json_object_set_new(j, "created_at_ms", ms(r->created_at_ms));
-    json_object_set_new(j, "enabled", json_pack("{s:b, s:b, s:b}", "demo", r->enabled_demo,
-                                                "staging", r->enabled_staging, "production",
-                                                r->enabled_production));
+    json_object_set_new(j, "enabled",
+                        json_pack("{s:b, s:b, s:b}", "demo", r->enabled_demo, "staging",
+                                  r->enabled_staging, "production", r->enabled_production));
     json_object_set_new(j, "comment", str(r->comment));
     json_object_set_new(j, "cloned_from", str(r->cloned_from));
     if (with_yaml) {

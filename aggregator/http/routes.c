@@ -15,8 +15,8 @@ static const char *const q_approvals[] = {"state", "incident", "limit", NULL};
 static const char *const q_actions[] = {"state", "incident", "limit", NULL};
 static const char *const q_audit[] = {"from_seq", "limit", NULL};
 static const char *const f_vote[] = {"comment", NULL};
-static const char *const f_preview[] = {"incident",   "action", "env", "confidence",
-                                        "target", "last_run_ago_seconds", NULL};
+static const char *const f_preview[] = {
+    "incident", "action", "env", "confidence", "target", "last_run_ago_seconds", NULL};
 
 #define V RSRE_API_ROLE_VIEWER
 #define A RSRE_API_ROLE_APPROVER
@@ -24,39 +24,29 @@ static const char *const f_preview[] = {"incident",   "action", "env", "confiden
 #define NONE RSRE_API_ROLE_NONE
 
 const struct api_route rsre__api_routes[] = {
-    /* method, pattern, role, body, query, fields, handler, metrics route label */
-    {"GET", "/healthz", NONE, BODY_NONE, NULL, NULL, rsre__h_healthz, "/healthz", 0},
-    {"GET", "/readyz", NONE, BODY_NONE, NULL, NULL, rsre__h_readyz, "/readyz", 0},
-    {"GET", "/metrics", NONE, BODY_NONE, NULL, NULL, rsre__h_metrics, "/metrics", 1},
-    {"GET", "/api/v1/incidents", V, BODY_NONE, q_incidents, NULL, rsre__h_incidents,
-     "/api/v1/incidents", 0},
-    {"GET", "/api/v1/incidents/{id}", V, BODY_NONE, NULL, NULL, rsre__h_incident,
-     "/api/v1/incidents/{id}", 0},
-    {"GET", "/api/v1/approvals", V, BODY_NONE, q_approvals, NULL, rsre__h_approvals,
-     "/api/v1/approvals", 0},
-    {"GET", "/api/v1/approvals/{id}", V, BODY_NONE, NULL, NULL, rsre__h_approval,
-     "/api/v1/approvals/{id}", 0},
-    {"POST", "/api/v1/approvals/{id}/approve", A, BODY_JSON, NULL, f_vote, rsre__h_approve,
-     "/api/v1/approvals/{id}/approve", 0},
-    {"POST", "/api/v1/approvals/{id}/deny", A, BODY_JSON, NULL, f_vote, rsre__h_deny,
-     "/api/v1/approvals/{id}/deny", 0},
-    {"GET", "/api/v1/actions", V, BODY_NONE, q_actions, NULL, rsre__h_actions,
-     "/api/v1/actions", 0},
-    {"GET", "/api/v1/agents", V, BODY_NONE, NULL, NULL, rsre__h_agents, "/api/v1/agents", 0},
-    {"GET", "/api/v1/rules", V, BODY_NONE, NULL, NULL, rsre__h_rules, "/api/v1/rules", 0},
-    {"POST", "/api/v1/rules", ADM, BODY_TEXT, NULL, NULL, rsre__h_rule_create, "/api/v1/rules",
-     0},
-    {"GET", "/api/v1/rules/{id}", V, BODY_NONE, NULL, NULL, rsre__h_rule, "/api/v1/rules/{id}",
-     0},
-    {"POST", "/api/v1/rules/{id}/preview", V, BODY_JSON, NULL, f_preview, rsre__h_rule_preview,
-     "/api/v1/rules/{id}/preview", 0},
-    {"GET", "/api/v1/audit", V, BODY_NONE, q_audit, NULL, rsre__h_audit, "/api/v1/audit", 0},
-    {"POST", "/api/v1/audit/verify", V, BODY_NONE, NULL, NULL, rsre__h_audit_verify,
-     "/api/v1/audit/verify", 0},
+    /* method, pattern (also the route label of the request metrics), role, body, query keys,
+     * body fields, handler, metrics_route */
+    {"GET", "/healthz", NONE, BODY_NONE, NULL, NULL, rsre__h_healthz, 0},
+    {"GET", "/readyz", NONE, BODY_NONE, NULL, NULL, rsre__h_readyz, 0},
+    {"GET", "/metrics", NONE, BODY_NONE, NULL, NULL, rsre__h_metrics, 1},
+    {"GET", "/api/v1/incidents", V, BODY_NONE, q_incidents, NULL, rsre__h_incidents, 0},
+    {"GET", "/api/v1/incidents/{id}", V, BODY_NONE, NULL, NULL, rsre__h_incident, 0},
+    {"GET", "/api/v1/approvals", V, BODY_NONE, q_approvals, NULL, rsre__h_approvals, 0},
+    {"GET", "/api/v1/approvals/{id}", V, BODY_NONE, NULL, NULL, rsre__h_approval, 0},
+    {"POST", "/api/v1/approvals/{id}/approve", A, BODY_JSON, NULL, f_vote, rsre__h_approve, 0},
+    {"POST", "/api/v1/approvals/{id}/deny", A, BODY_JSON, NULL, f_vote, rsre__h_deny, 0},
+    {"GET", "/api/v1/actions", V, BODY_NONE, q_actions, NULL, rsre__h_actions, 0},
+    {"GET", "/api/v1/agents", V, BODY_NONE, NULL, NULL, rsre__h_agents, 0},
+    {"GET", "/api/v1/rules", V, BODY_NONE, NULL, NULL, rsre__h_rules, 0},
+    {"POST", "/api/v1/rules", ADM, BODY_TEXT, NULL, NULL, rsre__h_rule_create, 0},
+    {"GET", "/api/v1/rules/{id}", V, BODY_NONE, NULL, NULL, rsre__h_rule, 0},
+    {"POST", "/api/v1/rules/{id}/preview", V, BODY_JSON, NULL, f_preview, rsre__h_rule_preview, 0},
+    {"GET", "/api/v1/audit", V, BODY_NONE, q_audit, NULL, rsre__h_audit, 0},
+    {"POST", "/api/v1/audit/verify", V, BODY_NONE, NULL, NULL, rsre__h_audit_verify, 0},
 };
 const size_t rsre__api_nroutes = sizeof(rsre__api_routes) / sizeof(rsre__api_routes[0]);
 
-/* ---- health and metrics ----------------------------------------------------------------------- */
+/* ---- health and metrics ---------------------------------------------------------------------- */
 
 int rsre__h_healthz(struct api_call *c) {
     return rsre__api_reply(c, 200, json_pack("{s:s}", "status", "ok"));
@@ -65,21 +55,22 @@ int rsre__h_healthz(struct api_call *c) {
 int rsre__h_readyz(struct api_call *c) {
     rsre_store *st = rsre__api_store(c->api);
     if (!st) {
-        return rsre__api_reply(c, 503, json_pack("{s:s, s:s}", "status", "not ready", "reason",
-                                                 "no store"));
+        return rsre__api_reply(
+            c, 503, json_pack("{s:s, s:s}", "status", "not ready", "reason", "no store"));
     }
     rsre_store_txn *txn;
     int rc = rsre_store_txn_begin(st, 1, &txn);
     if (rc) {
-        return rsre__api_reply(c, 503, json_pack("{s:s, s:s}", "status", "not ready", "reason",
-                                                 rsre_strerror(rc)));
+        return rsre__api_reply(
+            c, 503, json_pack("{s:s, s:s}", "status", "not ready", "reason", rsre_strerror(rc)));
     }
     rsre_store_txn_abort(txn);
     const struct rsre_api_callbacks *cb = rsre__api_callbacks(c->api);
     char why[256] = "";
     if (cb->ready && cb->ready(cb->ud, why, sizeof(why))) {
-        return rsre__api_reply(c, 503, json_pack("{s:s, s:s}", "status", "not ready", "reason",
-                                                 why[0] ? why : "not ready"));
+        return rsre__api_reply(
+            c, 503,
+            json_pack("{s:s, s:s}", "status", "not ready", "reason", why[0] ? why : "not ready"));
     }
     return rsre__api_reply(c, 200, json_pack("{s:s}", "status", "ready"));
 }
@@ -146,15 +137,15 @@ int rsre__h_metrics(struct api_call *c) {
     return 200;
 }
 
-/* ---- lists ---------------------------------------------------------------------------------- */
+/* ---- lists ----------------------------------------------------------------------------------- */
 
 struct list {
     struct api_call *c;
     json_t *items;
     size_t limit;
     int truncated;
-    int state;           /* filter: enum value, -1 none, -2 "open" (incidents) */
-    const char *type;    /* incidents: incident_type */
+    int state;            /* filter: enum value, -1 none, -2 "open" (incidents) */
+    const char *type;     /* incidents: incident_type */
     const char *incident; /* approvals/actions: incident id */
 };
 
@@ -173,8 +164,9 @@ static int list_reply(struct api_call *c, struct list *l, const char *key, int r
         return rsre__api_store_fail(c, rc, key);
     }
     size_t n = json_array_size(l->items);
-    return rsre__api_reply(c, 200, json_pack("{s:o, s:I, s:b}", key, l->items, "count",
-                                             (json_int_t)n, "truncated", l->truncated));
+    return rsre__api_reply(c, 200,
+                           json_pack("{s:o, s:I, s:b}", key, l->items, "count", (json_int_t)n,
+                                     "truncated", l->truncated));
 }
 
 /* Begins a read transaction, or answers 503 when there is no store. */
@@ -382,8 +374,7 @@ static int vote(struct api_call *c, int approve) {
         comment = json_string_value(cm);
         if (json_string_length(cm) > RSRE_API_COMMENT_MAX ||
             strlen(comment) != json_string_length(cm)) {
-            return rsre__api_fail(c, 400, "comment",
-                                  "comment must be at most %d bytes without NUL",
+            return rsre__api_fail(c, 400, "comment", "comment must be at most %d bytes without NUL",
                                   RSRE_API_COMMENT_MAX);
         }
     }
@@ -424,8 +415,8 @@ static int vote(struct api_call *c, int approve) {
         break;
     default:
         status = 500;
-        RSRE_LOG(RSRE_LOG_ERROR, "api", "vote failed approval=%s err=\"%s\"",
-                 c->params[0], rsre_strerror(rc));
+        RSRE_LOG(RSRE_LOG_ERROR, "api", "vote failed approval=%s err=\"%s\"", c->params[0],
+                 rsre_strerror(rc));
     }
     RSRE_LOG(RSRE_LOG_INFO, "api", "vote approval=%s operator=%s vote=%s status=%d state=%s",
              c->params[0], c->who->operator_id, approve ? "approve" : "deny", status,
@@ -434,11 +425,11 @@ static int vote(struct api_call *c, int approve) {
         return rsre__api_fail(c, status, NULL, "%s",
                               res.message[0] ? res.message : rsre_strerror(rc));
     }
-    return rsre__api_reply(c, 200, json_pack("{s:s, s:s, s:s, s:s, s:s}", "approval_id",
-                                             c->params[0], "operator", c->who->operator_id,
-                                             "vote", approve ? "approve" : "deny", "state",
-                                             res.state[0] ? res.state : "unknown", "message",
-                                             res.message));
+    return rsre__api_reply(c, 200,
+                           json_pack("{s:s, s:s, s:s, s:s, s:s}", "approval_id", c->params[0],
+                                     "operator", c->who->operator_id, "vote",
+                                     approve ? "approve" : "deny", "state",
+                                     res.state[0] ? res.state : "unknown", "message", res.message));
 }
 
 int rsre__h_approve(struct api_call *c) {
@@ -488,7 +479,7 @@ int rsre__h_agents(struct api_call *c) {
     return rsre__api_reply(c, 200, json_pack("{s:o}", "agents", a));
 }
 
-/* ---- audit ---------------------------------------------------------------------------------- */
+/* ---- audit ----------------------------------------------------------------------------------- */
 
 struct audit_page {
     json_t *items;
@@ -522,10 +513,10 @@ int rsre__h_audit(struct api_call *c) {
         json_decref(p.items);
         return rsre__api_store_fail(c, rc, "audit log");
     }
-    return rsre__api_reply(c, 200, json_pack("{s:o, s:I, s:o}", "records", p.items, "count",
-                                             (json_int_t)json_array_size(p.items), "next_seq",
-                                             p.next ? json_integer((json_int_t)p.next)
-                                                    : json_null()));
+    return rsre__api_reply(c, 200,
+                           json_pack("{s:o, s:I, s:o}", "records", p.items, "count",
+                                     (json_int_t)json_array_size(p.items), "next_seq",
+                                     p.next ? json_integer((json_int_t)p.next) : json_null()));
 }
 
 int rsre__h_audit_verify(struct api_call *c) {

@@ -103,8 +103,7 @@ static int build_set(struct api_call *c, const struct latest *l, const char *ski
         if ((rc = rsre_ruleset_add_yaml(rs, origin, y, strlen(y), &err))) {
             char msg[700];
             rsre_rule_error_format(&err, msg, sizeof(msg));
-            RSRE_LOG(RSRE_LOG_ERROR, "api", "stored rule does not validate err=\"%s\"",
-                     msg);
+            RSRE_LOG(RSRE_LOG_ERROR, "api", "stored rule does not validate err=\"%s\"", msg);
             rsre_ruleset_destroy(rs);
             return rsre__api_fail(c, 500, NULL, "stored rule %s v%u no longer validates: %s",
                                   r->rule_id, r->version, msg);
@@ -115,10 +114,9 @@ static int build_set(struct api_call *c, const struct latest *l, const char *ski
 }
 
 static json_t *env_mask_json(const struct rsre_rule *r) {
-    return json_pack("{s:b, s:b, s:b}", "demo",
-                     r->enabled && (r->env_mask & (1u << RSRE_ENV_DEMO)), "staging",
-                     r->enabled && (r->env_mask & (1u << RSRE_ENV_STAGING)), "production",
-                     r->enabled && (r->env_mask & (1u << RSRE_ENV_PRODUCTION)));
+    return json_pack("{s:b, s:b, s:b}", "demo", r->enabled && (r->env_mask & (1u << RSRE_ENV_DEMO)),
+                     "staging", r->enabled && (r->env_mask & (1u << RSRE_ENV_STAGING)),
+                     "production", r->enabled && (r->env_mask & (1u << RSRE_ENV_PRODUCTION)));
 }
 
 static json_t *builtin_json(const struct rsre_rule *r) {
@@ -156,8 +154,9 @@ int rsre__h_rules(struct api_call *c) {
     }
     rsre_ruleset_destroy(builtins);
     latest_free(&l);
-    return rsre__api_reply(c, 200, json_pack("{s:o, s:I}", "rules", rules, "count",
-                                             (json_int_t)json_array_size(rules)));
+    return rsre__api_reply(
+        c, 200,
+        json_pack("{s:o, s:I}", "rules", rules, "count", (json_int_t)json_array_size(rules)));
 }
 
 static int version_cb(const rsre_store_rule *r, void *ud) {
@@ -200,8 +199,8 @@ int rsre__h_rule(struct api_call *c) {
     }
     json_t *last = json_array_get(versions, json_array_size(versions) - 1);
     return rsre__api_reply(c, 200,
-                           json_pack("{s:s, s:b, s:O, s:o}", "id", id, "builtin", 0, "latest",
-                                     last, "versions", versions));
+                           json_pack("{s:s, s:b, s:O, s:o}", "id", id, "builtin", 0, "latest", last,
+                                     "versions", versions));
 }
 
 /* Answers a rule validation error: 409 for a duplicate id, 400 otherwise. */
@@ -321,17 +320,17 @@ int rsre__h_rule_create(struct api_call *c) {
     if (rc) {
         return rsre__api_store_fail(c, rc, "rule");
     }
-    RSRE_LOG(RSRE_LOG_INFO, "api", "rule change rule=%s version=%u operator=%s", id,
-             rec.version, c->who->operator_id);
+    RSRE_LOG(RSRE_LOG_INFO, "api", "rule change rule=%s version=%u operator=%s", id, rec.version,
+             c->who->operator_id);
     const struct rsre_api_callbacks *cb = rsre__api_callbacks(c->api);
     if (cb->rules_changed) {
         cb->rules_changed(cb->ud, id, rec.version);
     }
-    return rsre__api_reply(c, 201, json_pack("{s:s, s:i, s:i, s:{s:b, s:b, s:b}, s:s}", "id", id,
-                                             "version", (int)rec.version, "previous_version",
-                                             (int)prev, "enabled", "demo", en_demo, "staging",
-                                             en_staging, "production", en_prod, "yaml_sha256",
-                                             hex));
+    return rsre__api_reply(c, 201,
+                           json_pack("{s:s, s:i, s:i, s:{s:b, s:b, s:b}, s:s}", "id", id, "version",
+                                     (int)rec.version, "previous_version", (int)prev, "enabled",
+                                     "demo", en_demo, "staging", en_staging, "production", en_prod,
+                                     "yaml_sha256", hex));
 }
 
 /* A string field of the preview body: NULL when absent, 400 when not a short string. */
@@ -374,14 +373,16 @@ int rsre__h_rule_preview(struct api_call *c) {
     if (!env_s) {
         return rsre__api_fail(c, 400, "env", "env is required (demo, staging, production)");
     }
-    struct rsre_policy_request req = {.taxonomy = t, .confidence = RSRE_CONF_HIGH,
-                                      .target = target};
+    struct rsre_policy_request req = {
+        .taxonomy = t, .confidence = RSRE_CONF_HIGH, .target = target};
     if (!(req.action = rsre_taxonomy_action(t, act_s))) {
         return rsre__api_fail(c, 400, "action", "unknown action '%s'", act_s);
     }
     if (rsre_env_parse(env_s, &req.env)) {
-        return rsre__api_fail(c, 400, "env", "unknown environment '%s' (demo, staging, "
-                              "production)", env_s);
+        return rsre__api_fail(c, 400, "env",
+                              "unknown environment '%s' (demo, staging, "
+                              "production)",
+                              env_s);
     }
     if (conf_s && rsre_confidence_parse(conf_s, &req.confidence)) {
         return rsre__api_fail(c, 400, "confidence", "unknown confidence '%s' (low, medium, high)",

@@ -171,8 +171,8 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud) {
  * Sends one request and parses the JSON answer into *out (caller-owned). On any failure prints
  * a clear message and returns RCTL_FAIL; `what` names the object for 404s ("incident inc-1").
  */
-static int api_call(const struct client *cl, const char *method, const char *path,
-                    const char *body, const char *ctype, const char *what, json_t **out) {
+static int api_call(const struct client *cl, const char *method, const char *path, const char *body,
+                    const char *ctype, const char *what, json_t **out) {
     *out = NULL;
     char url[1024], auth[TOKEN_MAX + 32], ct[64];
     snprintf(url, sizeof(url), "%s%s", cl->server, path);
@@ -238,8 +238,10 @@ static int api_call(const struct client *cl, const char *method, const char *pat
         }
         switch (status) {
         case 401:
-            fprintf(stderr, "robotctl: 401 unauthorized: %s; check --token-file, "
-                            "ROBOT_SRE_TOKEN_FILE or ROBOT_SRE_TOKEN\n", detail);
+            fprintf(stderr,
+                    "robotctl: 401 unauthorized: %s; check --token-file, "
+                    "ROBOT_SRE_TOKEN_FILE or ROBOT_SRE_TOKEN\n",
+                    detail);
             break;
         case 403:
             fprintf(stderr, "robotctl: 403 forbidden: %s\n", detail);
@@ -306,7 +308,10 @@ static const char *cell(const char *s, char *buf, size_t cap) {
 }
 
 /* The common start of every command: flags, client, positional arguments. */
-#define COMMON_FLAGS {"--server", NULL}, {"--token-file", NULL}, {"--cacert", NULL}
+#define COMMON_FLAGS                                                                               \
+    {"--server", NULL}, {"--token-file", NULL}, {                                                  \
+        "--cacert", NULL                                                                           \
+    }
 
 static int setup(int argc, char **argv, struct flag *flags, struct client *cl, const char **pos,
                  int npos_want, const char *usage) {
@@ -341,14 +346,15 @@ static int add_query(char *path, size_t cap, const char *key, const char *value)
     return 0;
 }
 
-/* ---- incidents ------------------------------------------------------------------------------ */
+/* ---- incidents ------------------------------------------------------------------------------- */
 
 int rctl_incidents_list(int argc, char **argv, const struct rctl_opts *o) {
-    struct flag flags[] = {COMMON_FLAGS, {"--state", NULL}, {"--type", NULL}, {"--limit", NULL},
-                           {NULL, NULL}};
+    struct flag flags[] = {
+        COMMON_FLAGS, {"--state", NULL}, {"--type", NULL}, {"--limit", NULL}, {NULL, NULL}};
     struct client cl;
     const char *pos[1];
-    int rc = setup(argc, argv, flags, &cl, pos, 0, "robotctl incidents list [--state S] "
+    int rc = setup(argc, argv, flags, &cl, pos, 0,
+                   "robotctl incidents list [--state S] "
                    "[--type T] [--limit N]");
     if (rc) {
         return rc;
@@ -368,16 +374,19 @@ int rctl_incidents_list(int argc, char **argv, const struct rctl_opts *o) {
         json_decref(doc);
         return RCTL_OK;
     }
-    static const char *const hdr[] = {"ID", "TYPE", "STATE", "SEVERITY", "CONFIDENCE",
-                                      "ENV", "OPENED", "SUMMARY"};
+    static const char *const hdr[] = {"ID",         "TYPE", "STATE",  "SEVERITY",
+                                      "CONFIDENCE", "ENV",  "OPENED", "SUMMARY"};
     struct rctl_table *t = rctl_table_new(8, hdr);
     size_t i;
     json_t *it;
     json_array_foreach(json_object_get(doc, "incidents"), i, it) {
         char tb[32], sb[64];
-        const char *row[] = {jstr(it, "id"),         jstr(it, "incident_type"),
-                             jstr(it, "state"),      jstr(it, "severity"),
-                             jstr(it, "confidence"), jstr(it, "environment"),
+        const char *row[] = {jstr(it, "id"),
+                             jstr(it, "incident_type"),
+                             jstr(it, "state"),
+                             jstr(it, "severity"),
+                             jstr(it, "confidence"),
+                             jstr(it, "environment"),
                              when(jint(it, "opened_at_ms"), tb, sizeof(tb)),
                              cell(jstr(it, "evidence_summary"), sb, sizeof(sb))};
         rctl_table_row(t, row);
@@ -460,9 +469,9 @@ int rctl_incidents_show(int argc, char **argv, const struct rctl_opts *o) {
     static const char *const ah[] = {"ID", "ACTION", "TARGET", "DECISION", "STATE", "CREATED"};
     t = rctl_table_new(6, ah);
     json_array_foreach(json_object_get(doc, "actions"), i, it) {
-        const char *row[] = {jstr(it, "id"),       jstr(it, "action_id"), jstr(it, "target"),
-                             jstr(it, "decision"), jstr(it, "state"),
-                             when(jint(it, "created_at_ms"), tb, sizeof(tb))};
+        const char *row[] = {jstr(it, "id"),     jstr(it, "action_id"),
+                             jstr(it, "target"), jstr(it, "decision"),
+                             jstr(it, "state"),  when(jint(it, "created_at_ms"), tb, sizeof(tb))};
         rctl_table_row(t, row);
     }
     rctl_table_print(t, stdout);
@@ -470,13 +479,14 @@ int rctl_incidents_show(int argc, char **argv, const struct rctl_opts *o) {
     return RCTL_OK;
 }
 
-/* ---- approvals ------------------------------------------------------------------------------ */
+/* ---- approvals ------------------------------------------------------------------------------- */
 
 int rctl_approvals_list(int argc, char **argv, const struct rctl_opts *o) {
     struct flag flags[] = {COMMON_FLAGS, {"--state", NULL}, {"--incident", NULL}, {NULL, NULL}};
     struct client cl;
     const char *pos[1];
-    int rc = setup(argc, argv, flags, &cl, pos, 0, "robotctl approvals list [--state S] "
+    int rc = setup(argc, argv, flags, &cl, pos, 0,
+                   "robotctl approvals list [--state S] "
                    "[--incident ID]");
     if (rc) {
         return rc;
@@ -495,8 +505,8 @@ int rctl_approvals_list(int argc, char **argv, const struct rctl_opts *o) {
         json_decref(doc);
         return RCTL_OK;
     }
-    static const char *const hdr[] = {"ID",        "STATE", "ACTION",  "TARGET",
-                                      "INCIDENT",  "REQUESTER", "VOTES", "EXPIRES"};
+    static const char *const hdr[] = {"ID",       "STATE",     "ACTION", "TARGET",
+                                      "INCIDENT", "REQUESTER", "VOTES",  "EXPIRES"};
     struct rctl_table *t = rctl_table_new(8, hdr);
     size_t i;
     json_t *it;
@@ -508,9 +518,13 @@ int rctl_approvals_list(int argc, char **argv, const struct rctl_opts *o) {
             approve += !strcmp(jstr(v, "vote"), "approve");
         }
         snprintf(votes, sizeof(votes), "%zu/%lld", approve, jint(it, "quorum"));
-        const char *row[] = {jstr(it, "id"),       jstr(it, "state"),     jstr(it, "action"),
-                             jstr(it, "target"),   jstr(it, "incident_id"),
-                             jstr(it, "requester"), votes,
+        const char *row[] = {jstr(it, "id"),
+                             jstr(it, "state"),
+                             jstr(it, "action"),
+                             jstr(it, "target"),
+                             jstr(it, "incident_id"),
+                             jstr(it, "requester"),
+                             votes,
                              when(jint(it, "expires_at_ms"), tb, sizeof(tb))};
         rctl_table_row(t, row);
     }
@@ -566,13 +580,14 @@ int rctl_approvals_deny(int argc, char **argv, const struct rctl_opts *o) {
     return vote(argc, argv, o, "deny");
 }
 
-/* ---- audit ---------------------------------------------------------------------------------- */
+/* ---- audit ----------------------------------------------------------------------------------- */
 
 int rctl_audit_list(int argc, char **argv, const struct rctl_opts *o) {
     struct flag flags[] = {COMMON_FLAGS, {"--from", NULL}, {"--limit", NULL}, {NULL, NULL}};
     struct client cl;
     const char *pos[1];
-    int rc = setup(argc, argv, flags, &cl, pos, 0, "robotctl audit list [--from SEQ] "
+    int rc = setup(argc, argv, flags, &cl, pos, 0,
+                   "robotctl audit list [--from SEQ] "
                    "[--limit N]");
     if (rc) {
         return rc;
@@ -598,8 +613,11 @@ int rctl_audit_list(int argc, char **argv, const struct rctl_opts *o) {
     json_array_foreach(json_object_get(doc, "records"), i, it) {
         char seq[24], tb[32], ob[64], rb[80];
         snprintf(seq, sizeof(seq), "%lld", jint(it, "seq"));
-        const char *row[] = {seq, when(jint(it, "ts_ms"), tb, sizeof(tb)), jstr(it, "actor"),
-                             jstr(it, "verb"), cell(jstr(it, "object"), ob, sizeof(ob)),
+        const char *row[] = {seq,
+                             when(jint(it, "ts_ms"), tb, sizeof(tb)),
+                             jstr(it, "actor"),
+                             jstr(it, "verb"),
+                             cell(jstr(it, "object"), ob, sizeof(ob)),
                              cell(jstr(it, "reason"), rb, sizeof(rb))};
         rctl_table_row(t, row);
     }
@@ -628,8 +646,8 @@ int rctl_audit_verify(int argc, char **argv, const struct rctl_opts *o) {
     if (o->json) {
         print_json(doc);
     } else if (ok) {
-        printf("audit log OK: %lld record(s) verified, head seq %lld hash %s\n",
-               jint(doc, "count"), jint(doc, "head_seq"), jstr(doc, "head_hash"));
+        printf("audit log OK: %lld record(s) verified, head seq %lld hash %s\n", jint(doc, "count"),
+               jint(doc, "head_seq"), jstr(doc, "head_hash"));
     } else {
         printf("audit log BROKEN at seq %lld: %s (%lld record(s) verified before it)\n",
                jint(doc, "broken_seq"), jstr(doc, "reason"), jint(doc, "count"));
@@ -638,7 +656,7 @@ int rctl_audit_verify(int argc, char **argv, const struct rctl_opts *o) {
     return ok ? RCTL_OK : RCTL_FAIL;
 }
 
-/* ---- rules ---------------------------------------------------------------------------------- */
+/* ---- rules ----------------------------------------------------------------------------------- */
 
 static void enabled_envs(json_t *en, char *buf, size_t cap) {
     buf[0] = '\0';
@@ -671,7 +689,7 @@ int rctl_rules_list(int argc, char **argv, const struct rctl_opts *o) {
         json_decref(doc);
         return RCTL_OK;
     }
-    static const char *const hdr[] = {"ID", "KIND", "VERSION", "ENABLED IN", "INCIDENT/AUTHOR",
+    static const char *const hdr[] = {"ID",     "KIND", "VERSION", "ENABLED IN", "INCIDENT/AUTHOR",
                                       "UPDATED"};
     struct rctl_table *t = rctl_table_new(6, hdr);
     size_t i;
@@ -681,8 +699,10 @@ int rctl_rules_list(int argc, char **argv, const struct rctl_opts *o) {
         char ver[16], en[40], tb[32];
         snprintf(ver, sizeof(ver), "%lld", jint(it, "version"));
         enabled_envs(json_object_get(it, "enabled"), en, sizeof(en));
-        const char *row[] = {jstr(it, "id"), builtin ? "built-in" : "operator",
-                             builtin ? "-" : ver, en,
+        const char *row[] = {jstr(it, "id"),
+                             builtin ? "built-in" : "operator",
+                             builtin ? "-" : ver,
+                             en,
                              builtin ? jstr(it, "incident_type") : jstr(it, "author"),
                              builtin ? "-" : when(jint(it, "created_at_ms"), tb, sizeof(tb))};
         rctl_table_row(t, row);

@@ -60,7 +60,7 @@
 #define TOKEN_ADMIN "admin-token-c4b8d7"
 #define TOKEN_APPROVER2 "approver2-token-77aa10"
 
-/* ---- seeded store ----------------------------------------------------------------------------- */
+/* ---- seeded store ---------------------------------------------------------------------------- */
 
 static void must(int rc, const char *what) {
     if (rc) {
@@ -153,8 +153,8 @@ static char *slurp(const char *path, size_t *len) {
 static void seed(rsre_store *st) {
     rsre_store_txn *txn;
     must(rsre_store_txn_begin(st, 0, &txn), "begin");
-    put_incident(txn, "inc-1", "node_disk_pressure", ROBOT_SRE__STORE__LIFECYCLE__LIFECYCLE_OBSERVED,
-                 "nodefs 91% on worker-1");
+    put_incident(txn, "inc-1", "node_disk_pressure",
+                 ROBOT_SRE__STORE__LIFECYCLE__LIFECYCLE_OBSERVED, "nodefs 91% on worker-1");
     put_incident(txn, "inc-2", "registry_pull_failure",
                  ROBOT_SRE__STORE__LIFECYCLE__LIFECYCLE_RESOLVED, "pulls failing from registry");
     put_incident(txn, "inc-3", "node_disk_pressure",
@@ -176,7 +176,8 @@ static void seed(rsre_store *st) {
     act.bytes_freed = 123456789;
     act.created_at_ms = 1700000020000;
     must(rsre_store_action_put(txn, &act, 0), "action");
-    put_approval(txn, "apr-1", "robot-sre", ROBOT_SRE__STORE__APPROVAL_STATE__APPROVAL_STATE_PENDING);
+    put_approval(txn, "apr-1", "robot-sre",
+                 ROBOT_SRE__STORE__APPROVAL_STATE__APPROVAL_STATE_PENDING);
     put_approval(txn, "apr-2", "alice", ROBOT_SRE__STORE__APPROVAL_STATE__APPROVAL_STATE_PENDING);
     put_approval(txn, "apr-3", "robot-sre",
                  ROBOT_SRE__STORE__APPROVAL_STATE__APPROVAL_STATE_APPROVED);
@@ -196,12 +197,12 @@ static void seed(rsre_store *st) {
     rule.enabled_demo = 1;
     must(rsre_store_rule_put(txn, &rule), "rule");
     free(yaml);
-    must(rsre_store_audit_append(txn, "robot-sre", "incident.open", "incident/inc-1",
-                                 "nodefs 91%", NULL, 1700000000000, NULL),
+    must(rsre_store_audit_append(txn, "robot-sre", "incident.open", "incident/inc-1", "nodefs 91%",
+                                 NULL, 1700000000000, NULL),
          "audit");
     must(rsre_store_audit_append(txn, "robot-sre", "action.run", "action/act-1",
-                                 "auto: allowlisted", "{\"bytes_freed\":123456789}",
-                                 1700000020000, NULL),
+                                 "auto: allowlisted", "{\"bytes_freed\":123456789}", 1700000020000,
+                                 NULL),
          "audit");
     must(rsre_store_audit_append(txn, "robot-sre", "approval.request", "approval/apr-1",
                                  "cordon needs approval", NULL, 1700000030000, NULL),
@@ -230,7 +231,7 @@ static void write_tokens(const char *dir, char *path, size_t cap) {
     static const struct {
         const char *op, *role, *tok;
     } rows[] = {
-        {"victor", "viewer", TOKEN_VIEWER},   {"olga", "operator", TOKEN_OPERATOR},
+        {"victor", "viewer", TOKEN_VIEWER},    {"olga", "operator", TOKEN_OPERATOR},
         {"alice", "approver", TOKEN_APPROVER}, {"bob", "approver", TOKEN_APPROVER2},
         {"adam", "admin", TOKEN_ADMIN},
     };
@@ -238,8 +239,8 @@ static void write_tokens(const char *dir, char *path, size_t cap) {
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         char hex[65], line[256];
         sha_hex(rows[i].tok, hex);
-        snprintf(line, sizeof(line), "  - operator: %s\n    role: %s\n    sha256: %s\n",
-                 rows[i].op, rows[i].role, hex);
+        snprintf(line, sizeof(line), "  - operator: %s\n    role: %s\n    sha256: %s\n", rows[i].op,
+                 rows[i].role, hex);
         strncat(text, line, sizeof(text) - strlen(text) - 1);
         char tpath[512];
         snprintf(tpath, sizeof(tpath), "%s/token.%s%s", dir, rows[i].role,
@@ -250,11 +251,10 @@ static void write_tokens(const char *dir, char *path, size_t cap) {
     write_text(path, text);
 }
 
-/* ---- callbacks (what the approvals module and the agent registry will plug in) ---------------- */
+/* ---- callbacks (what the approvals module and the agent registry will plug in) --------------- */
 
-static const char *const approval_state_names[] = {"unspecified", "not_required", "pending",
-                                                   "approved",    "denied",       "expired",
-                                                   "cancelled"};
+static const char *const approval_state_names[] = {
+    "unspecified", "not_required", "pending", "approved", "denied", "expired", "cancelled"};
 
 static int fake_decide(void *ud, const char *id, const char *op, int approve, const char *channel,
                        const char *comment, struct rsre_api_vote_result *out) {
@@ -300,8 +300,8 @@ static int fake_decide(void *ud, const char *id, const char *op, int approve, co
                                          comment, 1700000100000, NULL);
         }
         if (!rc) {
-            snprintf(out->message, sizeof(out->message), "%s by %s", approve ? "approved" : "denied",
-                     op);
+            snprintf(out->message, sizeof(out->message), "%s by %s",
+                     approve ? "approved" : "denied", op);
         }
     }
     if (a) {
@@ -331,7 +331,7 @@ static int fake_ready(void *ud, char *why, size_t cap) {
     return 0;
 }
 
-/* ---- the server thread ---------------------------------------------------------------------- */
+/* ---- the server thread ----------------------------------------------------------------------- */
 
 struct server {
     char dir[128], store_dir[192], tokens[256];
@@ -401,8 +401,8 @@ static void on_loop(void (*job)(struct server *, void *), void *arg) {
 }
 
 static void set_all_callbacks(struct server *s, void *arg) {
-    struct rsre_api_callbacks cb = {.decide = fake_decide, .agents = fake_agents,
-                                    .ready = fake_ready, .ud = s->store};
+    struct rsre_api_callbacks cb = {
+        .decide = fake_decide, .agents = fake_agents, .ready = fake_ready, .ud = s->store};
     if (arg) {
         cb.decide = NULL;
         cb.agents = NULL;
@@ -448,7 +448,7 @@ static void server_stop(struct server *s) {
     pthread_cond_destroy(&s->cv);
 }
 
-/* ---- HTTP client ---------------------------------------------------------------------------- */
+/* ---- HTTP client ----------------------------------------------------------------------------- */
 
 struct resp {
     long status;
@@ -547,8 +547,7 @@ static struct resp http_port(int port, const char *method, const char *path, con
     return r;
 }
 
-static struct resp http(const char *method, const char *path, const char *token,
-                        const char *body) {
+static struct resp http(const char *method, const char *path, const char *token, const char *body) {
     return http_port(S.port, method, path, token, body, 0);
 }
 
@@ -587,7 +586,7 @@ static int raw_request(const char *req, size_t len) {
     return status;
 }
 
-/* ---- store state ---------------------------------------------------------------------------- */
+/* ---- store state ----------------------------------------------------------------------------- */
 
 struct snapshot {
     struct rsre_store_info info;
@@ -656,7 +655,7 @@ static void unchanged(const struct snapshot *a, const char *allowed) {
     }
 }
 
-/* ---- tests ---------------------------------------------------------------------------------- */
+/* ---- tests ----------------------------------------------------------------------------------- */
 
 static const struct {
     const char *method, *path, *body;
@@ -797,8 +796,8 @@ static void test_hostile(void **state) {
     memset(longc + 12, 'c', 600);
     strcpy(longc + 612, "\"}");
     expect("POST", "/api/v1/approvals/apr-1/approve", TOKEN_APPROVER, longc, 400);
-    expect("POST", "/api/v1/approvals/apr-1/approve", TOKEN_APPROVER,
-           "{\"comment\":\"a\\u0000b\"}", 400);
+    expect("POST", "/api/v1/approvals/apr-1/approve", TOKEN_APPROVER, "{\"comment\":\"a\\u0000b\"}",
+           400);
     expect("POST", "/api/v1/rules/demo-disk-pressure-early/preview", TOKEN_VIEWER,
            "{\"action\":\"cordon_node\",\"env\":\"prod\"}", 400);
     expect("POST", "/api/v1/rules/demo-disk-pressure-early/preview", TOKEN_VIEWER,
@@ -814,8 +813,8 @@ static void test_hostile(void **state) {
     char *unsafe = slurp(path, NULL);
     r = http("POST", "/api/v1/rules", TOKEN_ADMIN, unsafe);
     assert_int_equal(r.status, 400);
-    assert_non_null(strstr(json_string_value(json_object_get(r.json, "error")),
-                           "cannot be made auto-allowed"));
+    assert_non_null(
+        strstr(json_string_value(json_object_get(r.json, "error")), "cannot be made auto-allowed"));
     assert_string_equal(json_string_value(json_object_get(r.json, "field")),
                         "allowed_action_profile[0].mode");
     resp_free(&r);
@@ -824,11 +823,16 @@ static void test_hostile(void **state) {
     expect("POST", "/api/v1/rules", TOKEN_ADMIN, "a: &x 1\nb: *x\n", 400);
     /* Path tricks: nothing is decoded or normalised. */
     static const char *const bad400[] = {
-        "/api/v1/incidents/../audit",       "/api/v1/incidents/..",
-        "/api/v1/incidents/.",              "/api/v1/incidents/%2e%2e/audit",
-        "/api/v1/incidents/%2E%2E",         "/api/v1/incidents/inc-1%00",
-        "/api/v1/incidents/inc-1%2f..",     "/api/v1/./incidents",
-        "/api/v1/rules/x/../../audit",      "/api/v1/incidents/inc-1%20x",
+        "/api/v1/incidents/../audit",
+        "/api/v1/incidents/..",
+        "/api/v1/incidents/.",
+        "/api/v1/incidents/%2e%2e/audit",
+        "/api/v1/incidents/%2E%2E",
+        "/api/v1/incidents/inc-1%00",
+        "/api/v1/incidents/inc-1%2f..",
+        "/api/v1/./incidents",
+        "/api/v1/rules/x/../../audit",
+        "/api/v1/incidents/inc-1%20x",
         "/api/v1/approvals/apr-1/../../rules",
     };
     for (size_t i = 0; i < sizeof(bad400) / sizeof(bad400[0]); i++) {
@@ -859,9 +863,15 @@ static void test_hostile(void **state) {
     int st = raw_request(nul_hdr, sizeof(nul_hdr) - 1);
     assert_true(st == 400 || st == 401);
     static const char *const bad404[] = {
-        "/api/v1/incidents/", "//api/v1/incidents", "/api/v1//incidents", "/api/v1/nope",
-        "/api/v2/incidents",  "/api/v1/incidents/inc-1/extra/x/y/z/a/b/c", "/",
-        "/api/v1/incidents/no-such-incident", "/api/v1/approvals/no-such",
+        "/api/v1/incidents/",
+        "//api/v1/incidents",
+        "/api/v1//incidents",
+        "/api/v1/nope",
+        "/api/v2/incidents",
+        "/api/v1/incidents/inc-1/extra/x/y/z/a/b/c",
+        "/",
+        "/api/v1/incidents/no-such-incident",
+        "/api/v1/approvals/no-such",
         "/api/v1/rules/no-such-rule",
     };
     for (size_t i = 0; i < sizeof(bad404) / sizeof(bad404[0]); i++) {
@@ -869,11 +879,17 @@ static void test_hostile(void **state) {
     }
     /* Query tricks. */
     static const char *const badq[] = {
-        "/api/v1/incidents?state=open&state=open", "/api/v1/incidents?limit=0",
-        "/api/v1/incidents?limit=99999999999999999999", "/api/v1/incidents?bogus=1",
-        "/api/v1/incidents?state=%27", "/api/v1/incidents?state=nope",
-        "/api/v1/incidents?type=../x", "/api/v1/audit?from_seq=-1", "/api/v1/audit?limit=1001",
-        "/api/v1/incidents/inc-1?x=1", "/api/v1/incidents?STATE=open",
+        "/api/v1/incidents?state=open&state=open",
+        "/api/v1/incidents?limit=0",
+        "/api/v1/incidents?limit=99999999999999999999",
+        "/api/v1/incidents?bogus=1",
+        "/api/v1/incidents?state=%27",
+        "/api/v1/incidents?state=nope",
+        "/api/v1/incidents?type=../x",
+        "/api/v1/audit?from_seq=-1",
+        "/api/v1/audit?limit=1001",
+        "/api/v1/incidents/inc-1?x=1",
+        "/api/v1/incidents?STATE=open",
     };
     for (size_t i = 0; i < sizeof(badq) / sizeof(badq[0]); i++) {
         expect("GET", badq[i], TOKEN_VIEWER, NULL, 400);
@@ -914,8 +930,8 @@ static void test_happy(void **state) {
     assert_string_equal(json_string_value(json_object_get(first, "severity")), "warning");
     assert_string_equal(json_string_value(json_object_get(first, "environment")), "demo");
     static const char *const schema[] = {
-        "incident_type",   "severity",          "confidence",          "signal_sources",
-        "resource_scope",  "environment",       "evidence_summary",    "raw_evidence_refs",
+        "incident_type",       "severity",         "confidence",       "signal_sources",
+        "resource_scope",      "environment",      "evidence_summary", "raw_evidence_refs",
         "recommended_actions", "executed_actions", "approval_state"};
     for (size_t i = 0; i < sizeof(schema) / sizeof(schema[0]); i++) {
         assert_non_null(json_object_get(first, schema[i]));
@@ -955,15 +971,14 @@ static void test_happy(void **state) {
     json_decref(j);
     j = get_json("/api/v1/agents", TOKEN_VIEWER);
     assert_string_equal(
-        json_string_value(json_object_get(json_array_get(json_object_get(j, "agents"), 0),
-                                          "node")),
+        json_string_value(json_object_get(json_array_get(json_object_get(j, "agents"), 0), "node")),
         "worker-1");
     json_decref(j);
 
     /* Votes go through the decide callback with the token's operator and channel "api". */
     struct snapshot before = snap();
-    struct resp r = http("POST", "/api/v1/approvals/apr-2/approve", TOKEN_APPROVER,
-                         "{\"comment\":\"mine\"}");
+    struct resp r =
+        http("POST", "/api/v1/approvals/apr-2/approve", TOKEN_APPROVER, "{\"comment\":\"mine\"}");
     assert_int_equal(r.status, 403); /* alice requested apr-2 */
     assert_non_null(strstr(r.body, "another approver must decide"));
     resp_free(&r);
@@ -1014,11 +1029,12 @@ static void test_happy(void **state) {
     assert_true(json_is_true(json_object_get(j, "builtin")));
     json_decref(j);
     before = snap();
-    const char *rule_yaml = "id: api-test-rule\nname: API test rule\ndomain: infrastructure\n"
-                            "incident_type: node_disk_pressure\nenvironment_scope: [demo, staging]\n"
-                            "threshold_expression: \"nodefs.used_ratio > 85%\"\nseverity: warning\n"
-                            "allowed_action_profile:\n  - {action: cordon_node, mode: approval, "
-                            "quorum: 2}\nowner: platform-team\nversion: 1\n";
+    const char *rule_yaml =
+        "id: api-test-rule\nname: API test rule\ndomain: infrastructure\n"
+        "incident_type: node_disk_pressure\nenvironment_scope: [demo, staging]\n"
+        "threshold_expression: \"nodefs.used_ratio > 85%\"\nseverity: warning\n"
+        "allowed_action_profile:\n  - {action: cordon_node, mode: approval, "
+        "quorum: 2}\nowner: platform-team\nversion: 1\n";
     r = http("POST", "/api/v1/rules", TOKEN_ADMIN, rule_yaml);
     assert_int_equal(r.status, 201);
     assert_int_equal(json_integer_value(json_object_get(r.json, "version")), 1);
@@ -1155,12 +1171,18 @@ static void test_metrics(void **state) {
     struct resp r = http("GET", "/metrics", NULL, NULL);
     assert_int_equal(r.status, 200);
     static const char *const spec[] = {
-        "ops_incidents_open_total",         "ops_incidents_resolved_total",
-        "ops_incidents_by_type",            "ops_auto_remediations_total",
-        "ops_auto_remediations_failed_total", "ops_approvals_requested_total",
-        "ops_approvals_granted_total",      "ops_approvals_denied_total",
-        "ops_policy_suppressions_total",    "ops_chat_delivery_failures_total",
-        "ops_http_requests_total",          "ops_http_request_duration_seconds_bucket",
+        "ops_incidents_open_total",
+        "ops_incidents_resolved_total",
+        "ops_incidents_by_type",
+        "ops_auto_remediations_total",
+        "ops_auto_remediations_failed_total",
+        "ops_approvals_requested_total",
+        "ops_approvals_granted_total",
+        "ops_approvals_denied_total",
+        "ops_policy_suppressions_total",
+        "ops_chat_delivery_failures_total",
+        "ops_http_requests_total",
+        "ops_http_request_duration_seconds_bucket",
     };
     int seen[sizeof(spec) / sizeof(spec[0])] = {0};
     char *save = NULL;
@@ -1286,8 +1308,7 @@ static void test_callbacks(void **state) {
     __atomic_store_n(&ready_flag, 0, __ATOMIC_SEQ_CST);
     struct resp r = http("GET", "/readyz", NULL, NULL);
     assert_int_equal(r.status, 503);
-    assert_string_equal(json_string_value(json_object_get(r.json, "reason")),
-                        "ingest not started");
+    assert_string_equal(json_string_value(json_object_get(r.json, "reason")), "ingest not started");
     resp_free(&r);
     __atomic_store_n(&ready_flag, 1, __ATOMIC_SEQ_CST);
     expect("GET", "/readyz", NULL, NULL, 200);
@@ -1318,8 +1339,10 @@ static void extra_wait_closed(struct extra *e) {
 }
 
 static void test_login_budget(void **state) {
-    struct extra e = {.o = {.listen = "127.0.0.1:0", .tokens_file = S.tokens,
-                            .login_audit_per_minute = 3, .metrics_need_token = 1}};
+    struct extra e = {.o = {.listen = "127.0.0.1:0",
+                            .tokens_file = S.tokens,
+                            .login_audit_per_minute = 3,
+                            .metrics_need_token = 1}};
     on_loop(extra_create, &e);
     assert_int_equal(e.rc, 0);
     int port = rsre_api_port(e.api);
@@ -1354,13 +1377,14 @@ static void test_tls(void **state) {
     if (system(cmd) != 0) {
         skip();
     }
-    struct extra e = {.o = {.listen = "127.0.0.1:0", .tokens_file = S.tokens,
-                            .tls_cert_file = cert, .tls_key_file = key}};
+    struct extra e = {.o = {.listen = "127.0.0.1:0",
+                            .tokens_file = S.tokens,
+                            .tls_cert_file = cert,
+                            .tls_key_file = key}};
     on_loop(extra_create, &e);
     assert_int_equal(e.rc, 0);
     char url[128];
-    snprintf(url, sizeof(url), "https://127.0.0.1:%d/api/v1/incidents/inc-1",
-             rsre_api_port(e.api));
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/api/v1/incidents/inc-1", rsre_api_port(e.api));
     CURL *c = curl_easy_init();
     struct resp r = {0};
     struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer " TOKEN_VIEWER);
@@ -1449,7 +1473,7 @@ const char *__lsan_default_suppressions(void) {
     return "leak:h2o_mem_alloc_recycle\n";
 }
 
-/* ---- main ----------------------------------------------------------------------------------- */
+/* ---- main ------------------------------------------------------------------------------------ */
 
 static int group_setup(void **state) {
     char dir[] = "/tmp/rsre-api-XXXXXX";
@@ -1513,11 +1537,15 @@ int main(int argc, char **argv) {
         return serve(argv[2]);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_unauthenticated), cmocka_unit_test(test_wrong_role),
-        cmocka_unit_test(test_hostile),         cmocka_unit_test(test_happy),
-        cmocka_unit_test(test_metrics),         cmocka_unit_test(test_metrics_registry),
+        cmocka_unit_test(test_unauthenticated),
+        cmocka_unit_test(test_wrong_role),
+        cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_happy),
+        cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_metrics_registry),
         cmocka_unit_test(test_callbacks),
-        cmocka_unit_test(test_login_budget),    cmocka_unit_test(test_tls),
+        cmocka_unit_test(test_login_budget),
+        cmocka_unit_test(test_tls),
         cmocka_unit_test(test_tokens_file),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
