@@ -19,7 +19,12 @@
 #include "common/kube.h"
 #include "common/log.h"
 #include "daemon/daemon.h"
+#include "approvals/approvals.h"
+#include "approvals/operators.h"
+#include "common/yamldoc.h"
 #include "exec/kube_exec.h"
+#include "http/api.h"
+#include "http/metrics.h"
 #include "incidents/engine.h"
 #include "ingest/ingest.h"
 #include "store/store.h"
@@ -45,6 +50,10 @@ struct rsre_aggregator {
     struct rsre_http *http;
     struct rsre_kube *kube;
     struct rsre_kube_exec *kexec;
+    struct rsre_operators *operators;
+    struct rsre_approvals *approvals;
+    struct rsre_metrics *metrics;
+    rsre_api *api;
     uv_timer_t tick, deferred_timer;
     struct deferred_result deferred[MAX_DEFERRED];
     size_t ndeferred;
@@ -207,6 +216,9 @@ static void run_kube(struct rsre_aggregator *ag, const struct rsre_planned_actio
 
 static void hook_execute(void *arg, const struct rsre_planned_action *pa) {
     struct rsre_aggregator *ag = arg;
+    if (!pa->approval_id) {
+        rsre_metrics_inc(ag->metrics, RSRE_M_AUTO_REMEDIATIONS_TOTAL);
+    }
     size_t i = 0;
     while (i < sizeof(executors) / sizeof(executors[0]) &&
            strcmp(executors[i].action, pa->action->id)) {
@@ -240,7 +252,12 @@ static void hook_execute(void *arg, const struct rsre_planned_action *pa) {
 }
 
 static void hook_notify(void *arg, const rsre_store_incident *inc, const char *what) {
-    (void)arg;
+    struct rsre_aggregator *ag = arg;
+    if (!strcmp(what, "opened")) {
+        rsre_metrics_inc(ag->metrics, RSRE_M_INCIDENTS_OPEN_TOTAL);
+    } else if (!strcmp(what, "resolved")) {
+        rsre_metrics_inc(ag->metrics, RSRE_M_INCIDENTS_RESOLVED_TOTAL);
+    }
     const char *scope = inc->n_resource_scope && inc->resource_scope[0]->name
                             ? inc->resource_scope[0]->name
                             : "";
@@ -302,6 +319,143 @@ static void on_tick(uv_timer_t *t) {
     if (!ag->closing) {
         in_txn(ag, tick_fn, NULL);
     }
+}
+
+/* ---- admin API: votes go through the approvals module, then the engine re-checks ---- */
+
+struct vote_ctx {
+    const char *approval_id, *operator_id, *comment;
+    int approve;
+    struct rsre_vote_outcome outcome;
+};
+
+static int vote_fn(struct rsre_aggregator *ag, rsre_store_txn *txn, void *arg) {
+    struct vote_ctx *v = arg;
+    int64_t t = now_ms();
+    int rc = rsre_approvals_vote(ag->approvals, txn, v->approval_id, v->operator_id,
+                                 v->approve ? RSRE_VOTE_APPROVE : RSRE_VOTE_DENY,
+                                 RSRE_CHANNEL_API, v->comment, t, &v->outcome);
+    if (rc) {
+        return rc;
+    }
+    /* A decided approval (granted, denied, found expired) goes to the engine, which re-checks
+     * policy, cooldown and the incident before it releases anything. Refusals only commit their
+     * audit record. */
+    int decided = v->outcome.execute || v->outcome.escalate ||
+                  (v->outcome.refusal == RSRE_REFUSE_NONE &&
+                   v->outcome.state == ROBOT_SRE__STORE__APPROVAL_STATE__APPROVAL_STATE_DENIED);
+    if (decided) {
+        rc = rsre_incident_engine_approval_decided(ag->engine, txn, v->approval_id, t);
+    }
+    return rc;
+}
+
+static int api_decide(void *ud, const char *approval_id, const char *operator_id, int approve,
+                      const char *channel, const char *comment,
+                      struct rsre_api_vote_result *out) {
+    (void)channel;
+    struct rsre_aggregator *ag = ud;
+    struct vote_ctx v = {.approval_id = approval_id,
+                         .operator_id = operator_id,
+                         .comment = comment,
+                         .approve = approve};
+    int rc = in_txn(ag, vote_fn, &v);
+    if (rc) {
+        snprintf(out->message, sizeof(out->message), "vote not recorded: %s", rsre_strerror(rc));
+        return rc;
+    }
+    snprintf(out->state, sizeof(out->state), "%s", rsre_approval_state_name(v.outcome.state));
+    snprintf(out->message, sizeof(out->message), "%.250s", v.outcome.reason);
+    if (v.outcome.refusal == RSRE_REFUSE_NONE) {
+        if (v.outcome.execute) {
+            rsre_metrics_inc(ag->metrics, RSRE_M_APPROVALS_GRANTED_TOTAL);
+        } else if (v.outcome.state == ROBOT_SRE__STORE__APPROVAL_STATE__APPROVAL_STATE_DENIED) {
+            rsre_metrics_inc(ag->metrics, RSRE_M_APPROVALS_DENIED_TOTAL);
+        }
+    }
+    return v.outcome.err;
+}
+
+static int agent_json(const rsre_store_agent *rec, void *ud) {
+    json_t *arr = ud;
+    json_array_append_new(arr, json_pack("{s:s, s:I, s:i}", "node", rec->node,
+                                         "last_seen_ms", (json_int_t)rec->last_seen_ms,
+                                         "boots", (int)rec->n_boots));
+    return 0;
+}
+
+static json_t *api_agents(void *ud) {
+    struct rsre_aggregator *ag = ud;
+    rsre_store_txn *txn;
+    if (rsre_store_txn_begin(ag->store, 1, &txn)) {
+        return NULL;
+    }
+    json_t *arr = json_array();
+    int rc = rsre_store_agent_foreach(txn, agent_json, arr);
+    rsre_store_txn_abort(txn);
+    if (rc) {
+        json_decref(arr);
+        return NULL;
+    }
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        json_t *o = json_array_get(arr, i);
+        json_object_set_new(o, "connected",
+                            json_boolean(rsre_ingest_connected(
+                                ag->ingest, json_string_value(json_object_get(o, "node")))));
+    }
+    return arr;
+}
+
+static int api_ready(void *ud, char *why, size_t cap) {
+    struct rsre_aggregator *ag = ud;
+    if (!ag->ingest || ag->closing) {
+        snprintf(why, cap, "agent ingest is not serving");
+        return 1;
+    }
+    return 0;
+}
+
+static int start_admin(struct rsre_aggregator *ag) {
+    struct rsre_approvals_config apc = {.default_expiry_ms = ag->cfg.approval_ttl_ms};
+    if (ag->cfg.operators_file[0]) {
+        struct rsre_yerr ye = {0};
+        int rc = rsre_operators_load_file(ag->cfg.operators_file, &ag->operators, &ye);
+        if (rc) {
+            RSRE_LOG(RSRE_LOG_ERROR, "aggregator", "operators file %s:%d:%d: %s",
+                     ag->cfg.operators_file, ye.line, ye.col, ye.msg);
+            return rc;
+        }
+    }
+    apc.operators = ag->operators;
+    int rc = rsre_approvals_create(&apc, &ag->approvals);
+    if (rc) {
+        return rc;
+    }
+    if (rsre_metrics_create(&ag->metrics)) {
+        return -ENOMEM;
+    }
+    if (!ag->cfg.api_tokens_file[0]) {
+        RSRE_LOG(RSRE_LOG_WARN, "aggregator", "no api_tokens_file: the admin API is off");
+        return 0;
+    }
+    struct rsre_api_options o = {.listen = ag->cfg.api_listen,
+                                 .tokens_file = ag->cfg.api_tokens_file,
+                                 .tls_cert_file = ag->cfg.api_tls_cert[0] ? ag->cfg.api_tls_cert
+                                                                          : NULL,
+                                 .tls_key_file = ag->cfg.api_tls_key[0] ? ag->cfg.api_tls_key
+                                                                        : NULL};
+    if ((rc = rsre_api_create(ag->loop, ag->store, ag->metrics, &o, &ag->api))) {
+        RSRE_LOG(RSRE_LOG_ERROR, "aggregator", "admin API on %s: %s", ag->cfg.api_listen,
+                 rsre_strerror(rc));
+        ag->api = NULL;
+        return rc;
+    }
+    struct rsre_api_callbacks cb = {
+        .decide = api_decide, .agents = api_agents, .ready = api_ready, .ud = ag};
+    rsre_api_set_callbacks(ag->api, &cb);
+    RSRE_LOG(RSRE_LOG_INFO, "aggregator", "admin API on %s (port %d)", ag->cfg.api_listen,
+             rsre_api_port(ag->api));
+    return 0;
 }
 
 /* ---- lifecycle ---- */
@@ -381,6 +535,9 @@ int rsre_aggregator_create(uv_loop_t *loop, const struct rsre_aggregator_config 
         RSRE_LOG(RSRE_LOG_ERROR, "aggregator", "incident engine: %s", rsre_strerror(rc));
         goto fail;
     }
+    if ((rc = start_admin(ag))) {
+        goto fail;
+    }
     if ((rc = rsre_grpc_loop_create(loop, &ag->grpc))) {
         goto fail;
     }
@@ -422,6 +579,12 @@ int rsre_aggregator_create(uv_loop_t *loop, const struct rsre_aggregator_config 
     *out = ag;
     return 0;
 fail:
+    if (ag->api) {
+        rsre_api_close(ag->api, NULL, NULL); /* nothing served yet: closes at the next turn */
+    }
+    rsre_metrics_destroy(ag->metrics);
+    rsre_approvals_destroy(ag->approvals);
+    rsre_operators_destroy(ag->operators);
     rsre_incident_engine_destroy(ag->engine);
     rsre_ruleset_destroy(ag->rules);
     rsre_store_close(ag->store);
@@ -440,12 +603,21 @@ static void finish(struct rsre_aggregator *ag) {
     void (*cb)(void *) = ag->closed;
     void *arg = ag->closed_arg;
     rsre_incident_engine_destroy(ag->engine);
+    rsre_approvals_destroy(ag->approvals);
+    rsre_operators_destroy(ag->operators);
+    rsre_metrics_destroy(ag->metrics);
     rsre_ruleset_destroy(ag->rules);
     rsre_store_close(ag->store);
     free(ag);
     if (cb) {
         cb(arg);
     }
+}
+
+static void on_api_closed(void *ud) {
+    struct rsre_aggregator *ag = ud;
+    ag->api = NULL;
+    finish(ag);
 }
 
 static void on_handle_closed(uv_handle_t *h) {
@@ -460,6 +632,10 @@ static void on_ingest_closed(void *arg) {
     struct rsre_aggregator *ag = arg;
     ag->ingest = NULL;
     ag->pending = 1; /* the gRPC bridge */
+    if (ag->api) {
+        ag->pending++;
+        rsre_api_close(ag->api, on_api_closed, ag);
+    }
     if (ag->tick.loop) {
         ag->pending += 2;
         uv_close((uv_handle_t *)&ag->tick, on_handle_closed);

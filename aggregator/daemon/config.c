@@ -36,6 +36,12 @@ static const struct rsre_cfg_entry entries[] = {
     RSRE_CFG_U32_ENTRY(T, max_connections, "4096", 1, 100000, "concurrent agent streams"),
     RSRE_CFG_STR_ENTRY(T, kube_api, "", "Kubernetes API base URL (empty: in-cluster service account)"),
     RSRE_CFG_STR_ENTRY(T, kubeconfig, "", "kubeconfig for running outside a cluster"),
+    RSRE_CFG_STR_ENTRY(T, api_listen, "127.0.0.1:8080", "admin API (HTTP) listen address"),
+    RSRE_CFG_STR_ENTRY(T, api_tokens_file, "", "admin API token file (docs/api.md); empty: no API"),
+    RSRE_CFG_STR_ENTRY(T, api_tls_cert, "", "admin API TLS certificate (empty: plain HTTP)"),
+    RSRE_CFG_STR_ENTRY(T, api_tls_key, "", "admin API TLS key"),
+    RSRE_CFG_STR_ENTRY(T, operators_file, "", "operators and their roles (docs/approvals.md); "
+                                              "empty: nobody can approve"),
     RSRE_CFG_LIST_ENTRY(T, node_actions, nnode_actions,
                         "delete_finished_pods,prune_unused_images,remove_exited_containers",
                         "node-local actions agents are allowed to run (sent in ConfigUpdate)"),

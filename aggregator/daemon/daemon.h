@@ -26,6 +26,10 @@ struct rsre_aggregator_config {
     uint32_t rate_per_sec, rate_burst, max_connections;
     char node_actions[8][48];             /* node-local actions agents may run (ConfigUpdate) */
     char kube_api[512];                   /* Kubernetes API base URL (empty: in-cluster) */
+    char api_listen[128];                 /* admin API address */
+    char api_tokens_file[512];            /* admin API bearer tokens (hashed); empty: API off */
+    char api_tls_cert[512], api_tls_key[512];
+    char operators_file[512];             /* operator identities and roles (approvals) */
     char kubeconfig[512];                 /* kubeconfig for running outside a cluster */
     size_t nnode_actions;
 };
