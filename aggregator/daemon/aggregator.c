@@ -216,6 +216,21 @@ static void run_kube(struct rsre_aggregator *ag, const struct rsre_planned_actio
 
 static void hook_execute(void *arg, const struct rsre_planned_action *pa) {
     struct rsre_aggregator *ag = arg;
+    /* Observe and notify run in-process: the engine already keeps the evidence from the
+     * agents' signals, and every incident and approval is in the store and the admin API (the
+     * in-app channel). Chat channels are not part of this daemon yet, so a chat alert is
+     * recorded as delivered in-app only — said so in the record, never pretended. */
+    if (pa->action->cls == RSRE_CLASS_OBSERVE) {
+        defer_result(ag, pa->action_record_id, 1, 0,
+                     "evidence is kept from the agents' signals (incident evidence timeline)");
+        return;
+    }
+    if (pa->action->cls == RSRE_CLASS_NOTIFY) {
+        defer_result(ag, pa->action_record_id, 1, 0,
+                     "%s: visible in the admin API (in-app); no chat channel is configured",
+                     pa->action->id);
+        return;
+    }
     if (!pa->approval_id) {
         rsre_metrics_inc(ag->metrics, RSRE_M_AUTO_REMEDIATIONS_TOTAL);
     }
@@ -236,7 +251,8 @@ static void hook_execute(void *arg, const struct rsre_planned_action *pa) {
     RobotSre__Agent__V1__ActionRequest req = ROBOT_SRE__AGENT__V1__ACTION_REQUEST__INIT;
     req.request_id = (char *)pa->action_record_id;
     req.action_id = (char *)pa->action->id;
-    req.target = (char *)(pa->target ? pa->target : "");
+    /* A node-local action's target is the agent's own node ("*" means all its namespaces). */
+    req.target = (char *)(pa->target && strcmp(pa->target, "*") ? pa->target : pa->node);
     req.dry_run = pa->dry_run;
     req.deadline_unix_ms = pa->deadline_unix_ms;
     req.incident_id = (char *)(pa->incident_id ? pa->incident_id : "");
