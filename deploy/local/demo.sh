@@ -9,9 +9,10 @@ BUILD=${RSRE_BUILD_DIR:-$ROOT/build}
 
 deploy/local/install-deps.sh
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRSRE_BENCH=OFF >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" --target robotctl robot-sre-agent >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target robotctl robot-sre-agent robot-sre-aggregator >/dev/null
 CTL="$BUILD/aggregator/robotctl/robotctl"
 AGENT="$BUILD/agent/robot-sre-agent"
+AGG="$BUILD/aggregator/daemon/robot-sre-aggregator"
 
 step() { printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "${*:2}"; "${@:2}"; }
 
@@ -37,26 +38,61 @@ printf '\n$ %s\n' "$CTL rules validate deploy/local/rules/unsafe-example.yaml"
 step "An operator rule allowlisting a CronJob takes effect inside the boundary" \
     "$CTL" policy preview --incident node_disk_pressure --action suspend_cronjob --env demo --target ci/nightly-scan --rules deploy/local/rules/demo-disk-pressure.yaml
 
-# The node agent on this host: it reads the real filesystems, kernel log and pressure stall
-# information here (and the container runtime and Kubernetes API when they exist), and spools
-# its signals while no aggregator is reachable.
+# The whole robot on this host: the aggregator, a real agent, and a simulated Kubernetes API
+# (tests/support/kube_api_server.py speaks the real v1 JSON and watch streams) holding one
+# worker, 10.0.10.21, in DiskPressure with a disk-pressure taint, and three pods on it.
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
 http_get() { # host port path
     exec 3<>"/dev/tcp/$1/$2" && printf 'GET %s HTTP/1.0\r\n\r\n' "$3" >&3 && cat <&3 && exec 3<&-
 }
-WORK=$(mktemp -d)
-trap 'kill "$AGENT_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
-printf '\n\033[1m== The node agent, on this host for 12 seconds\033[0m\n'
-"$AGENT" --node_name="$(hostname)" --aggregator=127.0.0.1:1 --kubelet_root=/ \
-    --runtime_root=/var/lib --spool_dir="$WORK/spool" --health_addr=127.0.0.1:10258 \
-    --filesystem_ms=2000 --psi_ms=2000 --log_level=warn 2>"$WORK/agent.log" &
-AGENT_PID=$!
-sleep 12
-echo "\$ GET http://127.0.0.1:10258/healthz"
-http_get 127.0.0.1 10258 /healthz | tail -n 1 | python3 -m json.tool 2>/dev/null || true
-echo "\$ GET http://127.0.0.1:10258/metrics (excerpt)"
-http_get 127.0.0.1 10258 /metrics | grep -E '^rsre_agent_(signals|batches|spool_batches|collector_runs)' || true
-kill -TERM "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true
-echo "(no aggregator runs yet in this demo: the agent kept its batches in its spool; log: warnings only)"
+K=tests/data/kube
+/usr/bin/python3 tests/support/kube_api_server.py --port 0 --load "$K/node-disk-pressure.json" \
+    "$K/pod-succeeded.json" "$K/pod-running.json" "$K/pod-evicted.json" >"$WORK/kube.out" 2>"$WORK/kube.log" &
+PIDS+=($!)
+for _ in $(seq 50); do grep -q PORT "$WORK/kube.out" 2>/dev/null && break; sleep 0.1; done
+KPORT=$(awk '/PORT/{print $2}' "$WORK/kube.out")
+TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf 'tokens:\n  - operator: alice\n    role: approver\n    sha256: %s\n' \
+    "$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)" >"$WORK/tokens.yaml"
+printf 'operators:\n  - id: alice\n    roles: [approver]\n' >"$WORK/operators.yaml"
+printf '\n\033[1m== The aggregator, a node agent and a simulated cluster (demo mode)\033[0m\n'
+# Port 0 everywhere: the kernel picks free ports, read back from the aggregator's log.
+"$AGG" --listen=127.0.0.1:0 --data_dir="$WORK/data" --env=demo --tick_ms=2000 \
+    --api_listen=127.0.0.1:0 --api_tokens_file="$WORK/tokens.yaml" \
+    --operators_file="$WORK/operators.yaml" --kube_api="http://127.0.0.1:$KPORT" 2>"$WORK/aggregator.log" &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q 'admin API on' "$WORK/aggregator.log" 2>/dev/null && break; sleep 0.1; done
+GPORT=$(sed -n 's/.*msg="started .* port=\([0-9]*\) .*/\1/p' "$WORK/aggregator.log" | head -n 1)
+APORT=$(sed -n 's/.*admin API on .*(port \([0-9]*\)).*/\1/p' "$WORK/aggregator.log" | head -n 1)
+if [ -z "$GPORT" ] || [ -z "$APORT" ]; then
+    echo "the aggregator did not start:" >&2; cat "$WORK/aggregator.log" >&2; exit 1
+fi
+HPORT=$((20000 + RANDOM % 20000))
+"$AGENT" --node_name=10.0.10.21 --aggregator="127.0.0.1:$GPORT" --kube_api="http://127.0.0.1:$KPORT" \
+    --kubelet_root=/ --runtime_root=/var/lib --spool_dir="$WORK/spool" --health_addr="127.0.0.1:$HPORT" \
+    --batch_flush_ms=1000 --log_level=warn 2>"$WORK/agent.log" &
+PIDS+=($!)
+export ROBOT_SRE_SERVER="http://127.0.0.1:$APORT" ROBOT_SRE_TOKEN="$TOKEN"
+sleep 10
+step "A disk-pressure incident opened; the allowlisted cleanup ran by itself" "$CTL" incidents list
+echo "\$ pods left on the simulated cluster (the Succeeded and Failed ones were cleaned up)"
+http_get 127.0.0.1 "$KPORT" /api/v1/pods | sed -n '/^{/,$p' | python3 -c \
+    'import json,sys; [print("  ", p["metadata"]["namespace"] + "/" + p["metadata"]["name"], p["status"]["phase"]) for p in json.load(sys.stdin)["items"]]'
+step "Cordon, reboot and replace wait for a human" "$CTL" approvals list
+step "alice approves the cordon (she is not the requester; the robot re-checks policy first)" \
+    "$CTL" approvals approve apr-1 --comment "demo: cordon the pressured worker"
+sleep 2
+echo "\$ the node on the simulated cluster"
+http_get 127.0.0.1 "$KPORT" /api/v1/nodes/10.0.10.21 | sed -n '/^{/,$p' | python3 -c \
+    'import json,sys; n=json.load(sys.stdin); print("   spec.unschedulable =", n["spec"].get("unschedulable", False))'
+step "The incident moved on" "$CTL" incidents list
+step "Every decision is in the hash-chained audit log" "$CTL" audit verify
+echo "\$ GET http://127.0.0.1:$HPORT/healthz (the agent)"
+http_get 127.0.0.1 "$HPORT" /healthz | tail -n 1 | cut -c1-200
+echo
 
 cat <<TXT
 
@@ -66,5 +102,7 @@ Where to look next:
   docs/policy.md                   how a decision is made, layer by layer
   docs/rules.md                    the operator rule schema and its boundaries
   docs/agent.md                    the node agent: install, configuration, health, actions
+  docs/aggregator.md, docs/api.md the aggregator and its admin API
   $AGENT --help      every agent setting
+  $AGG --help      every aggregator setting
 TXT

@@ -5,7 +5,7 @@ set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config
     libprotobuf-c-dev protobuf-c-compiler liblmdb-dev lmdb-utils libyaml-dev libjansson-dev
-    libssl-dev libuv1-dev libcurl4-openssl-dev libgrpc-dev libh2o-dev)
+    libssl-dev libuv1-dev libcurl4-openssl-dev libgrpc-dev python3 libh2o-dev)
 TEST_PKGS=(libcmocka-dev clang libclang-rt-14-dev containerd runc busybox-static prometheus-node-exporter python3 python3-cryptography)
 
 want=("${BUILD_PKGS[@]}")
