@@ -1343,8 +1343,8 @@ static void drain_on_verify_pods(struct rsre_kube_exec_op *op, const struct rsre
         }
     }
     if (still) {
-        char msg[256];
-        snprintf(msg, sizeof(msg), "%zu evicted pod(s) still running and not terminating, e.g. %s",
+        char msg[320];
+        snprintf(msg, sizeof(msg), "%zu evicted pod(s) still running and not terminating, e.g. %.200s",
                  still, first);
         drain_finish(op, -ESTALE, msg);
         return;
