@@ -7,14 +7,15 @@
  *     DiskPressure=True (lastTransitionTime a minute ago) and the taint
  *     node.kubernetes.io/disk-pressure:NoSchedule, and pods: on that node a Succeeded Job pod,
  *     an Evicted (Failed) pod, a Failed Job pod and a Running pod; on node 10.0.10.22 a
- *     Succeeded pod. Its request log shows every DELETE the agent sends.
- *   - BUILD/aggregator/daemon/robot-sre-aggregator (--listen 127.0.0.1:0, its port read from
- *     its "started" log line; --tick_ms 1000; store in the temp dir; --kube_api to the Python
- *     server, so its Kubernetes executor is live and could cordon the node);
+ *     Succeeded pod. Its request log shows every DELETE and PATCH it got.
+ *   - BUILD/aggregator/daemon/robot-sre-aggregator: --listen and --api_listen 127.0.0.1:0 (the
+ *     ports read from its log), --tick_ms 1000, the store in the temp dir, --kube_api to the
+ *     Python server (its Kubernetes executor), a token file (alice and bob approvers, victor a
+ *     viewer, and a token naming robot-sre, the requester) and an operators file;
  *   - BUILD/agent/robot-sre-agent (--node_name 10.0.10.21, --kube_api to the Python server, a
  *     CRI socket that does not exist, temp kubelet/runtime roots, --batch_flush_ms 1000).
- * The store is read (read-only, its own read transactions) while the aggregator runs, and after
- * it stopped.
+ * The store is read (read-only, in its own read transactions) while the aggregator runs, and
+ * after it stopped. Votes go through the admin API over HTTP.
  *
  * demo:
  *   open      one incident node_disk_pressure/node=10.0.10.21: severity warning, confidence high
@@ -36,29 +37,37 @@
  *             AWAITING_APPROVAL ActionRecord, and no PATCH reached the API server; disruptive
  *             actions are not requested (the incident is not critical) and
  *             delete_persistent_data is human-only (recommended, never run).
+ *   votes     the requester's identity (a token naming robot-sre) and a viewer are refused (403)
+ *             and the approval stays pending without votes; alice (an approver, not the
+ *             requester) approves: the engine re-checks and the Kubernetes executor cordons the
+ *             node (exactly one PATCH, spec.unschedulable true on the API server), the record
+ *             succeeds with the approval id, the incident is recovering; bob's later vote on the
+ *             decided approval is refused (409).
  *   clear     the Node's DiskPressure goes False and the taint goes away: for the next 4 ticks
  *             the incident stays open (the 600 s exit window is not cut short).
  *   resolve   the exit window itself: the aggregator is stopped (SIGTERM, exit 0) and started
  *             again on the same store and port with its wall clock running SPEEDUP times faster
  *             (libfaketime preloaded; CLOCK_MONOTONIC untouched, so its 1 s tick stays 1 s of
- *             real time and is 40 s of its time). No product knob changes: the restarted engine
- *             picks the incident up from the store, the agent reconnects, and the incident
- *             resolves through exit_criteria_met only after the exit criteria held for the 600 s
- *             window (audit reason), the pending cordon approval is cancelled ("the incident
- *             resolved before a decision"), and nothing was deleted again. Skipped, with a
- *             message, when libfaketime is not installed (Debian package faketime).
+ *             real time and is 40 s of its time; --agent_silence_ms raised to match). The
+ *             restarted engine picks the incident up from the store, the agent reconnects, and
+ *             the incident resolves through exit_criteria_met only after the exit criteria held
+ *             for the 600 s window (audit reason); nothing was deleted or patched again.
+ *             Skipped, with a message, when libfaketime is not installed (Debian package
+ *             faketime).
  *   end       SIGTERM agent and aggregator: both exit 0; the audit chain verifies.
  *
- * production: the same pressure on a fresh store: the incident opens (warning, high,
- *   environment production); over 5 ticks only observe/notify actions are decided auto;
- *   delete_finished_pods and cordon_node have pending Approvals; no DELETE reaches the API server
- *   and the agent never ran an action; both daemons exit 0 and the audit chain verifies.
+ * production (with libfaketime the aggregator's clock runs SPEEDUP times faster from the start):
+ *   the same pressure on a fresh store: the incident opens (warning, high, environment
+ *   production); delete_finished_pods and cordon_node get pending Approvals; nobody answers:
+ *   they expire after 10 min, the incident escalates, and alice's late approval is refused
+ *   (409); the pressure outlasts 10 min: severity critical, and reboot_worker is requested with
+ *   a quorum of 2. Throughout, only observe/notify actions were decided auto, no DELETE or
+ *   PATCH reached the API server, and the agent never ran an action; both daemons exit 0 and
+ *   the audit chain verifies. Without libfaketime: five ticks in real time, no expiry.
  *
- * Not covered here because the daemon does not wire it yet: deciding approvals (approve, deny,
- * self-approval and expiry refusals through the admin API or robotctl), hence also an approved
- * cordon run by the Kubernetes executor; here the executor is live and the test checks that it
- * sent no PATCH while the approval is pending. Observe/notify actions have no executor in the
- * daemon and are recorded as failed (which changes nothing, by design).
+ * Not reachable through the daemon: an operator approving their own request (the engine is
+ * the only requester; the approvals module's unit test covers it) and an approved OCI reboot
+ * (no OCI executor in the daemon yet).
  *
  * RSRE_TEST_KEEP=1 keeps the temp dir (logs, store); RSRE_TEST_LOG=debug runs the daemons at
  * debug level.
@@ -84,6 +93,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "common/error.h"
 #include "store/store.h"
@@ -117,12 +128,18 @@ static const char *const kept_pods[] = {
 };
 #define NFINISHED (sizeof(finished_pods) / sizeof(finished_pods[0]))
 
+/* Admin API identities: tokens (their SHA-256 in tokens.yaml) and the operators registry. */
+#define TOKEN_ALICE "e2e-token-alice-approver"
+#define TOKEN_BOB "e2e-token-bob-approver"
+#define TOKEN_ROBOT "e2e-token-robot-sre" /* a token naming the requester, robot-sre */
+#define TOKEN_VICTOR "e2e-token-victor-viewer"
+
 static struct fx {
     char dir[64], store[128], kubelet[128], runtime[128], podlogs[128];
-    char kube_log[128], agent_log[128], agg_log[128];
+    char kube_log[128], agent_log[128], agg_log[128], tokens[128], operators[128];
     pid_t kube_pid, agg_pid, agent_pid;
-    int kube_port, agg_port, agg_runs;
-    char kube_base[64];
+    int kube_port, agg_port, api_port, agg_runs;
+    char kube_base[64], api_base[64];
 } F;
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -332,23 +349,26 @@ static void start_kube(void) {
     snprintf(F.kube_base, sizeof(F.kube_base), "http://127.0.0.1:%d", F.kube_port);
 }
 
-/* The port of the last "started" line of the aggregator's log, or 0. */
-static int agg_log_port(const char *log) {
+/* The ports of the aggregator's "admin API on ... (port N)" and "started ... port=N" lines;
+ * 0 until it logged them. */
+static void agg_log_ports(const char *log, int *grpc, int *api) {
+    *grpc = *api = 0;
     FILE *f = fopen(log, "r");
     if (!f) {
-        return 0;
+        return;
     }
     char line[2048];
-    int port = 0;
     while (fgets(line, sizeof(line), f)) {
         const char *s = strstr(line, "msg=\"started env=");
         const char *p = s ? strstr(s, " port=") : NULL;
         if (p) {
-            port = atoi(p + 6);
+            *grpc = atoi(p + 6);
+        }
+        if ((s = strstr(line, "msg=\"admin API on ")) && (p = strstr(s, "(port "))) {
+            *api = atoi(p + 6);
         }
     }
     fclose(f);
-    return port;
 }
 
 /*
@@ -364,7 +384,10 @@ static void start_aggregator(const char *env, int port, int speedup, const char 
     ARG("--data_dir=%s", F.store);
     ARG("--cluster=e2e");
     ARG("--tick_ms=1000");
-    ARG("--kube_api=%s", F.kube_base); /* the Kubernetes executor (cordon, if approved) */
+    ARG("--kube_api=%s", F.kube_base); /* the Kubernetes executor (cordon, once approved) */
+    ARG("--api_listen=127.0.0.1:0");
+    ARG("--api_tokens_file=%s", F.tokens);
+    ARG("--operators_file=%s", F.operators);
     ARG("--log_level=%s", getenv("RSRE_TEST_LOG") ? getenv("RSRE_TEST_LOG") : "info");
     for (size_t i = 0; more && more[i]; i++) {
         ARG("%s", more[i]);
@@ -389,13 +412,18 @@ static void start_aggregator(const char *env, int port, int speedup, const char 
     }
     F.agg_pid = spawn(argv, F.agg_log, -1, speedup > 1 ? fake_env : NULL);
     int64_t end = mono_ms() + WAIT_MS;
-    while ((F.agg_port = agg_log_port(F.agg_log)) <= 0) {
+    for (;;) {
+        agg_log_ports(F.agg_log, &F.agg_port, &F.api_port);
+        if (F.agg_port > 0 && F.api_port > 0) {
+            break;
+        }
         check_alive();
         if (mono_ms() > end) {
             fail_msg("the aggregator did not start (see %s)", F.agg_log);
         }
         sleep_ms(20);
     }
+    snprintf(F.api_base, sizeof(F.api_base), "http://127.0.0.1:%d", F.api_port);
 }
 
 static void start_agent(void) {
@@ -447,13 +475,14 @@ static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *ud) {
     return n;
 }
 
-/* One request to the test server; returns the decoded answer (caller json_decref's it) and
- * the HTTP status in *status. */
-static json_t *kube(const char *method, const char *path, const char *body, long *status) {
+/* One HTTP request to base+path (with a bearer token when `token` is set); returns the decoded
+ * answer (caller json_decref's it) and the HTTP status in *status. */
+static json_t *http(const char *base, const char *method, const char *path, const char *body,
+                    const char *token, long *status) {
     CURL *e = curl_easy_init();
     assert_non_null(e);
-    char url[512];
-    snprintf(url, sizeof(url), "%s%s", F.kube_base, path);
+    char url[512], auth[256];
+    snprintf(url, sizeof(url), "%s%s", base, path);
     struct buf b = {0};
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
@@ -462,6 +491,10 @@ static json_t *kube(const char *method, const char *path, const char *body, long
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    if (token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        h = curl_slist_append(h, auth);
+    }
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
     if (body) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
@@ -473,11 +506,31 @@ static json_t *kube(const char *method, const char *path, const char *body, long
     curl_easy_cleanup(e);
     if (cc != CURLE_OK) {
         free(b.p);
-        fail_msg("%s %s: curl error %d (see %s)", method, path, (int)cc, F.kube_log);
+        fail_msg("%s %s%s: curl error %d", method, base, path, (int)cc);
     }
     json_t *j = json_loads(b.p ? b.p : "null", JSON_DECODE_ANY, NULL);
     free(b.p);
     return j;
+}
+
+static json_t *kube(const char *method, const char *path, const char *body, long *status) {
+    return http(F.kube_base, method, path, body, NULL, status);
+}
+
+/* A vote through the admin API; returns the answer's "state" (static) and the status. */
+static const char *vote(const char *token, const char *approval, int approve, long *status) {
+    static char state[32];
+    char path[256];
+    snprintf(path, sizeof(path), "/api/v1/approvals/%s/%s", approval, approve ? "approve" : "deny");
+    json_t *j = http(F.api_base, "POST", path, "{\"comment\": \"e2e\"}", token, status);
+    const char *st = json_string_value(json_object_get(j, "state"));
+    snprintf(state, sizeof(state), "%s", st ? st : "");
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    fprintf(stderr, "vote %s on %s: %ld %s\n", approve ? "approve" : "deny", approval, *status,
+            text ? text : "(no JSON)");
+    free(text);
+    json_decref(j);
+    return state;
 }
 
 static void kube_ok(const char *method, const char *path, json_t *body) {
@@ -501,9 +554,15 @@ static json_t *fixture(const char *name) {
     return j;
 }
 
-/* Stores Node NODE: in disk pressure (the condition since a minute ago, and the taint) or not. */
+/* Stores Node NODE: in disk pressure (the condition since a minute ago, and the taint) or not.
+ * Starts from the server's current Node, so what others wrote (spec.unschedulable) stays. */
 static void put_node(int pressure) {
-    json_t *n = fixture("node-disk-pressure.json");
+    long status;
+    json_t *n = kube("GET", "/api/v1/nodes/" NODE, NULL, &status);
+    if (status != 200) {
+        json_decref(n);
+        n = fixture("node-disk-pressure.json");
+    }
     char now[32], before[32];
     int64_t t = wall_ms();
     rfc3339(t, now, sizeof(now));
@@ -525,12 +584,13 @@ static void put_node(int pressure) {
         }
     }
     json_t *spec = json_object_get(n, "spec");
+    json_t *taints = json_array();
     if (pressure) {
-        json_t *taint = json_array_get(json_object_get(spec, "taints"), 0);
-        json_object_set_new(taint, "timeAdded", json_string(before));
-    } else {
-        json_object_set_new(spec, "taints", json_array());
+        json_array_append_new(taints, json_pack("{s:s, s:s, s:s}", "key",
+                                                "node.kubernetes.io/disk-pressure", "effect",
+                                                "NoSchedule", "timeAdded", before));
     }
+    json_object_set_new(spec, "taints", taints);
     kube_ok("POST", "/_test/objects", n);
     json_decref(n);
 }
@@ -980,6 +1040,46 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
     return remove(path);
 }
 
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void sha256_hex(const char *s, char out[65]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    assert_int_equal(EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL), 1);
+    for (unsigned i = 0; i < n && i < 32; i++) {
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    }
+}
+
+/* The admin API's token file and the approvals module's operator registry: alice and bob are
+ * approvers; victor only views; one token names robot-sre, the requester of every request the
+ * engine makes (and never an operator). */
+static void write_identities(void) {
+    static const struct {
+        const char *op, *role, *token;
+    } toks[] = {{"alice", "approver", TOKEN_ALICE},
+                {"bob", "approver", TOKEN_BOB},
+                {"robot-sre", "approver", TOKEN_ROBOT},
+                {"victor", "viewer", TOKEN_VICTOR}};
+    char text[2048] = "tokens:\n", hex[65];
+    for (size_t i = 0; i < sizeof(toks) / sizeof(toks[0]); i++) {
+        sha256_hex(toks[i].token, hex);
+        size_t len = strlen(text);
+        snprintf(text + len, sizeof(text) - len, "  - operator: %s\n    role: %s\n    sha256: %s\n",
+                 toks[i].op, toks[i].role, hex);
+    }
+    write_file(F.tokens, text);
+    write_file(F.operators, "operators:\n"
+                            "  - id: alice\n    roles: [approver]\n"
+                            "  - id: bob\n    roles: [operator, approver]\n"
+                            "  - id: victor\n    roles: [viewer]\n");
+}
+
 static int setup(void **state) {
     (void)state;
     memset(&F, 0, sizeof(F));
@@ -992,9 +1092,12 @@ static int setup(void **state) {
     snprintf(F.kube_log, sizeof(F.kube_log), "%s/kube-api.log", F.dir);
     snprintf(F.agent_log, sizeof(F.agent_log), "%s/agent.log", F.dir);
     snprintf(F.agg_log, sizeof(F.agg_log), "%s/aggregator-0.log", F.dir);
+    snprintf(F.tokens, sizeof(F.tokens), "%s/tokens.yaml", F.dir);
+    snprintf(F.operators, sizeof(F.operators), "%s/operators.yaml", F.dir);
     assert_int_equal(mkdir(F.kubelet, 0755), 0);
     assert_int_equal(mkdir(F.runtime, 0755), 0);
     assert_int_equal(mkdir(F.podlogs, 0755), 0);
+    write_identities();
     return 0;
 }
 
@@ -1011,7 +1114,21 @@ static int teardown(void **state) {
     return 0;
 }
 
-/* ---- demo ----------------------------------------------------------------------------------- */
+/* ---- the scenarios ------------------------------------------------------------------------ */
+
+static int node_unschedulable(void) {
+    long status;
+    json_t *n = kube("GET", "/api/v1/nodes/" NODE, NULL, &status);
+    assert_int_equal(status, 200);
+    int u = json_is_true(json_object_get(json_object_get(n, "spec"), "unschedulable"));
+    json_decref(n);
+    return u;
+}
+
+static int p_cordon_done(const struct snap *s) {
+    return find_act(s, "cordon_node", AST(SUCCEEDED)) || find_act(s, "cordon_node", AST(FAILED)) ||
+           find_act(s, "cordon_node", AST(CANCELLED));
+}
 
 static void test_demo(void **state) {
     (void)state;
@@ -1020,10 +1137,7 @@ static void test_demo(void **state) {
     put_node(1);
     put_pods();
     kube_ok("DELETE", "/_test/requests", NULL);
-    /* approvals live an hour here, so that the accelerated clock below meets the exit window
-     * first (a pending approval is then cancelled at resolution) */
-    const char *demo_flags[] = {"--approval_ttl_ms=3600000", NULL};
-    start_aggregator("demo", 0, 1, demo_flags);
+    start_aggregator("demo", 0, 1, NULL);
     start_agent();
 
     /* The incident opens, triaged at once: warning, high, every evidence-schema field. */
@@ -1072,8 +1186,10 @@ static void test_demo(void **state) {
     assert_int_equal(count_requests("DELETE", "/api/"), NFINISHED);
 
     /* Approval-required: cordon requested with the six parts; disruptive ones not requested
-     * (not critical); nothing else is awaiting approval. */
-    check_cordon_approval(&s, 3600000);
+     * (not critical); human-only recorded, never run. */
+    check_cordon_approval(&s, 600000);
+    char apr_id[RSRE_STORE_ID_MAX + 1];
+    snprintf(apr_id, sizeof(apr_id), "%s", find_apr(&s, "cordon_node")->id);
     assert_null(find_apr(&s, "reboot_worker"));
     assert_null(find_apr(&s, "replace_worker"));
     assert_null(find_apr(&s, "delete_finished_pods"));
@@ -1108,6 +1224,7 @@ static void test_demo(void **state) {
     assert_int_equal(count_requests("DELETE", "/api/"), NFINISHED);
     /* cordon waits for its approval: the aggregator's Kubernetes executor changed nothing */
     assert_int_equal(count_requests("PATCH", "/"), 0);
+    assert_false(node_unschedulable());
     {
         rsre_store *st = store_open_ro();
         assert_non_null(st);
@@ -1130,11 +1247,51 @@ static void test_demo(void **state) {
     }
     int64_t cooldown_ms = mono_ms() - t0;
 
+    /* Votes through the admin API. The requester's own identity (robot-sre) cannot approve its
+     * request, a viewer cannot vote at all: both refused, nothing runs. */
+    long status;
+    vote(TOKEN_ROBOT, apr_id, 1, &status);
+    assert_int_equal(status, 403);
+    vote(TOKEN_VICTOR, apr_id, 1, &status);
+    assert_int_equal(status, 403);
+    assert_true(audit_count("approval.vote.refused", NULL) >= 1);
+    assert_int_equal(snap_take(&s), 0);
+    assert_int_equal(find_apr(&s, "cordon_node")->state, APS(PENDING));
+    assert_int_equal(find_apr(&s, "cordon_node")->n_votes, 0);
+    snap_free(&s);
+    assert_int_equal(count_requests("PATCH", "/"), 0);
+    /* Another operator, an approver, approves: the engine re-checks and the Kubernetes
+     * executor cordons the node on the API server. */
+    assert_string_equal(vote(TOKEN_ALICE, apr_id, 1, &status), "approved");
+    assert_int_equal(status, 200);
+    wait_snap(p_cordon_done, "the approved cordon to run", WAIT_MS, &s);
+    const struct act *cordon = find_act(&s, "cordon_node", AST(SUCCEEDED));
+    if (!cordon) {
+        dump_snap(&s);
+        fail_msg("cordon_node did not succeed: %s", find_act(&s, "cordon_node", -1)->result);
+    }
+    assert_string_equal(cordon->approval, apr_id);
+    assert_int_equal(cordon->decision, DEC(APPROVAL_REQUIRED));
+    assert_int_equal(find_apr(&s, "cordon_node")->state, APS(APPROVED));
+    assert_int_equal(s.inc->approval_state, APS(APPROVED));
+    assert_int_equal(s.inc->lifecycle, LC(RECOVERING));
+    assert_true(has_str(s.inc->executed_actions, s.inc->n_executed_actions, cordon->id));
+    snap_free(&s);
+    assert_true(node_unschedulable());
+    assert_int_equal(count_requests("PATCH", "/api/v1/nodes/" NODE), 1);
+    assert_int_equal(count_requests("PATCH", "/"), 1);
+    assert_int_equal(audit_count("action.approved", NULL), 1);
+    /* A second approval on a decided request is refused and changes nothing. */
+    vote(TOKEN_BOB, apr_id, 1, &status);
+    assert_int_equal(status, 409);
+    int64_t approved_ms = mono_ms() - t0;
+
     /* Pressure clears. The incident stays open: the exit window is 600 s. */
     put_node(0);
+    assert_true(node_unschedulable()); /* the kubelet's update keeps the cordon */
     sleep_ms(4000);
     assert_int_equal(snap_take(&s), 0);
-    assert_int_equal(s.inc->lifecycle, LC(CONTAINED));
+    assert_int_equal(s.inc->lifecycle, LC(RECOVERING));
     assert_int_equal(s.inc->resolved_at_ms, 0);
     char inc_id[RSRE_STORE_ID_MAX + 1];
     snprintf(inc_id, sizeof(inc_id), "%s", s.inc->id);
@@ -1149,9 +1306,8 @@ static void test_demo(void **state) {
         /* The same store and port, the aggregator's clock SPEEDUP times faster. */
         int port = F.agg_port;
         stop(&F.agg_pid, "aggregator", F.agg_log);
-        const char *fast_flags[] = {"--approval_ttl_ms=3600000",
-                                    /* one real second between batches is SPEEDUP seconds */
-                                    "--agent_silence_ms=3600000", NULL};
+        /* one real second between batches is SPEEDUP seconds of the aggregator's time */
+        const char *fast_flags[] = {"--agent_silence_ms=3600000", NULL};
         int64_t restarted = wall_ms(); /* the faster clock starts here, at the real time */
         start_aggregator("demo", port, SPEEDUP, fast_flags);
         assert_int_equal(F.agg_port, port);
@@ -1166,16 +1322,12 @@ static void test_demo(void **state) {
         assert_true(s.inc->resolved_at_ms >= restarted + (int64_t)EXIT_WINDOW_S * 1000);
         assert_int_equal(audit_count("incident.transition", "exit criteria held"), 1);
         assert_int_equal(audit_count("incident.transition", "(window 600s)"), 1);
-        const rsre_store_approval *a = find_apr(&s, "cordon_node");
-        assert_non_null(a);
-        assert_int_equal(a->state, APS(CANCELLED));
-        assert_int_equal(s.inc->approval_state, APS(CANCELLED));
-        assert_true(audit_count("approval.cancel", "resolved") >= 1);
         assert_int_equal(count_runs(&s, "delete_finished_pods"), 1);
         assert_int_equal(s.agent_results, 1);
+        assert_int_equal(find_apr(&s, "cordon_node")->state, APS(APPROVED));
         snap_free(&s);
         assert_int_equal(count_requests("DELETE", "/api/"), NFINISHED);
-        assert_int_equal(count_requests("PATCH", "/"), 0);
+        assert_int_equal(count_requests("PATCH", "/"), 1);
     }
 
     stop(&F.agent_pid, "agent", F.agent_log);
@@ -1186,32 +1338,40 @@ static void test_demo(void **state) {
         snprintf(resolved, sizeof(resolved), "%.1fs", resolved_ms / 1000.0);
     }
     fprintf(stderr,
-            "demo: incident open %.1fs, cleanup + approval %.1fs, cooldown checked %.1fs, "
-            "resolved %s, total %.1fs\n",
-            opened_ms / 1000.0, acted_ms / 1000.0, cooldown_ms / 1000.0, resolved,
-            (mono_ms() - t0) / 1000.0);
+            "demo: incident open %.1fs, cleanup + approval request %.1fs, cooldown checked %.1fs, "
+            "cordon approved and run %.1fs, resolved %s, total %.1fs\n",
+            opened_ms / 1000.0, acted_ms / 1000.0, cooldown_ms / 1000.0, approved_ms / 1000.0,
+            resolved, (mono_ms() - t0) / 1000.0);
 }
 
-/* ---- production ----------------------------------------------------------------------------- */
+static int p_prod_expired(const struct snap *s) {
+    const rsre_store_approval *a = find_apr(s, "cordon_node");
+    return a && a->state == APS(EXPIRED) && s->inc && s->inc->lifecycle == LC(ESCALATED);
+}
 
+static int p_prod_critical(const struct snap *s) {
+    return s->inc && s->inc->severity == S(SEVERITY__SEVERITY_CRITICAL) &&
+           find_apr(s, "reboot_worker");
+}
+
+/*
+ * Production. With libfaketime the aggregator's clock runs SPEEDUP times faster from the start,
+ * so the 10 min approval expiry and the 10 min severity escalation happen within the test.
+ */
 static void test_production(void **state) {
     (void)state;
     int64_t t0 = mono_ms();
+    int fast = faketime_lib() != NULL;
     start_kube();
     put_node(1);
     put_pods();
     kube_ok("DELETE", "/_test/requests", NULL);
-    start_aggregator("production", 0, 1, NULL);
+    const char *fast_flags[] = {"--agent_silence_ms=3600000", NULL};
+    start_aggregator("production", 0, fast ? SPEEDUP : 1, fast ? fast_flags : NULL);
     start_agent();
 
     struct snap s;
-    wait_snap(p_incident_open, "the disk-pressure incident", WAIT_MS, &s);
-    snap_free(&s);
     wait_snap(p_prod_requested, "approval requests for cleanup and cordon", WAIT_MS, &s);
-    snap_free(&s);
-    /* Five more ticks and batches: still nothing runs. */
-    sleep_ms(5000);
-    assert_int_equal(snap_take(&s), 0);
     dump_snap(&s);
     check_incident(s.inc, S(ENVIRONMENT__ENVIRONMENT_PRODUCTION));
     assert_int_equal(s.inc->lifecycle, LC(TRIAGED));
@@ -1219,6 +1379,34 @@ static void test_production(void **state) {
     const rsre_store_approval *cleanup = find_apr(&s, "delete_finished_pods");
     assert_int_equal(cleanup->state, APS(PENDING));
     assert_non_null(strstr(cleanup->prompt, "Robot SRE requests approval: "));
+    char apr_id[RSRE_STORE_ID_MAX + 1];
+    snprintf(apr_id, sizeof(apr_id), "%s", find_apr(&s, "cordon_node")->id);
+    snap_free(&s);
+
+    if (!fast) {
+        fprintf(stderr, "SKIP (approval expiry, escalation to critical): libfaketime is not "
+                        "installed (apt-get install faketime); five ticks in real time instead\n");
+        sleep_ms(5000);
+    } else {
+        /* Nobody answers: the requests expire after 10 min and the incident escalates; a late
+         * approval is refused. The pressure persists past 10 min: critical, and the disruptive
+         * reboot is requested from two approvers. */
+        wait_snap(p_prod_expired, "the cordon approval to expire and the incident to escalate",
+                  600 * 1000 / SPEEDUP + 30000, &s);
+        snap_free(&s);
+        assert_true(audit_count("approval.expire", NULL) >= 2);
+        long status;
+        assert_string_equal(vote(TOKEN_ALICE, apr_id, 1, &status), "");
+        assert_int_equal(status, 409);
+        assert_true(audit_count("approval.vote.refused", "expired") >= 1);
+        wait_snap(p_prod_critical, "severity critical and a reboot request", WAIT_MS, &s);
+        const rsre_store_approval *reboot = find_apr(&s, "reboot_worker");
+        assert_int_equal(reboot->quorum, 2);
+        assert_string_equal(reboot->target, NODE);
+        snap_free(&s);
+    }
+    assert_int_equal(snap_take(&s), 0);
+    dump_snap(&s);
     assert_int_equal(count_runs(&s, "delete_finished_pods"), 0);
     size_t auto_runs = 0;
     for (size_t i = 0; i < s.nacts; i++) {
@@ -1230,7 +1418,8 @@ static void test_production(void **state) {
             }
         }
         if (!is_observe_or_notify(a->cls)) {
-            assert_true(a->state == AST(AWAITING_APPROVAL) || a->state == AST(SKIPPED));
+            assert_true(a->state == AST(AWAITING_APPROVAL) || a->state == AST(SKIPPED) ||
+                        a->state == AST(EXPIRED));
         }
     }
     assert_true(auto_runs >= 1); /* observation and notification did run */
@@ -1241,6 +1430,7 @@ static void test_production(void **state) {
     for (size_t i = 0; i < NFINISHED; i++) {
         assert_true(pod_exists(finished_pods[i]));
     }
+    assert_false(node_unschedulable());
 
     stop(&F.agent_pid, "agent", F.agent_log);
     stop(&F.agg_pid, "aggregator", F.agg_log);
