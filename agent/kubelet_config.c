@@ -362,7 +362,9 @@ uint64_t rsre_kubelet_effective(const struct rsre_kubelet_threshold *t, uint64_t
         return t->quantity;
     }
     double v = (double)capacity * (double)t->fraction;
-    return v >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)v;
+    /* (double)capacity may round up past capacity: a percentage never exceeds the whole. */
+    uint64_t e = v >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)v;
+    return e > capacity ? capacity : e;
 }
 
 uint64_t rsre_kubelet_gc_trigger_avail(uint64_t capacity, int high_percent) {
