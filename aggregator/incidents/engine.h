@@ -136,6 +136,39 @@ int rsre_incident_engine_action_result(struct rsre_incident_engine *e, rsre_stor
 int rsre_incident_engine_approval_decided(struct rsre_incident_engine *e, rsre_store_txn *txn,
                                           const char *approval_id, int64_t now_ms);
 
+/*
+ * A cluster-level observation made by the aggregator itself — a dependency probe result
+ * (aggregator/probes), a Kubernetes observer aggregate (aggregator/observe), an operator
+ * channel's delivery state (aggregator/notify). It sets catalogue signals (taxonomy.yaml
+ * `signals`, e.g. "dep.failing", "pull.failing_workloads", "release.drifted", "chat.channels_down")
+ * of one resource scope and evaluates the incident classes that read them. One incident per
+ * (class, scope): scope names the resource, e.g. "dependency/redis", "release/prod/api",
+ * "route/https://app.example/healthz", "channel/telegram", "cluster".
+ * `source` names the observer ("probe:redis", "observer:pods"); `detail` is the evidence text
+ * kept with the values (an error message; truncated to 512 bytes), may be NULL. A value not
+ * given keeps its last value for that scope. Unknown signal, empty scope or non-finite value:
+ * RSRE_EINVALID and nothing changes.
+ */
+struct rsre_observation_value {
+    const char *signal;
+    double value;
+};
+struct rsre_observation {
+    const char *scope;
+    const char *source;
+    const char *detail;
+    const struct rsre_observation_value *values;
+    size_t nvalues;
+};
+int rsre_incident_engine_observe(struct rsre_incident_engine *e, rsre_store_txn *txn,
+                                 const struct rsre_observation *obs, int64_t now_ms);
+
+/* Replaces the operator rules (built-ins + operator rules, borrowed like the config's `rules`)
+ * after a rule change; open incidents are re-planned under the new rules at the next
+ * evaluation. NULL = built-in rules only. */
+int rsre_incident_engine_set_rules(struct rsre_incident_engine *e,
+                                   const struct rsre_ruleset *rules);
+
 /* Releases (committed) or drops and rolls back (aborted) what happened since the last call. */
 void rsre_incident_engine_committed(struct rsre_incident_engine *e);
 void rsre_incident_engine_aborted(struct rsre_incident_engine *e);
