@@ -84,8 +84,22 @@ static const char *result_name(enum rsre_sim_result r) {
 
 int main(int argc, char **argv) {
     enum {
-        O_AGG = 256, O_SCEN, O_CHECK, O_AGENTS, O_RATE, O_INTERVAL, O_PRESSURE, O_PATTERN,
-        O_DURATION, O_RESULT, O_CONNECT, O_DRAIN, O_REPORT, O_SHARED, O_REQALL, O_LOG
+        O_AGG = 256,
+        O_SCEN,
+        O_CHECK,
+        O_AGENTS,
+        O_RATE,
+        O_INTERVAL,
+        O_PRESSURE,
+        O_PATTERN,
+        O_DURATION,
+        O_RESULT,
+        O_CONNECT,
+        O_DRAIN,
+        O_REPORT,
+        O_SHARED,
+        O_REQALL,
+        O_LOG
     };
     static const struct option lo[] = {
         {"aggregator", required_argument, NULL, O_AGG},
@@ -107,9 +121,8 @@ int main(int argc, char **argv) {
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct rsre_sim_options opt = {.target = "127.0.0.1:7443",
-                                   .connect_timeout_ms = 30000,
-                                   .drain_ms = 5000};
+    struct rsre_sim_options opt = {
+        .target = "127.0.0.1:7443", .connect_timeout_ms = 30000, .drain_ms = 5000};
     const char *scenario = NULL, *check = NULL, *pattern = NULL, *result = NULL;
     double agents = 0, pressure = 0;
     int64_t duration = -1, interval = 200;
@@ -217,8 +230,7 @@ int main(int argc, char **argv) {
         rc = rsre_sim_scenario_load(path, &sc, &err);
         if (rc) {
             if (err.line > 0) {
-                fprintf(stderr, "robot-sre-sim: %s:%d:%d: %s\n", path, err.line, err.col,
-                        err.msg);
+                fprintf(stderr, "robot-sre-sim: %s:%d:%d: %s\n", path, err.line, err.col, err.msg);
             } else {
                 fprintf(stderr, "robot-sre-sim: %s: %s\n", path,
                         err.msg[0] ? err.msg : rsre_strerror(rc));
@@ -226,9 +238,8 @@ int main(int argc, char **argv) {
             return 2;
         }
         if (check) {
-            printf("%s: ok: %zu node(s) in %zu group(s), duration %.1fs, action_result %s\n",
-                   path, sc.nnodes, sc.ngroups, (double)sc.duration_ms / 1000.0,
-                   result_name(sc.result));
+            printf("%s: ok: %zu node(s) in %zu group(s), duration %.1fs, action_result %s\n", path,
+                   sc.nnodes, sc.ngroups, (double)sc.duration_ms / 1000.0, result_name(sc.result));
             for (size_t g = 0; g < sc.ngroups; g++) {
                 const struct rsre_sim_group *gr = &sc.groups[g];
                 printf("  %s: %zu node(s) %s%s, %zu step(s)\n", gr->name, gr->count,
@@ -247,8 +258,7 @@ int main(int argc, char **argv) {
             pattern = defpat;
         }
         rc = rsre_sim_scenario_load_mode(&sc, pattern, (size_t)agents,
-                                         duration > 0 ? duration : 10000, interval, pressure,
-                                         &err);
+                                         duration > 0 ? duration : 10000, interval, pressure, &err);
         if (rc) {
             fprintf(stderr, "robot-sre-sim: %s\n", err.msg[0] ? err.msg : rsre_strerror(rc));
             return 2;
@@ -266,8 +276,7 @@ int main(int argc, char **argv) {
         }
         if (i == 5) {
             rsre_sim_scenario_free(&sc);
-            return bad("--action-result: '%s' is not ok, failed, refused, timeout or none",
-                       result);
+            return bad("--action-result: '%s' is not ok, failed, refused, timeout or none", result);
         }
         sc.result = (enum rsre_sim_result)i;
     }
@@ -280,11 +289,10 @@ int main(int argc, char **argv) {
            "signals_acked=%llu acked_signals_per_s=%.0f ack_p50_ms=%.1f ack_p99_ms=%.1f "
            "ack_max_ms=%.1f window_full=%llu reconnects=%llu actions=%llu results_sent=%llu "
            "results_acked=%llu\n",
-           (unsigned long long)st.agents, (unsigned long long)st.connected_peak,
-           st.all_connected, st.connect_seconds, st.run_seconds,
-           (unsigned long long)st.batches_sent, (unsigned long long)st.batches_resent,
-           (unsigned long long)st.batches_acked, (unsigned long long)st.signals_sent,
-           (unsigned long long)st.signals_acked,
+           (unsigned long long)st.agents, (unsigned long long)st.connected_peak, st.all_connected,
+           st.connect_seconds, st.run_seconds, (unsigned long long)st.batches_sent,
+           (unsigned long long)st.batches_resent, (unsigned long long)st.batches_acked,
+           (unsigned long long)st.signals_sent, (unsigned long long)st.signals_acked,
            st.run_seconds > 0 ? (double)st.signals_acked / st.run_seconds : 0.0, st.ack_p50_ms,
            st.ack_p99_ms, st.ack_max_ms, (unsigned long long)st.window_full,
            (unsigned long long)st.reconnects, (unsigned long long)st.actions_received,

@@ -121,8 +121,8 @@ long rsre_sim_expand(const char *pattern, size_t limit, int (*emit)(void *arg, c
     int width = a[0] == '0' ? (int)strlen(a) : 0;
     long n = 0;
     for (unsigned long i = lo; i <= hi; i++) {
-        int len = snprintf(name, sizeof(name), "%.*s%0*lu%s", (int)(open - pattern), pattern,
-                           width, i, close + 1);
+        int len = snprintf(name, sizeof(name), "%.*s%0*lu%s", (int)(open - pattern), pattern, width,
+                           i, close + 1);
         if (len < 0 || (size_t)len >= sizeof(name) || !rsre_pbuf_is_dns1123_subdomain(name)) {
             *why = "a generated name is not a DNS-1123 subdomain (lowercase letters, digits, "
                    "'-', '.'; at most 253 bytes)";
@@ -233,8 +233,8 @@ static int get_duration(yaml_document_t *doc, yaml_node_t *map, const char *key,
     }
     const char *s = rsre_yaml_str(n);
     if (!s || rsre_sim_parse_duration(s, out) != 0) {
-        return rsre_yaml_fail(err, n, RSRE_EINVALID,
-                              "%s: expected a duration like 500ms, 10s, 2m", key);
+        return rsre_yaml_fail(err, n, RSRE_EINVALID, "%s: expected a duration like 500ms, 10s, 2m",
+                              key);
     }
     return 0;
 }
@@ -275,8 +275,7 @@ static int get_fields(yaml_document_t *doc, yaml_node_t *map, double v[SF_COUNT]
                 return rsre_yaml_fail(err, n, RSRE_EINVALID, "%s: expected a number", d->key);
             }
             if (d->kind == SK_COUNT && x != floor(x)) {
-                return rsre_yaml_fail(err, n, RSRE_EINVALID, "%s: expected a whole number",
-                                      d->key);
+                return rsre_yaml_fail(err, n, RSRE_EINVALID, "%s: expected a whole number", d->key);
             }
         }
         if (x < d->min || x > d->max) {
@@ -289,8 +288,9 @@ static int get_fields(yaml_document_t *doc, yaml_node_t *map, double v[SF_COUNT]
     return 0;
 }
 
-static const char *const top_keys[] = {"duration",      "action_result", "action_delay",
-                                       "nodefs_size_gib", "imagefs_size_gib", "groups", NULL};
+static const char *const top_keys[] = {
+    "duration", "action_result", "action_delay", "nodefs_size_gib", "imagefs_size_gib", "groups",
+    NULL};
 static const char *const group_keys[] = {"name", "nodes", "start", "steps", NULL};
 static const char *const step_keys[] = {"at", "ramp", NULL};
 static const char *const no_keys[] = {NULL};
@@ -336,8 +336,7 @@ static int parse_group(yaml_document_t *doc, yaml_node_t *gn, struct rsre_sim_sc
     }
     size_t ns = rsre_yaml_len(steps);
     if (ns > RSRE_SIM_MAX_STEPS) {
-        return rsre_yaml_fail(err, steps, RSRE_ELIMIT, "steps: more than %d",
-                              RSRE_SIM_MAX_STEPS);
+        return rsre_yaml_fail(err, steps, RSRE_ELIMIT, "steps: more than %d", RSRE_SIM_MAX_STEPS);
     }
     int64_t prev_at = 0;
     for (size_t i = 0; i < ns; i++) {
@@ -378,8 +377,7 @@ static int parse_group(yaml_document_t *doc, yaml_node_t *gn, struct rsre_sim_sc
                               "nodes: '%s': %s", pattern, why);
     }
     if (nm.dup) {
-        return rsre_yaml_fail(err, pn, RSRE_EINVALID, "nodes: '%s' repeats a node name",
-                              pattern);
+        return rsre_yaml_fail(err, pn, RSRE_EINVALID, "nodes: '%s' repeats a node name", pattern);
     }
     g->count = (size_t)n;
     s->ngroups++;
@@ -512,7 +510,7 @@ int rsre_sim_scenario_load_mode(struct rsre_sim_scenario *s, const char *pattern
     long got = rsre_sim_expand(pattern, n, add_name, &nm, &why);
     if (got < 0 || nm.dup || (size_t)got != n) {
         snprintf(err->msg, sizeof(err->msg), "--node-pattern '%s': %s", pattern,
-                 got < 0 ? why
+                 got < 0  ? why
                  : nm.dup ? "repeats a node name"
                           : "gives a different number of names than --agents");
         rsre_sim_scenario_free(s);

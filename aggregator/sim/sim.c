@@ -124,10 +124,9 @@ static void make_uuid(struct sim *s, char out[37]) {
     }
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
 }
 
 /* ---- call lifecycle ------------------------------------------------------------------------ */
@@ -280,8 +279,9 @@ static void on_ack(struct agent *a, struct conn *c, const M(Ack) * ack) {
     }
     uint64_t h = ack->committed_seq;
     if (h > a->last_seq) {
-        RSRE_LOG(RSRE_LOG_WARN, "sim", "node=%s Ack committed_seq=%" PRIu64 " above last_seq=%" PRIu64,
-                 a->name, h, a->last_seq);
+        RSRE_LOG(RSRE_LOG_WARN, "sim",
+                 "node=%s Ack committed_seq=%" PRIu64 " above last_seq=%" PRIu64, a->name, h,
+                 a->last_seq);
         h = a->last_seq;
     }
     if (!c->up) {
@@ -393,8 +393,8 @@ static void handle_message(struct conn *c, const uint8_t *buf, size_t len) {
     int rc = rsre_pbuf_decode_aggregator_message(buf, len, 0, &m, err, sizeof(err));
     if (rc) {
         s->st.invalid_messages++;
-        RSRE_LOG(RSRE_LOG_WARN, "sim", "node=%s invalid message from the aggregator: %s",
-                 a->name, err);
+        RSRE_LOG(RSRE_LOG_WARN, "sim", "node=%s invalid message from the aggregator: %s", a->name,
+                 err);
         return;
     }
     switch (m->body_case) {
@@ -561,7 +561,7 @@ static void start_call(struct agent *a) {
 /* ---- batches ------------------------------------------------------------------------------- */
 
 static M(Signal) sigs[RSRE_SIM_MAX_BATCH];
-static M(Signal) *sigp[RSRE_SIM_MAX_BATCH];
+static M(Signal) * sigp[RSRE_SIM_MAX_BATCH];
 static M(FilesystemUsage) fss[RSRE_SIM_MAX_BATCH];
 
 static void fill_fs(M(FilesystemUsage) * f, int nodefs, uint64_t total, double used_pct,
@@ -602,13 +602,14 @@ static uint32_t build_batch(struct agent *a, const double *v, const double *slop
     struct sim *s = a->sim;
     const struct rsre_sim_scenario *sc = s->sc;
     int64_t now = wall_ms();
-    M(NodeCondition) ready = ROBOT_SRE__AGENT__V1__NODE_CONDITION__INIT,
-                     dp = ROBOT_SRE__AGENT__V1__NODE_CONDITION__INIT,
-                     mp = ROBOT_SRE__AGENT__V1__NODE_CONDITION__INIT,
-                     pp = ROBOT_SRE__AGENT__V1__NODE_CONDITION__INIT;
+    M(NodeCondition)
+    ready = ROBOT_SRE__AGENT__V1__NODE_CONDITION__INIT,
+    dp = ROBOT_SRE__AGENT__V1__NODE_CONDITION__INIT,
+    mp = ROBOT_SRE__AGENT__V1__NODE_CONDITION__INIT,
+    pp = ROBOT_SRE__AGENT__V1__NODE_CONDITION__INIT;
     M(NodeConditions) nc = ROBOT_SRE__AGENT__V1__NODE_CONDITIONS__INIT;
     M(Taint) taint = ROBOT_SRE__AGENT__V1__TAINT__INIT;
-    M(Taint) *taints[1] = {&taint};
+    M(Taint) * taints[1] = {&taint};
     ready.status = v[SF_READY] >= 0.5 ? E(CONDITION_STATUS__CONDITION_STATUS_TRUE)
                                       : E(CONDITION_STATUS__CONDITION_STATUS_FALSE);
     ready.reason = v[SF_READY] >= 0.5 ? "KubeletReady" : "KubeletNotReady";

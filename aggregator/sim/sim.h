@@ -31,13 +31,13 @@
 #define RSRE_SIM_LAT_BUCKETS 100001 /* 100 us buckets up to 10 s, then one overflow */
 
 struct rsre_sim_options {
-    const char *target;           /* aggregator address, host:port */
-    int shared_connection;        /* 1: all streams over one HTTP/2 connection */
-    double rate;                  /* load mode: signals per second in total (0: scenario mode) */
-    int64_t connect_timeout_ms;   /* time allowed for every agent's Hello to be acknowledged */
-    int64_t drain_ms;             /* after the run, time allowed for outstanding Acks */
-    int64_t report_ms;            /* progress line period (0: none) */
-    const char *result_override;  /* NULL or ok/failed/refused/timeout/none */
+    const char *target;          /* aggregator address, host:port */
+    int shared_connection;       /* 1: all streams over one HTTP/2 connection */
+    double rate;                 /* load mode: signals per second in total (0: scenario mode) */
+    int64_t connect_timeout_ms;  /* time allowed for every agent's Hello to be acknowledged */
+    int64_t drain_ms;            /* after the run, time allowed for outstanding Acks */
+    int64_t report_ms;           /* progress line period (0: none) */
+    const char *result_override; /* NULL or ok/failed/refused/timeout/none */
 };
 
 struct rsre_sim_stats {
@@ -46,8 +46,8 @@ struct rsre_sim_stats {
     uint64_t window_full, not_connected_ticks;
     uint64_t actions_received, results_sent, results_acked, refused_unconfigured;
     uint64_t config_updates, invalid_messages;
-    double run_seconds;      /* from the start of the timeline to the last Ack */
-    double connect_seconds;  /* until every agent's Hello was acknowledged */
+    double run_seconds;     /* from the start of the timeline to the last Ack */
+    double connect_seconds; /* until every agent's Hello was acknowledged */
     double ack_p50_ms, ack_p99_ms, ack_max_ms;
     int all_connected;
 };
