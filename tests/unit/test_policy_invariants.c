@@ -38,6 +38,8 @@
 #include "engine/rules.h"
 #include "engine/taxonomy.h"
 
+#include "../support/policy_checker.c"
+
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 #define NOW 1700000000LL
 #define NLR 3 /* last_run variants */
@@ -88,22 +90,10 @@ static long long last_run_for(int lr, long long cooldown) {
     return lr == 0 ? 0 : lr == 1 ? NOW - 1 : NOW - cooldown - 1;
 }
 
-/* ---- violations ---- */
+/* ---- violations: the shared decision invariants (tests/support/policy_checker.c) + ours ---- */
 
 enum viol {
-    V_I1_FAMILY,
-    V_I2_CONTAIN,
-    V_I2_ALLOWLIST,
-    V_I2_SPEC_NEVER,
-    V_I2_BINDING,
-    V_I3_HUMAN,
-    V_I4_UNBOUND,
-    V_I5_QUORUM,
-    V_I6_FLOOR,
-    V_I6_COOLDOWN,
-    V_I6_EXPIRED,
-    V_I7_REASONS,
-    V_I8_TIGHTEN,
+    V_I6_EXPIRED = PC_COUNT,
     V_NULL_VS_EMPTY,
     V_STRONG_LOOSENS,
     V_MONO_CONF,
@@ -114,19 +104,8 @@ enum viol {
     V_COUNT
 };
 static const char *const viol_names[V_COUNT] = {
-    "I1 auto outside observe/notify/contain or on human-only/config/Helm/OCI",
-    "I2 contain auto without high confidence / on a never-auto-contain target / NULL target",
-    "I2 contain auto on a target neither family- nor operator-allowlisted",
-    "I2 contain auto on a target the spec's never list names (independent oracle)",
-    "I2 auto for an action the class does not bind as auto/env-auto",
-    "I3 human-only action neither human_only nor denied",
-    "I4 action not bound to the class but not denied",
-    "I5 approval quorum < 1, disruptive-in-production quorum < 2, or quorum on non-approval",
-    "I6 effective cooldown below its floor (60 s / 3600 s disruptive)",
-    "I6 contain/recover/disruptive not denied (or human-only) with last_run = now - 1",
+    PC_NAMES,
     "I6 verdict after the cooldown expired differs from never-run",
-    "I7 reasons empty or the last hard-constraint reason inconsistent with the verdict",
-    "I8 an applicable operator tightening (approval/human_only/deny) did not hold",
     "no rules: NULL rule set and empty rule set disagree",
     "strong rules loosened a recover/disruptive/human-only/unbound action",
     "monotonicity: lower confidence gave a less strict verdict",
@@ -139,40 +118,9 @@ static unsigned long viol[V_COUNT];
 static const char *context = "";
 static const char *context_yaml[2];
 
-static void describe(const struct rsre_policy_request *q, const struct rsre_decision *d) {
-    fprintf(stderr,
-            "  decision: incident=%s action=%s (class %s%s) env=%s confidence=%s target=%s "
-            "now=%lld last_run=%lld\n  -> verdict=%s quorum=%u cooldown=%lld retry_at=%lld\n",
-            q->incident->id, q->action->id, rsre_class_name(q->action->cls),
-            q->action->human_only ? ", human-only" : "", rsre_env_name(q->env),
-            rsre_confidence_name(q->confidence), q->target ? q->target : "(null)", q->now,
-            q->last_run, rsre_verdict_name(d->verdict), d->quorum, d->cooldown_seconds,
-            d->retry_at);
-    for (unsigned i = 0; i < d->nreasons; i++) {
-        char text[256];
-        fprintf(stderr, "     [%s] %s\n",
-                rsre_layer_name((enum rsre_policy_layer)d->reasons[i].layer),
-                rsre_policy_reason_text(&d->reasons[i], text, sizeof(text)));
-    }
-}
-
-static void violation(enum viol v, const struct rsre_policy_request *q,
-                      const struct rsre_decision *d, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void violation(enum viol v, const struct rsre_policy_request *q,
-                      const struct rsre_decision *d, const char *fmt, ...) {
-    if (viol[v]++ > 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "\nVIOLATION %s [%s]: ", viol_names[v], context);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    if (q && d) {
-        describe(q, d);
-    }
+static void print_context(void *arg) {
+    (void)arg;
+    fprintf(stderr, "  context: %s\n", context);
     for (int i = 0; i < 2; i++) {
         if (context_yaml[i]) {
             fprintf(stderr, "  --- rules loaded %s ---\n%s\n", i ? "second" : "first",
@@ -181,79 +129,19 @@ static void violation(enum viol v, const struct rsre_policy_request *q,
     }
 }
 
+static struct policy_checker chk = {
+    .now = NOW, .viol = viol, .names = viol_names, .context = print_context};
+
 static void reset_violations(void) {
     memset(viol, 0, sizeof(viol));
+    chk.t = T;
     context = "";
     context_yaml[0] = context_yaml[1] = NULL;
 }
 
 static unsigned long report_violations(const char *test) {
-    unsigned long bad = 0;
-    for (int v = 0; v < V_COUNT; v++) {
-        if (viol[v]) {
-            printf("  %s: VIOLATED %lux: %s\n", test, viol[v], viol_names[v]);
-            bad += viol[v];
-        }
-    }
-    return bad;
+    return pc_report(&chk, V_COUNT, test);
 }
-
-/* ---- oracles ---- */
-
-/* Hard reasons that turn a would-be auto verdict into approval (confidence, family,
- * allowlist, never list, and any such demotion the engine adds later, e.g. production). */
-static int demotes_to_approval(unsigned code) {
-    return code < RSRE_WHY_COUNT && code != RSRE_WHY_HARD_HUMAN_ONLY &&
-           code != RSRE_WHY_HARD_COOLDOWN && code != RSRE_WHY_HARD_COOLDOWN_FLOOR &&
-           code != RSRE_WHY_OK_AUTO;
-}
-
-static int strictness(enum rsre_verdict v) {
-    return v == RSRE_VERDICT_AUTO         ? 0
-           : v == RSRE_VERDICT_APPROVAL   ? 1
-           : v == RSRE_VERDICT_HUMAN_ONLY ? 2
-                                          : 3;
-}
-
-static int spec_never(const char *target) {
-    static const char *const names[] = {"cert-manager", "supabase", "ingress-nginx",
-                                        "ingress-controller"};
-    char low[300];
-    size_t i = 0;
-    if (!target) {
-        return 0;
-    }
-    for (; target[i] && i < sizeof(low) - 1; i++) {
-        low[i] = (char)tolower((unsigned char)target[i]);
-    }
-    low[i] = '\0';
-    for (size_t k = 0; k < COUNT(names); k++) {
-        if (strstr(low, names[k])) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static int op_allowlists(const struct rsre_rule *const *rules, size_t n,
-                         const struct rsre_action_def *a, const char *target) {
-    for (size_t i = 0; target && i < n; i++) {
-        for (size_t k = 0; k < rules[i]->nprofile; k++) {
-            const struct rsre_action_profile *p = &rules[i]->profile[k];
-            for (size_t j = 0; p->action == a && j < p->targets.n; j++) {
-                if (!strcmp(p->targets.items[j], target)) {
-                    return 1;
-                }
-            }
-        }
-    }
-    return 0;
-}
-
-static struct {
-    unsigned long decisions, auto_contain, auto_contain_op, auto_contain_oplist, auto_readonly,
-        cooldown_denied;
-} cnt;
 
 /* Decides and checks I1-I8; returns the verdict. */
 static enum rsre_verdict check_decision(const struct rsre_ruleset *rs,
@@ -261,198 +149,7 @@ static enum rsre_verdict check_decision(const struct rsre_ruleset *rs,
                                         const struct rsre_action_def *a, enum rsre_env env,
                                         enum rsre_confidence conf, const char *target,
                                         long long last_run, struct rsre_decision *out) {
-    struct rsre_policy_request q = {.taxonomy = NULL,
-                                    .incident = inc,
-                                    .action = a,
-                                    .env = env,
-                                    .confidence = conf,
-                                    .target = target,
-                                    .rules = rs,
-                                    .now = NOW,
-                                    .last_run = last_run};
-    struct rsre_decision d;
-    memset(&d, 0xa5, sizeof(d));
-    rsre_policy_decide(&q, &d);
-    cnt.decisions++;
-    const char *tg = target && *target ? target : NULL;
-    enum rsre_binding bind = (enum rsre_binding)inc->binding[a->index];
-    int human = a->human_only || bind == RSRE_BIND_HUMAN;
-    int remediation = a->cls >= RSRE_CLASS_CONTAIN;
-    const struct rsre_rule *const *rules = NULL;
-    size_t nrules = 0;
-    if (rs) {
-        rsre_ruleset_applicable(rs, inc, env, &rules, &nrules);
-    }
-    int in_cooldown = remediation && last_run > 0 && NOW < last_run + d.cooldown_seconds;
-
-    if (d.verdict == RSRE_VERDICT_AUTO) {
-        if (a->cls == RSRE_CLASS_CONTAIN) {
-            cnt.auto_contain++;
-            for (unsigned i = 0; i < d.nreasons && i < RSRE_POLICY_MAX_REASONS; i++) {
-                if (d.reasons[i].code == RSRE_WHY_OP_AUTO) {
-                    cnt.auto_contain_op++;
-                    break;
-                }
-            }
-        } else {
-            cnt.auto_readonly++;
-        }
-    }
-    if (in_cooldown && d.verdict == RSRE_VERDICT_DENIED) {
-        cnt.cooldown_denied++;
-    }
-
-    /* I1 */
-    if (d.verdict == RSRE_VERDICT_AUTO &&
-        (a->cls > RSRE_CLASS_CONTAIN || a->human_only || a->mutates_config || a->helm || a->oci)) {
-        violation(V_I1_FAMILY, &q, &d, "auto for %s", a->id);
-    }
-    /* I2 */
-    if (d.verdict == RSRE_VERDICT_AUTO && a->cls == RSRE_CLASS_CONTAIN) {
-        if (conf != RSRE_CONF_HIGH || rsre_policy_never_match(T, a, tg) ||
-            (a->requires_allowlist && !tg)) {
-            violation(V_I2_CONTAIN, &q, &d, "contain auto");
-        }
-        if (a->requires_allowlist) {
-            const struct rsre_allow_family *f = rsre_taxonomy_family(T, a->family);
-            int family = f && rsre_target_matches(&f->patterns, tg);
-            if (!(family || op_allowlists(rules, nrules, a, tg))) {
-                violation(V_I2_ALLOWLIST, &q, &d, "target not allowlisted");
-            } else if (!family) {
-                cnt.auto_contain_oplist++; /* auto only because an operator allowlisted it */
-            }
-        }
-        if (spec_never(tg)) {
-            violation(V_I2_SPEC_NEVER, &q, &d, "never-auto-contain target");
-        }
-    }
-    if (d.verdict == RSRE_VERDICT_AUTO && bind != RSRE_BIND_AUTO && bind != RSRE_BIND_ENV_AUTO) {
-        violation(V_I2_BINDING, &q, &d, "auto although the class binds it as %d", (int)bind);
-    }
-    /* I3, I4 */
-    if (human && d.verdict != RSRE_VERDICT_HUMAN_ONLY && d.verdict != RSRE_VERDICT_DENIED) {
-        violation(V_I3_HUMAN, &q, &d, "human-only action");
-    }
-    if (bind == RSRE_BIND_NONE && d.verdict != RSRE_VERDICT_DENIED) {
-        violation(V_I4_UNBOUND, &q, &d, "unbound action");
-    }
-    /* I5 */
-    if (d.verdict == RSRE_VERDICT_APPROVAL) {
-        if (d.quorum < 1 || d.quorum > RSRE_QUORUM_MAX ||
-            (a->cls == RSRE_CLASS_DISRUPTIVE && env == RSRE_ENV_PRODUCTION && d.quorum < 2)) {
-            violation(V_I5_QUORUM, &q, &d, "quorum %u", d.quorum);
-        }
-    } else if (d.quorum != 0) {
-        violation(V_I5_QUORUM, &q, &d, "quorum %u on a %s verdict", d.quorum,
-                  rsre_verdict_name(d.verdict));
-    }
-    /* I6 */
-    if (remediation) {
-        long long floor =
-            a->cls == RSRE_CLASS_DISRUPTIVE ? RSRE_COOLDOWN_FLOOR_DISRUPTIVE : RSRE_COOLDOWN_FLOOR;
-        if (d.cooldown_seconds < floor ||
-            d.cooldown_seconds != rsre_policy_cooldown(T, inc, a, env, rs)) {
-            violation(V_I6_FLOOR, &q, &d, "cooldown %lld (floor %lld)", d.cooldown_seconds, floor);
-        }
-        if (in_cooldown && d.verdict != RSRE_VERDICT_DENIED &&
-            d.verdict != RSRE_VERDICT_HUMAN_ONLY) {
-            violation(V_I6_COOLDOWN, &q, &d, "inside cooldown");
-        }
-        if (in_cooldown && d.verdict == RSRE_VERDICT_DENIED && d.retry_at != 0 &&
-            d.retry_at != last_run + d.cooldown_seconds) {
-            violation(V_I6_COOLDOWN, &q, &d, "retry_at %lld", d.retry_at);
-        }
-    } else if (d.cooldown_seconds != 0) {
-        violation(V_I6_FLOOR, &q, &d, "observe/notify cooldown %lld", d.cooldown_seconds);
-    }
-    /* I7 */
-    if (d.nreasons == 0 || d.nreasons > RSRE_POLICY_MAX_REASONS) {
-        violation(V_I7_REASONS, &q, &d, "%u reasons", d.nreasons);
-    } else {
-        const struct rsre_reason *h = NULL;
-        int has_denial = 0, has_human = 0, has_approval = 0, ok = 1;
-        for (unsigned i = 0; i < d.nreasons; i++) {
-            const struct rsre_reason *r = &d.reasons[i];
-            char text[256];
-            if (r->layer < RSRE_LAYER_TAXONOMY || r->layer > RSRE_LAYER_HARD ||
-                r->code >= RSRE_WHY_COUNT || !*rsre_policy_reason_text(r, text, sizeof(text))) {
-                ok = 0;
-            }
-            /* The cooldown-floor note explains the cooldown, not the verdict. */
-            if (r->layer == RSRE_LAYER_HARD && r->code != RSRE_WHY_HARD_COOLDOWN_FLOOR) {
-                h = r;
-            }
-            has_denial |= r->code == RSRE_WHY_NOT_IN_PLAN || r->code == RSRE_WHY_HARD_COOLDOWN ||
-                          (r->code == RSRE_WHY_OP_TIGHTEN && r->num == RSRE_MODE_DENY);
-            has_human |= r->code == RSRE_WHY_CLASS_HUMAN || r->code == RSRE_WHY_HARD_HUMAN_ONLY ||
-                         (r->code == RSRE_WHY_OP_TIGHTEN && r->num == RSRE_MODE_HUMAN);
-            has_approval |=
-                r->code == RSRE_WHY_CLASS_APPROVAL || r->code == RSRE_WHY_CLASS_ENV_AUTO ||
-                (r->code >= RSRE_WHY_DEFAULT_APPROVAL && r->code <= RSRE_WHY_DEFAULT_OCI) ||
-                r->code == RSRE_WHY_ENV_FORBIDS ||
-                (r->code == RSRE_WHY_OP_TIGHTEN && r->num == RSRE_MODE_APPROVAL) ||
-                (r->layer == RSRE_LAYER_HARD && demotes_to_approval(r->code));
-        }
-        if (h) {
-            switch (h->code) {
-            case RSRE_WHY_OK_AUTO:
-                ok &= d.verdict == RSRE_VERDICT_AUTO;
-                break;
-            case RSRE_WHY_HARD_COOLDOWN:
-                ok &= d.verdict == RSRE_VERDICT_DENIED && d.retry_at > NOW &&
-                      h->num == d.retry_at - NOW;
-                break;
-            case RSRE_WHY_HARD_HUMAN_ONLY:
-                ok &= d.verdict == RSRE_VERDICT_HUMAN_ONLY || d.verdict == RSRE_VERDICT_DENIED;
-                break;
-            case RSRE_WHY_HARD_COOLDOWN_FLOOR:
-                break;
-            default: /* every other hard reason demotes an auto verdict to approval */
-                ok = ok && d.verdict == RSRE_VERDICT_APPROVAL;
-                break;
-            }
-        }
-        if (d.verdict == RSRE_VERDICT_AUTO && remediation && !(h && h->code == RSRE_WHY_OK_AUTO)) {
-            ok = 0;
-        }
-        if (human && d.verdict == RSRE_VERDICT_HUMAN_ONLY &&
-            !(h && h->code == RSRE_WHY_HARD_HUMAN_ONLY)) {
-            ok = 0;
-        }
-        if ((d.verdict == RSRE_VERDICT_DENIED && !has_denial) ||
-            (d.verdict == RSRE_VERDICT_HUMAN_ONLY && !has_human) ||
-            (d.verdict == RSRE_VERDICT_APPROVAL && !has_approval)) {
-            ok = 0;
-        }
-        if (!ok) {
-            violation(V_I7_REASONS, &q, &d, "last hard reason %d vs verdict %s (%u reasons)",
-                      h ? (int)h->code : -1, rsre_verdict_name(d.verdict), d.nreasons);
-        }
-    }
-    /* I8 */
-    int need = 0;
-    for (size_t i = 0; i < nrules; i++) {
-        for (size_t k = 0; k < rules[i]->nprofile; k++) {
-            const struct rsre_action_profile *p = &rules[i]->profile[k];
-            if (p->action == a) {
-                int s = p->mode == RSRE_MODE_APPROVAL ? 1
-                        : p->mode == RSRE_MODE_HUMAN  ? 2
-                        : p->mode == RSRE_MODE_DENY   ? 3
-                                                      : 0;
-                need = s > need ? s : need;
-            }
-        }
-    }
-    if (strictness(d.verdict) < need) {
-        violation(V_I8_TIGHTEN, &q, &d, "an applicable rule requires at least %s",
-                  need == 1   ? "approval"
-                  : need == 2 ? "human_only"
-                              : "deny");
-    }
-    if (out) {
-        *out = d;
-    }
-    return d.verdict;
+    return pc_check(&chk, rs, inc, a, env, conf, target, last_run, out);
 }
 
 /* ---- verdict tables ---- */
@@ -494,8 +191,8 @@ static void sweep_pair(const struct rsre_ruleset *rs, size_t i, size_t a, uint8_
                                                     .rules = rs,
                                                     .now = NOW,
                                                     .last_run = last_run_for(2, cd)};
-                    violation(V_I6_EXPIRED, &q, &d, "never run: %s",
-                              rsre_verdict_name((enum rsre_verdict)tab[IDX(i, a, e, c, t, 0)]));
+                    pc_violation(&chk, V_I6_EXPIRED, &q, &d, "never run: %s",
+                                 rsre_verdict_name((enum rsre_verdict)tab[IDX(i, a, e, c, t, 0)]));
                 }
             }
         }
@@ -524,7 +221,7 @@ static void check_confidence_monotone(const uint8_t *tab) {
                             enum rsre_verdict lo =
                                 (enum rsre_verdict)tab[IDX(i, a, e, c - 1, t, l)];
                             enum rsre_verdict hi = (enum rsre_verdict)tab[IDX(i, a, e, c, t, l)];
-                            if (strictness(lo) < strictness(hi)) {
+                            if (pc_strictness(lo) < pc_strictness(hi)) {
                                 fprintf(
                                     stderr, "  %s/%s env=%s target=%s lr=%d: %s at %s, %s at %s\n",
                                     T->incidents[i].id, T->actions[a].id,
@@ -533,7 +230,7 @@ static void check_confidence_monotone(const uint8_t *tab) {
                                     rsre_confidence_name((enum rsre_confidence)(c - 1)),
                                     rsre_verdict_name(hi),
                                     rsre_confidence_name((enum rsre_confidence)c));
-                                violation(V_MONO_CONF, NULL, NULL, "see above");
+                                pc_violation(&chk, V_MONO_CONF, NULL, NULL, "see above");
                             }
                         }
                     }
@@ -657,7 +354,7 @@ static void test_no_rules(void **state) {
     T = rsre_taxonomy_builtin();
     init_targets();
     reset_violations();
-    memset(&cnt, 0, sizeof(cnt));
+    memset(&chk.cnt, 0, sizeof(chk.cnt));
     context = "no operator rules (NULL)";
     uint8_t *tab_null = sweep_all(NULL);
     struct rsre_ruleset *empty = NULL;
@@ -665,14 +362,15 @@ static void test_no_rules(void **state) {
     context = "no operator rules (empty rule set)";
     uint8_t *tab_empty = sweep_all(empty);
     if (memcmp(tab_null, tab_empty, table_size()) != 0) {
-        violation(V_NULL_VS_EMPTY, NULL, NULL, "tables differ");
+        pc_violation(&chk, V_NULL_VS_EMPTY, NULL, NULL, "tables differ");
     }
     check_confidence_monotone(tab_null);
     printf("  no rules: %lu decisions (auto contain %lu, auto observe/notify %lu, denied by "
            "cooldown %lu)\n",
-           cnt.decisions, cnt.auto_contain, cnt.auto_readonly, cnt.cooldown_denied);
+           chk.cnt.decisions, chk.cnt.auto_contain, chk.cnt.auto_readonly, chk.cnt.cooldown_denied);
     /* Not vacuous: the built-in allowlist does reach auto, and cooldowns do deny. */
-    assert_true(cnt.auto_contain > 0 && cnt.auto_readonly > 0 && cnt.cooldown_denied > 0);
+    assert_true(chk.cnt.auto_contain > 0 && chk.cnt.auto_readonly > 0 &&
+                chk.cnt.cooldown_denied > 0);
     rsre_ruleset_destroy(empty);
     free(tab_null);
     free(tab_empty);
@@ -684,7 +382,7 @@ static void test_strong_rules(void **state) {
     T = rsre_taxonomy_builtin();
     init_targets();
     reset_violations();
-    memset(&cnt, 0, sizeof(cnt));
+    memset(&chk.cnt, 0, sizeof(chk.cnt));
     char *yaml = strong_rules_yaml(1);
     struct rsre_ruleset *rs = load(yaml, NULL);
     context = "strong operator rules";
@@ -708,8 +406,8 @@ static void test_strong_rules(void **state) {
                     for (size_t t = 0; t < NT; t++) {
                         for (int l = 0; l < 2; l++) {
                             size_t x = IDX(i, a, e, c, t, l);
-                            if (strictness((enum rsre_verdict)tab[x]) <
-                                strictness((enum rsre_verdict)base[x])) {
+                            if (pc_strictness((enum rsre_verdict)tab[x]) <
+                                pc_strictness((enum rsre_verdict)base[x])) {
                                 struct rsre_decision d;
                                 struct rsre_policy_request q = {.incident = &T->incidents[i],
                                                                 .action = act,
@@ -721,8 +419,8 @@ static void test_strong_rules(void **state) {
                                                                 .now = NOW,
                                                                 .last_run = last_run_for(l, 0)};
                                 rsre_policy_decide(&q, &d);
-                                violation(V_STRONG_LOOSENS, &q, &d, "without rules: %s",
-                                          rsre_verdict_name((enum rsre_verdict)base[x]));
+                                pc_violation(&chk, V_STRONG_LOOSENS, &q, &d, "without rules: %s",
+                                             rsre_verdict_name((enum rsre_verdict)base[x]));
                             }
                         }
                     }
@@ -733,10 +431,10 @@ static void test_strong_rules(void **state) {
     printf("  strong rules: %lu decisions, incl. %lu without rules (auto contain %lu, with an "
            "operator auto reason %lu, on operator-only-allowlisted targets %lu; auto "
            "observe/notify %lu; denied by cooldown %lu)\n",
-           cnt.decisions, cnt.decisions / 2, cnt.auto_contain, cnt.auto_contain_op,
-           cnt.auto_contain_oplist, cnt.auto_readonly, cnt.cooldown_denied);
+           chk.cnt.decisions, chk.cnt.decisions / 2, chk.cnt.auto_contain, chk.cnt.auto_contain_op,
+           chk.cnt.auto_contain_oplist, chk.cnt.auto_readonly, chk.cnt.cooldown_denied);
     /* Not vacuous: operator rules do make contain actions auto on their own targets. */
-    assert_true(cnt.auto_contain_oplist > 0);
+    assert_true(chk.cnt.auto_contain_oplist > 0);
     free(tab);
     free(base);
     rsre_ruleset_destroy(rs);
@@ -751,7 +449,7 @@ static void test_strong_rules_many(void **state) {
     T = rsre_taxonomy_builtin();
     init_targets();
     reset_violations();
-    memset(&cnt, 0, sizeof(cnt));
+    memset(&chk.cnt, 0, sizeof(chk.cnt));
     char *yaml = strong_rules_yaml(12);
     struct rsre_ruleset *rs = load(yaml, NULL);
     context = "strong operator rules, 12 rules per incident class";
@@ -760,8 +458,8 @@ static void test_strong_rules_many(void **state) {
     check_confidence_monotone(tab);
     printf("  strong rules x12: %lu decisions (auto contain %lu, on operator-only-allowlisted "
            "targets %lu)\n",
-           cnt.decisions, cnt.auto_contain, cnt.auto_contain_oplist);
-    assert_true(cnt.auto_contain_oplist > 0);
+           chk.cnt.decisions, chk.cnt.auto_contain, chk.cnt.auto_contain_oplist);
+    assert_true(chk.cnt.auto_contain_oplist > 0);
     free(tab);
     rsre_ruleset_destroy(rs);
     free(yaml);
@@ -785,7 +483,7 @@ static void test_tightening_monotone(void **state) {
     T = rsre_taxonomy_builtin();
     init_targets();
     reset_violations();
-    memset(&cnt, 0, sizeof(cnt));
+    memset(&chk.cnt, 0, sizeof(chk.cnt));
     static const char *const modes[] = {"approval", "human_only", "deny"};
     static const struct {
         const char *yaml;
@@ -857,14 +555,15 @@ static void test_tightening_monotone(void **state) {
                         if (!allowed) {
                             /* Refused as a boundary crossing, and the set is unchanged. */
                             if (rc_ty != RSRE_EBOUNDARY) {
-                                violation(V_LOADER, NULL, NULL,
-                                          "tightening rule returned %d, expected "
-                                          "RSRE_EBOUNDARY (%d)",
-                                          rc_ty, RSRE_EBOUNDARY);
+                                pc_violation(&chk, V_LOADER, NULL, NULL,
+                                             "tightening rule returned %d, expected "
+                                             "RSRE_EBOUNDARY (%d)",
+                                             rc_ty, RSRE_EBOUNDARY);
                             }
                             if (rsre_ruleset_count(rs) != base_count) {
-                                violation(V_LOADER, NULL, NULL, "set has %zu rules, expected %zu",
-                                          rsre_ruleset_count(rs), base_count);
+                                pc_violation(&chk, V_LOADER, NULL, NULL,
+                                             "set has %zu rules, expected %zu",
+                                             rsre_ruleset_count(rs), base_count);
                             }
                             sweep_pair(rs, i, a, tab);
                             for (int e = 0; e < RSRE_ENV_COUNT; e++) {
@@ -873,8 +572,8 @@ static void test_tightening_monotone(void **state) {
                                         for (int l = 0; l < NLR; l++) {
                                             size_t x = IDX(i, a, e, c, t, l);
                                             if (tab[x] != ref[x]) {
-                                                violation(V_LOADER, NULL, NULL,
-                                                          "rejected rule changed a verdict");
+                                                pc_violation(&chk, V_LOADER, NULL, NULL,
+                                                             "rejected rule changed a verdict");
                                             }
                                         }
                                     }
@@ -887,8 +586,8 @@ static void test_tightening_monotone(void **state) {
                         if (rc_ty != 0 || rsre_ruleset_count(rs) != base_count + 1) {
                             char msg[600];
                             rsre_rule_error_format(&err, msg, sizeof(msg));
-                            violation(V_LOADER, NULL, NULL, "valid tightening rejected (%d): %s",
-                                      rc_ty, msg);
+                            pc_violation(&chk, V_LOADER, NULL, NULL,
+                                         "valid tightening rejected (%d): %s", rc_ty, msg);
                             rsre_ruleset_destroy(rs);
                             continue;
                         }
@@ -905,8 +604,8 @@ static void test_tightening_monotone(void **state) {
                                 for (size_t t = 0; t < NT; t++) {
                                     for (int l = 0; l < NLR; l++) {
                                         size_t x = IDX(i, a, e, c, t, l);
-                                        int sw = strictness((enum rsre_verdict)tab[x]);
-                                        int so = strictness((enum rsre_verdict)ref[x]);
+                                        int sw = pc_strictness((enum rsre_verdict)tab[x]);
+                                        int so = pc_strictness((enum rsre_verdict)ref[x]);
                                         int in_scope = (scopes[s].mask >> e) & 1u;
                                         if (sw < so || (in_scope && sw < (int)m + 1) ||
                                             (!in_scope && tab[x] != ref[x])) {
@@ -923,9 +622,9 @@ static void test_tightening_monotone(void **state) {
                                                 .now = NOW,
                                                 .last_run = last_run_for(l, cd)};
                                             rsre_policy_decide(&q, &d);
-                                            enum viol kind =
-                                                sw >= so ? (in_scope ? V_I8_TIGHTEN
-                                                                     : V_TIGHTEN_SIDE_EFFECT)
+                                            int kind =
+                                                sw >= so ? (in_scope ? (int)PC_I8_TIGHTEN
+                                                                     : (int)V_TIGHTEN_SIDE_EFFECT)
                                                 : ref[x] == RSRE_VERDICT_DENIED &&
                                                         tab[x] == RSRE_VERDICT_HUMAN_ONLY &&
                                                         l == 1 && act->cls >= RSRE_CLASS_CONTAIN &&
@@ -933,17 +632,18 @@ static void test_tightening_monotone(void **state) {
                                                             RSRE_VERDICT_HUMAN_ONLY
                                                     ? V_MONO_TIGHTEN_COOLDOWN
                                                     : V_MONO_TIGHTEN;
-                                            violation(kind, &q, &d,
-                                                      "without the tightening rule: %s; the "
-                                                      "rule asks for %s in %s",
-                                                      rsre_verdict_name((enum rsre_verdict)ref[x]),
-                                                      modes[m], scopes[s].yaml);
+                                            pc_violation(
+                                                &chk, kind, &q, &d,
+                                                "without the tightening rule: %s; the "
+                                                "rule asks for %s in %s",
+                                                rsre_verdict_name((enum rsre_verdict)ref[x]),
+                                                modes[m], scopes[s].yaml);
                                         }
                                         for (int o = 0; o < 3; o++) {
                                             size_t y = IDX(i, others[o], e, c, t, l);
                                             if (others[o] != a && tab[y] != ref[y]) {
-                                                violation(
-                                                    V_TIGHTEN_SIDE_EFFECT, NULL, NULL,
+                                                pc_violation(
+                                                    &chk, V_TIGHTEN_SIDE_EFFECT, NULL, NULL,
                                                     "%s: %s -> %s", T->actions[others[o]].id,
                                                     rsre_verdict_name((enum rsre_verdict)ref[y]),
                                                     rsre_verdict_name((enum rsre_verdict)tab[y]));
@@ -962,7 +662,7 @@ static void test_tightening_monotone(void **state) {
     }
     printf("  tightening: %lu rule sets (%lu tightening rules rejected at the boundary), %lu "
            "decisions\n",
-           sets, rejected, cnt.decisions);
+           sets, rejected, chk.cnt.decisions);
     free(tab);
     free(tab_none);
     free(tab_strong);

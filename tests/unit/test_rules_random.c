@@ -40,6 +40,8 @@
 #include "engine/rules.h"
 #include "engine/taxonomy.h"
 
+#include "../support/policy_checker.c"
+
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 #define RULESETS 100000
 #define MAX_FILES 5
@@ -133,7 +135,7 @@ static const struct rsre_action_def *pick(const struct alist *l) {
 
 static void classify_taxonomy(void) {
     T = rsre_taxonomy_builtin();
-    memset(&g_human, 0, sizeof(g_human));
+    T = rsre_taxonomy_builtin();
     memset(&g_disruptive, 0, sizeof(g_disruptive));
     memset(&g_recover, 0, sizeof(g_recover));
     memset(&g_contain, 0, sizeof(g_contain));
@@ -1010,40 +1012,12 @@ static enum file_kind gen_file(struct sb *b, struct gen *g, unsigned *nrules_out
     return polite ? FK_POLITE : FK_ATTACK;
 }
 
-/* ---- counters and violations ---- */
+/* ---- counters and violations: the shared decision invariants (tests/support/policy_checker.c)
+ * + the loader's ---- */
 
-enum viol {
-    V_I1_FAMILY,
-    V_I2_CONTAIN,
-    V_I2_ALLOWLIST,
-    V_I2_SPEC_NEVER,
-    V_I2_BINDING,
-    V_I3_HUMAN,
-    V_I4_UNBOUND,
-    V_I5_QUORUM,
-    V_I6_FLOOR,
-    V_I6_COOLDOWN,
-    V_I7_REASONS,
-    V_I8_TIGHTEN,
-    V_L_BOUNDARY,
-    V_L_UNCHANGED,
-    V_L_COUNT,
-    V_POLITE_REJECTED,
-    V_COUNT
-};
+enum viol { V_L_BOUNDARY = PC_COUNT, V_L_UNCHANGED, V_L_COUNT, V_POLITE_REJECTED, V_COUNT };
 static const char *const viol_names[V_COUNT] = {
-    "I1 auto outside observe/notify/contain or on human-only/config/Helm/OCI",
-    "I2 contain auto without high confidence / on a never-auto-contain target / NULL target",
-    "I2 contain auto on a target neither family- nor operator-allowlisted",
-    "I2 contain auto on a target the spec's never list names (independent oracle)",
-    "I2 auto for an action the class does not bind as auto/env-auto",
-    "I3 human-only action neither human_only nor denied",
-    "I4 action not bound to the class but not denied",
-    "I5 approval quorum < 1, disruptive-in-production quorum < 2, or quorum on non-approval",
-    "I6 effective cooldown below its floor (60 s / 3600 s disruptive)",
-    "I6 contain/recover/disruptive not denied (or human-only) with last_run = now - 1",
-    "I7 reasons empty or the last hard-constraint reason inconsistent with the verdict",
-    "I8 an applicable operator tightening (approval/human_only/deny) did not hold",
+    PC_NAMES,
     "L  accepted rule crosses a boundary (auto mode, target, cooldown, quorum, id, scope)",
     "L  rejected load changed the rule set",
     "L  accepted file added a different number of rules than it holds",
@@ -1053,9 +1027,7 @@ static unsigned long viol[V_COUNT];
 
 static struct {
     unsigned long rulesets, files, files_by_kind[4], accepted_files, accepted_by_kind[4],
-        rejected_by_code[8], rejected_other, rulesets_accepted, op_rules, decisions, auto_contain,
-        auto_contain_op, auto_contain_oplist, auto_outside_env, auto_readonly, approvals, human,
-        denied, cooldown_denied;
+        rejected_by_code[8], rejected_other, rulesets_accepted, op_rules;
 } cnt;
 
 static const char *code_names[] = {"EPARSE", "EINVALID", "EBOUNDARY", "ENOTFOUND",
@@ -1105,81 +1077,14 @@ static void dump_files(void) {
     }
 }
 
-static void describe(const struct rsre_policy_request *q, const struct rsre_decision *d) {
-    fprintf(stderr,
-            "  decision: incident=%s action=%s (class %s%s) env=%s confidence=%s target=%s "
-            "now=%lld last_run=%lld\n  -> verdict=%s quorum=%u cooldown=%lld retry_at=%lld\n",
-            q->incident->id, q->action->id, rsre_class_name(q->action->cls),
-            q->action->human_only ? ", human-only" : "", rsre_env_name(q->env),
-            rsre_confidence_name(q->confidence), q->target ? q->target : "(null)", q->now,
-            q->last_run, rsre_verdict_name(d->verdict), d->quorum, d->cooldown_seconds,
-            d->retry_at);
-    for (unsigned i = 0; i < d->nreasons; i++) {
-        char text[256];
-        fprintf(stderr, "     [%s] %s\n",
-                rsre_layer_name((enum rsre_policy_layer)d->reasons[i].layer),
-                rsre_policy_reason_text(&d->reasons[i], text, sizeof(text)));
-    }
-}
-
-static void violation(enum viol v, const struct rsre_policy_request *q,
-                      const struct rsre_decision *d, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void violation(enum viol v, const struct rsre_policy_request *q,
-                      const struct rsre_decision *d, const char *fmt, ...) {
-    if (viol[v]++ > 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "\nVIOLATION %s (seed %llu, rule set %lu): ", viol_names[v],
-            (unsigned long long)seed, cnt.rulesets);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    if (q && d) {
-        describe(q, d);
-    }
+static void print_context(void *arg) {
+    (void)arg;
+    fprintf(stderr, "  seed %llu, rule set %lu\n", (unsigned long long)seed, cnt.rulesets);
     dump_files();
 }
 
-/* ---- independent oracles ---- */
-
-/* Hard reasons that turn a would-be auto verdict into approval (confidence, family,
- * allowlist, never list, and any such demotion the engine adds later, e.g. production). */
-static int demotes_to_approval(unsigned code) {
-    return code < RSRE_WHY_COUNT && code != RSRE_WHY_HARD_HUMAN_ONLY &&
-           code != RSRE_WHY_HARD_COOLDOWN && code != RSRE_WHY_HARD_COOLDOWN_FLOOR &&
-           code != RSRE_WHY_OK_AUTO;
-}
-
-static int strictness(enum rsre_verdict v) {
-    return v == RSRE_VERDICT_AUTO         ? 0
-           : v == RSRE_VERDICT_APPROVAL   ? 1
-           : v == RSRE_VERDICT_HUMAN_ONLY ? 2
-                                          : 3;
-}
-
-/* The spec's never-auto-contain names, matched on the lowercased target. */
-static int spec_never(const char *target) {
-    static const char *const names[] = {"cert-manager", "supabase", "ingress-nginx",
-                                        "ingress-controller"};
-    if (!target) {
-        return 0;
-    }
-    char low[512];
-    size_t i = 0;
-    for (; target[i] && i < sizeof(low) - 1; i++) {
-        low[i] = (char)tolower((unsigned char)target[i]);
-    }
-    low[i] = '\0';
-    for (size_t k = 0; k < COUNT(names); k++) {
-        if (strstr(low, names[k])) {
-            return 1;
-        }
-    }
-    return 0;
-}
+static struct policy_checker chk = {
+    .now = NOW, .viol = viol, .names = viol_names, .context = print_context};
 
 static int concrete_target(const char *s) {
     size_t slashes = 0;
@@ -1196,225 +1101,13 @@ static int concrete_target(const char *s) {
     return slashes <= 1 && s[strlen(s) - 1] != '/';
 }
 
-/* Whether an applicable operator rule allowlists `target` for `a` (exact entry). */
-static int op_allowlists(const struct rsre_rule *const *rules, size_t n,
-                         const struct rsre_action_def *a, const char *target) {
-    for (size_t i = 0; target && i < n; i++) {
-        for (size_t k = 0; k < rules[i]->nprofile; k++) {
-            const struct rsre_action_profile *p = &rules[i]->profile[k];
-            for (size_t j = 0; p->action == a && j < p->targets.n; j++) {
-                if (!strcmp(p->targets.items[j], target)) {
-                    return 1;
-                }
-            }
-        }
-    }
-    return 0;
-}
-
 /* ---- the decision invariants ---- */
 
 static void check_decision(const struct rsre_ruleset *rs, const struct rsre_incident_def *inc,
                            const struct rsre_action_def *a, enum rsre_env env,
                            enum rsre_confidence conf, const char *target, long long last_run) {
-    struct rsre_policy_request q = {.taxonomy = NULL,
-                                    .incident = inc,
-                                    .action = a,
-                                    .env = env,
-                                    .confidence = conf,
-                                    .target = target,
-                                    .rules = rs,
-                                    .now = NOW,
-                                    .last_run = last_run};
-    struct rsre_decision d;
-    rsre_policy_decide(&q, &d);
-    cnt.decisions++;
-    const char *tg = target && *target ? target : NULL;
-    enum rsre_binding bind = (enum rsre_binding)inc->binding[a->index];
-    int human = a->human_only || bind == RSRE_BIND_HUMAN;
-    int remediation = a->cls >= RSRE_CLASS_CONTAIN;
-    const struct rsre_rule *const *rules = NULL;
-    size_t nrules = 0;
-    rsre_ruleset_applicable(rs, inc, env, &rules, &nrules);
-
-    switch (d.verdict) {
-    case RSRE_VERDICT_AUTO:
-        if (a->cls == RSRE_CLASS_CONTAIN) {
-            cnt.auto_contain++;
-            for (unsigned i = 0; i < d.nreasons; i++) {
-                if (d.reasons[i].code == RSRE_WHY_OP_AUTO) {
-                    cnt.auto_contain_op++;
-                    break;
-                }
-            }
-            if (!(a->auto_envs & (1u << env))) {
-                cnt.auto_outside_env++;
-            }
-        } else {
-            cnt.auto_readonly++;
-        }
-        break;
-    case RSRE_VERDICT_APPROVAL:
-        cnt.approvals++;
-        break;
-    case RSRE_VERDICT_HUMAN_ONLY:
-        cnt.human++;
-        break;
-    default:
-        cnt.denied++;
-        break;
-    }
-
-    /* I1: auto only in auto-allowed families. */
-    if (d.verdict == RSRE_VERDICT_AUTO &&
-        (a->cls > RSRE_CLASS_CONTAIN || a->human_only || a->mutates_config || a->helm || a->oci)) {
-        violation(V_I1_FAMILY, &q, &d, "auto for %s", a->id);
-    }
-    /* I2: contain auto needs high confidence, a target off the never list, an allowlist. */
-    if (d.verdict == RSRE_VERDICT_AUTO && a->cls == RSRE_CLASS_CONTAIN) {
-        if (conf != RSRE_CONF_HIGH || rsre_policy_never_match(T, a, tg) ||
-            (a->requires_allowlist && !tg)) {
-            violation(V_I2_CONTAIN, &q, &d, "contain auto");
-        }
-        if (a->requires_allowlist) {
-            const struct rsre_allow_family *f = rsre_taxonomy_family(T, a->family);
-            int family = f && rsre_target_matches(&f->patterns, tg);
-            if (!(family || op_allowlists(rules, nrules, a, tg))) {
-                violation(V_I2_ALLOWLIST, &q, &d, "target not allowlisted");
-            } else if (!family) {
-                cnt.auto_contain_oplist++; /* auto only because an operator allowlisted it */
-            }
-        }
-        if (spec_never(tg)) {
-            violation(V_I2_SPEC_NEVER, &q, &d, "never-auto-contain target");
-        }
-    }
-    if (d.verdict == RSRE_VERDICT_AUTO && bind != RSRE_BIND_AUTO && bind != RSRE_BIND_ENV_AUTO) {
-        violation(V_I2_BINDING, &q, &d, "auto although the class binds it as %d", (int)bind);
-    }
-    /* I3 */
-    if (human && d.verdict != RSRE_VERDICT_HUMAN_ONLY && d.verdict != RSRE_VERDICT_DENIED) {
-        violation(V_I3_HUMAN, &q, &d, "human-only action");
-    }
-    /* I4 */
-    if (bind == RSRE_BIND_NONE && d.verdict != RSRE_VERDICT_DENIED) {
-        violation(V_I4_UNBOUND, &q, &d, "unbound action");
-    }
-    /* I5 */
-    if (d.verdict == RSRE_VERDICT_APPROVAL) {
-        if (d.quorum < 1 || d.quorum > RSRE_QUORUM_MAX ||
-            (a->cls == RSRE_CLASS_DISRUPTIVE && env == RSRE_ENV_PRODUCTION && d.quorum < 2)) {
-            violation(V_I5_QUORUM, &q, &d, "quorum %u", d.quorum);
-        }
-    } else if (d.quorum != 0) {
-        violation(V_I5_QUORUM, &q, &d, "quorum %u on a %s verdict", d.quorum,
-                  rsre_verdict_name(d.verdict));
-    }
-    /* I6 */
-    if (remediation) {
-        long long floor =
-            a->cls == RSRE_CLASS_DISRUPTIVE ? RSRE_COOLDOWN_FLOOR_DISRUPTIVE : RSRE_COOLDOWN_FLOOR;
-        if (d.cooldown_seconds < floor ||
-            d.cooldown_seconds != rsre_policy_cooldown(T, inc, a, env, rs)) {
-            violation(V_I6_FLOOR, &q, &d, "cooldown %lld (floor %lld)", d.cooldown_seconds, floor);
-        }
-        if (last_run > 0 && NOW < last_run + d.cooldown_seconds) {
-            if (d.verdict != RSRE_VERDICT_DENIED && d.verdict != RSRE_VERDICT_HUMAN_ONLY) {
-                violation(V_I6_COOLDOWN, &q, &d, "inside cooldown");
-            }
-            if (d.verdict == RSRE_VERDICT_DENIED) {
-                cnt.cooldown_denied++;
-            }
-        }
-    }
-    /* I7: reasons, and the last hard-constraint reason agrees with the verdict. */
-    if (d.nreasons == 0 || d.nreasons > RSRE_POLICY_MAX_REASONS) {
-        violation(V_I7_REASONS, &q, &d, "%u reasons", d.nreasons);
-    } else {
-        const struct rsre_reason *h = NULL;
-        int has_denial = 0, has_human = 0, has_approval = 0;
-        for (unsigned i = 0; i < d.nreasons; i++) {
-            const struct rsre_reason *r = &d.reasons[i];
-            if (r->layer < RSRE_LAYER_TAXONOMY || r->layer > RSRE_LAYER_HARD ||
-                r->code >= RSRE_WHY_COUNT) {
-                violation(V_I7_REASONS, &q, &d, "reason %u out of range", i);
-            }
-            /* The cooldown-floor note explains the cooldown, not the verdict. */
-            if (r->layer == RSRE_LAYER_HARD && r->code != RSRE_WHY_HARD_COOLDOWN_FLOOR) {
-                h = r;
-            }
-            has_denial |= r->code == RSRE_WHY_NOT_IN_PLAN || r->code == RSRE_WHY_HARD_COOLDOWN ||
-                          (r->code == RSRE_WHY_OP_TIGHTEN && r->num == RSRE_MODE_DENY);
-            has_human |= r->code == RSRE_WHY_CLASS_HUMAN || r->code == RSRE_WHY_HARD_HUMAN_ONLY ||
-                         (r->code == RSRE_WHY_OP_TIGHTEN && r->num == RSRE_MODE_HUMAN);
-            has_approval |=
-                r->code == RSRE_WHY_CLASS_APPROVAL || r->code == RSRE_WHY_CLASS_ENV_AUTO ||
-                (r->code >= RSRE_WHY_DEFAULT_APPROVAL && r->code <= RSRE_WHY_DEFAULT_OCI) ||
-                r->code == RSRE_WHY_ENV_FORBIDS ||
-                (r->code == RSRE_WHY_OP_TIGHTEN && r->num == RSRE_MODE_APPROVAL) ||
-                (r->layer == RSRE_LAYER_HARD && demotes_to_approval(r->code));
-        }
-        int ok = 1;
-        if (h) {
-            switch (h->code) {
-            case RSRE_WHY_OK_AUTO:
-                ok = d.verdict == RSRE_VERDICT_AUTO;
-                break;
-            case RSRE_WHY_HARD_COOLDOWN:
-                ok = d.verdict == RSRE_VERDICT_DENIED && d.retry_at > NOW &&
-                     h->num == d.retry_at - NOW;
-                break;
-            case RSRE_WHY_HARD_HUMAN_ONLY:
-                ok = d.verdict == RSRE_VERDICT_HUMAN_ONLY || d.verdict == RSRE_VERDICT_DENIED;
-                break;
-            case RSRE_WHY_HARD_COOLDOWN_FLOOR:
-                break;
-            default: /* every other hard reason demotes an auto verdict to approval */
-                ok = ok && d.verdict == RSRE_VERDICT_APPROVAL;
-                break;
-            }
-        }
-        if (d.verdict == RSRE_VERDICT_AUTO && remediation && !(h && h->code == RSRE_WHY_OK_AUTO)) {
-            ok = 0; /* an auto remediation must say why every condition holds */
-        }
-        if (human && d.verdict == RSRE_VERDICT_HUMAN_ONLY &&
-            !(h && h->code == RSRE_WHY_HARD_HUMAN_ONLY)) {
-            ok = 0;
-        }
-        if (remediation && last_run > 0 && NOW < last_run + d.cooldown_seconds &&
-            d.verdict == RSRE_VERDICT_DENIED && !has_denial) {
-            ok = 0;
-        }
-        if ((d.verdict == RSRE_VERDICT_DENIED && !has_denial) ||
-            (d.verdict == RSRE_VERDICT_HUMAN_ONLY && !has_human) ||
-            (d.verdict == RSRE_VERDICT_APPROVAL && !has_approval)) {
-            ok = 0;
-        }
-        if (!ok) {
-            violation(V_I7_REASONS, &q, &d, "last hard reason %d vs verdict %s (%u reasons)",
-                      h ? (int)h->code : -1, rsre_verdict_name(d.verdict), d.nreasons);
-        }
-    }
-    /* I8: an applicable operator tightening holds whatever other rules say. */
-    int need = 0;
-    for (size_t i = 0; i < nrules; i++) {
-        for (size_t k = 0; k < rules[i]->nprofile; k++) {
-            const struct rsre_action_profile *p = &rules[i]->profile[k];
-            if (p->action == a) {
-                int s = p->mode == RSRE_MODE_APPROVAL ? 1
-                        : p->mode == RSRE_MODE_HUMAN  ? 2
-                        : p->mode == RSRE_MODE_DENY   ? 3
-                                                      : 0;
-                need = s > need ? s : need;
-            }
-        }
-    }
-    if (strictness(d.verdict) < need) {
-        violation(V_I8_TIGHTEN, &q, &d, "an applicable rule requires at least %s",
-                  need == 1   ? "approval"
-                  : need == 2 ? "human_only"
-                              : "deny");
-    }
+    chk.t = T;
+    pc_check(&chk, rs, inc, a, env, conf, target, last_run, NULL);
 }
 
 /* Loader invariants on every accepted operator rule. */
@@ -1424,41 +1117,44 @@ static void check_loaded_rule(const struct rsre_rule *r) {
         (r->cooldown_seconds != -1 &&
          (r->cooldown_seconds < RSRE_COOLDOWN_FLOOR || r->cooldown_seconds > 7LL * 86400)) ||
         r->nprofile > RSRE_RULE_MAX_PROFILE || strcmp(r->domain, r->incident->domain->id)) {
-        violation(V_L_BOUNDARY, NULL, NULL, "rule %s: id/scope/cooldown/domain", r->id);
+        pc_violation(&chk, V_L_BOUNDARY, NULL, NULL, "rule %s: id/scope/cooldown/domain", r->id);
     }
     for (size_t k = 0; k < r->nprofile; k++) {
         const struct rsre_action_profile *p = &r->profile[k];
         const struct rsre_action_def *a = p->action;
         if (!a) {
-            violation(V_L_BOUNDARY, NULL, NULL, "rule %s: profile %zu has no action", r->id, k);
+            pc_violation(&chk, V_L_BOUNDARY, NULL, NULL, "rule %s: profile %zu has no action",
+                         r->id, k);
             continue;
         }
         enum rsre_binding b = (enum rsre_binding)r->incident->binding[a->index];
         if (b == RSRE_BIND_NONE) {
-            violation(V_L_BOUNDARY, NULL, NULL, "rule %s: unbound action %s accepted", r->id,
-                      a->id);
+            pc_violation(&chk, V_L_BOUNDARY, NULL, NULL, "rule %s: unbound action %s accepted",
+                         r->id, a->id);
         }
         if (p->mode == RSRE_MODE_AUTO &&
             (a->human_only || b == RSRE_BIND_HUMAN || b == RSRE_BIND_APPROVAL ||
              a->cls > RSRE_CLASS_CONTAIN || a->mutates_config || a->helm || a->oci)) {
-            violation(V_L_BOUNDARY, NULL, NULL, "rule %s: mode auto accepted for %s", r->id, a->id);
+            pc_violation(&chk, V_L_BOUNDARY, NULL, NULL, "rule %s: mode auto accepted for %s",
+                         r->id, a->id);
         }
         if (a->human_only && p->mode != RSRE_MODE_UNSET && p->mode != RSRE_MODE_HUMAN &&
             p->mode != RSRE_MODE_DENY) {
-            violation(V_L_BOUNDARY, NULL, NULL, "rule %s: human-only %s loosened", r->id, a->id);
+            pc_violation(&chk, V_L_BOUNDARY, NULL, NULL, "rule %s: human-only %s loosened", r->id,
+                         a->id);
         }
         if (p->quorum > RSRE_QUORUM_MAX) {
-            violation(V_L_BOUNDARY, NULL, NULL, "rule %s: quorum %u", r->id, p->quorum);
+            pc_violation(&chk, V_L_BOUNDARY, NULL, NULL, "rule %s: quorum %u", r->id, p->quorum);
         }
         if (p->targets.n && !a->family) {
-            violation(V_L_BOUNDARY, NULL, NULL, "rule %s: targets for %s (no family)", r->id,
-                      a->id);
+            pc_violation(&chk, V_L_BOUNDARY, NULL, NULL, "rule %s: targets for %s (no family)",
+                         r->id, a->id);
         }
         for (size_t j = 0; j < p->targets.n; j++) {
             const char *tg = p->targets.items[j];
-            if (!concrete_target(tg) || rsre_policy_never_match(T, a, tg) || spec_never(tg)) {
-                violation(V_L_BOUNDARY, NULL, NULL, "rule %s: target '%s' accepted for %s", r->id,
-                          tg, a->id);
+            if (!concrete_target(tg) || rsre_policy_never_match(T, a, tg) || pc_spec_never(tg)) {
+                pc_violation(&chk, V_L_BOUNDARY, NULL, NULL, "rule %s: target '%s' accepted for %s",
+                             r->id, tg, a->id);
             }
         }
     }
@@ -1621,23 +1317,23 @@ static void test_random_rule_sets(void **state) {
                 int slot = code_slot(rc);
                 cnt.rejected_by_code[slot]++;
                 if (rsre_ruleset_count(rs) != before || fingerprint(rs) != fp) {
-                    violation(V_L_UNCHANGED, NULL, NULL,
-                              "file %u rejected with %d but the set "
-                              "changed (%zu -> %zu rules)",
-                              f, rc, before, rsre_ruleset_count(rs));
+                    pc_violation(&chk, V_L_UNCHANGED, NULL, NULL,
+                                 "file %u rejected with %d but the set "
+                                 "changed (%zu -> %zu rules)",
+                                 f, rc, before, rsre_ruleset_count(rs));
                 }
                 if (kind == FK_POLITE) {
                     char msg[600];
                     rsre_rule_error_format(&err, msg, sizeof(msg));
-                    violation(V_POLITE_REJECTED, NULL, NULL, "file %u: %s", f, msg);
+                    pc_violation(&chk, V_POLITE_REJECTED, NULL, NULL, "file %u: %s", f, msg);
                 }
             } else {
                 cnt.accepted_files++;
                 cnt.accepted_by_kind[kind]++;
                 size_t added = rsre_ruleset_count(rs) - before;
                 if ((kind == FK_POLITE || kind == FK_ATTACK) && added != nrules_in) {
-                    violation(V_L_COUNT, NULL, NULL, "file %u holds %u rules, %zu added", f,
-                              nrules_in, added);
+                    pc_violation(&chk, V_L_COUNT, NULL, NULL, "file %u holds %u rules, %zu added",
+                                 f, nrules_in, added);
                 }
                 for (size_t i = before; i < rsre_ruleset_count(rs); i++) {
                     check_loaded_rule(rsre_ruleset_get(rs, i));
@@ -1679,17 +1375,11 @@ static void test_random_rule_sets(void **state) {
     printf("  decisions checked: %lu (auto contain %lu, of which with an operator auto reason "
            "%lu, on operator-only-allowlisted targets %lu, outside the catalogue's auto_envs %lu; "
            "auto observe/notify %lu; approval %lu; human-only %lu; denied %lu, by cooldown %lu)\n",
-           cnt.decisions, cnt.auto_contain, cnt.auto_contain_op, cnt.auto_contain_oplist,
-           cnt.auto_outside_env, cnt.auto_readonly, cnt.approvals, cnt.human, cnt.denied,
-           cnt.cooldown_denied);
+           chk.cnt.decisions, chk.cnt.auto_contain, chk.cnt.auto_contain_op,
+           chk.cnt.auto_contain_oplist, chk.cnt.auto_outside_env, chk.cnt.auto_readonly,
+           chk.cnt.approvals, chk.cnt.human, chk.cnt.denied, chk.cnt.cooldown_denied);
     printf("  time: %.2f s total (loading %.2f s, decisions %.2f s)\n", elapsed, t_load, t_check);
-    unsigned long bad = 0;
-    for (int v = 0; v < V_COUNT; v++) {
-        if (viol[v]) {
-            printf("  VIOLATED %lux: %s\n", viol[v], viol_names[v]);
-            bad += viol[v];
-        }
-    }
+    unsigned long bad = pc_report(&chk, V_COUNT, "random rules");
     for (int f = 0; f < MAX_FILES; f++) {
         free(files[f].p);
         files[f] = (struct sb){0};
@@ -1700,8 +1390,8 @@ static void test_random_rule_sets(void **state) {
     assert_true(cnt.rulesets_accepted * 10 > cnt.rulesets);
     assert_true(cnt.accepted_by_kind[FK_ATTACK] + cnt.accepted_by_kind[FK_MUTATED] > 0);
     assert_true(cnt.rejected_by_code[code_slot(RSRE_EBOUNDARY)] > 0);
-    assert_true(cnt.auto_contain_oplist > 0);
-    assert_true(cnt.cooldown_denied > 0);
+    assert_true(chk.cnt.auto_contain_oplist > 0);
+    assert_true(chk.cnt.cooldown_denied > 0);
     assert_int_equal(bad, 0);
 }
 
