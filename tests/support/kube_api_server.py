@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """A stand-in for the Kubernetes API server, for tests (standard library only).
 
-It speaks the real wire format of the core/v1 API for nodes, pods and events, and of apps/v1
-(deployments, statefulsets, daemonsets) and batch/v1 (cronjobs): list responses (NodeList /
+It speaks the real wire format of the core/v1 API for nodes, pods, events, services,
+serviceaccounts and secrets, of apps/v1 (deployments, statefulsets, daemonsets, replicasets),
+batch/v1 (jobs, cronjobs) and networking.k8s.io/v1 (ingresses): list responses (NodeList /
 PodList / DeploymentList ... with metadata.resourceVersion and continue tokens), watch streams
 (chunked JSON lines {"type": ..., "object": ...} including BOOKMARK and ERROR events with a
 metav1.Status), Status objects for errors, field and label selectors, DeleteOptions
@@ -29,6 +30,8 @@ Test control endpoints (never authenticated), all JSON:
                                    the current one becomes too old (watch -> 410 Gone);
                                    kill_watches also ends open watches with an ERROR 410 event
   POST   /_test/drop               cuts every open watch connection without ending the stream
+                                   ({"resource": r} limits both to the watches of r); events
+                                   stored afterwards are never sent on the cut stream
   POST   /_test/config             {"token": str|null, "unavailable": bool, "gone_http": bool,
                                     "bookmark_interval": float,
                                     "pdb_block": {"NS/POD": {"pdb": name, "needs": n, "has": n,
@@ -45,6 +48,13 @@ Test control endpoints (never authenticated), all JSON:
                                    "ignore_writes": bool: PATCH, DELETE and eviction answer as
                                    if they succeeded but store nothing (a write something else
                                    reverts at once; what verification must catch)
+  POST   /_test/helm_release       {"name", "namespace", "revision", "status", "images":
+                                   {container: image}, "kind", "chart", "chart_version",
+                                   "payload_b64"?}: stores the release Secret Helm 3 writes
+                                   (tests/support/helm_release.py); payload_b64 replaces Helm's
+                                   encoded text (malformed-input tests). Answers the Secret.
+  GET    /_test/counts             {"RESOURCE": n, ...} objects stored per resource, and
+                                   "RESOURCE?FIELD=VALUE" counts for ?field=a.b&value=v
   GET    /_test/state              {"rv": n, "min_rv": n, "watchers": n, "objects": n}
   GET    /_test/requests           requests recorded so far; DELETE clears them
   GET    /_test/blob?bytes=N[&chunked=1]   a JSON document of about N bytes
@@ -66,6 +76,9 @@ import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.abspath(__file__)))
+import helm_release  # noqa: E402  (tests/support/helm_release.py)
+
 KINDS = {  # resource -> (kind, list kind, namespaced, apiVersion)
     "nodes": ("Node", "NodeList", False, "v1"),
     "pods": ("Pod", "PodList", True, "v1"),
@@ -74,6 +87,12 @@ KINDS = {  # resource -> (kind, list kind, namespaced, apiVersion)
     "statefulsets": ("StatefulSet", "StatefulSetList", True, "apps/v1"),
     "daemonsets": ("DaemonSet", "DaemonSetList", True, "apps/v1"),
     "cronjobs": ("CronJob", "CronJobList", True, "batch/v1"),
+    "jobs": ("Job", "JobList", True, "batch/v1"),
+    "replicasets": ("ReplicaSet", "ReplicaSetList", True, "apps/v1"),
+    "services": ("Service", "ServiceList", True, "v1"),
+    "serviceaccounts": ("ServiceAccount", "ServiceAccountList", True, "v1"),
+    "secrets": ("Secret", "SecretList", True, "v1"),
+    "ingresses": ("Ingress", "IngressList", True, "networking.k8s.io/v1"),
 }
 SCALABLE = ("deployments", "statefulsets")
 SA_USER = "system:serviceaccount:robot-sre:robot-sre-aggregator"
@@ -828,13 +847,16 @@ class Handler(BaseHTTPRequestHandler):
                 STATE.min_rv = STATE.rv
                 if req.get("kill_watches"):
                     for w in STATE.watchers:
-                        w.q.put(("gone", STATE.rv))
+                        if req.get("resource") in (None, w.resource):
+                            w.q.put(("gone", STATE.rv))
             return self.send_json(200, {"min_rv": STATE.min_rv})
         if cmd == "drop":
             with STATE.lock:
-                n = len(STATE.watchers)
+                n = 0
                 for w in STATE.watchers:
-                    w.q.put(("drop",))
+                    if req.get("resource") in (None, w.resource):
+                        w.q.put(("drop",))
+                        n += 1
             return self.send_json(200, {"dropped": n})
         if cmd == "config":
             with STATE.lock:
@@ -853,6 +875,26 @@ class Handler(BaseHTTPRequestHandler):
                 if "ignore_writes" in req:
                     STATE.ignore_writes = bool(req["ignore_writes"])
             return self.send_json(200, {})
+        if cmd == "helm_release" and self.command == "POST":
+            rel = helm_release.release_json(
+                req["name"], req.get("namespace", "default"), int(req.get("revision", 1)),
+                req.get("status", "deployed"), req.get("images") or {},
+                req.get("chart", "app"), req.get("chart_version", "1.0.0"),
+                kind=req.get("kind", "Deployment"))
+            payload = base64.b64decode(req["payload_b64"]) if "payload_b64" in req else None
+            with STATE.lock:
+                sec = copy.deepcopy(STATE.put(helm_release.release_secret(rel, payload)))
+            return self.send_json(200, sec)
+        if cmd == "counts":
+            field, value = q.get("field"), q.get("value")
+            with STATE.lock:
+                out = {r: 0 for r in KINDS}
+                for (res, _, _), obj in STATE.objects.items():
+                    out[res] += 1
+                    if field and get_path(obj, field) == value:
+                        key = "%s?%s=%s" % (res, field, value)
+                        out[key] = out.get(key, 0) + 1
+            return self.send_json(200, out)
         if cmd == "state":
             with STATE.lock:
                 st = {"rv": STATE.rv, "min_rv": STATE.min_rv, "watchers": len(STATE.watchers),
