@@ -103,6 +103,8 @@ static int open_incident(struct rsre_incident_engine *e, rsre_store_txn *txn, st
         old->exit_since_ms = 0;
         memset(old->checks, 0, sizeof(old->checks));
         old->ev_recorded = 0; /* a new episode records its evidence again */
+        rsre__inc_save_obs(e, h);
+        rsre__inc_obs_episode(h, b);
         snprintf(old->rule_id, sizeof(old->rule_id), "%s", rule->id);
         old->rule_version = (uint32_t)rule->version;
         *out = old;
@@ -133,14 +135,16 @@ static int open_incident(struct rsre_incident_engine *e, rsre_store_txn *txn, st
         return -ENOMEM;
     }
     h->s.inc[b] = inc;
+    rsre__inc_save_obs(e, h);
+    rsre__inc_obs_episode(h, b);
     rec->loaded = 1;
     rec->exists = 0;
     rec->dirty = 1;
     rec->approval_state = S(APPROVAL_STATE__APPROVAL_STATE_NOT_REQUIRED);
-    char fp[RSRE__NODE_NAME_MAX + 80];
+    char fp[RSRE__SCOPE_MAX + 80];
     rsre__inc_fingerprint(inc, fp, sizeof(fp));
     snprintf(reason, sizeof(reason), "rule %s fired: %s", rule->id, rule->threshold_expression);
-    char detail[RSRE__NODE_NAME_MAX + 200];
+    char detail[RSRE__SCOPE_MAX + 200];
     snprintf(detail, sizeof(detail), "fingerprint=%s environment=%s", fp,
              rsre_env_name(e->cfg.env));
     if ((rc = rsre__inc_audit(txn, "incident.open", inc->id, reason, detail, now_ms))) {
@@ -193,6 +197,62 @@ static int write_evidence(struct rsre_incident_engine *e, rsre_store_txn *txn,
     return 0;
 }
 
+/* Observation rows: one Evidence record per (row, source) and episode, with the source's detail
+ * text; every source that supports the row is named in signal_sources. */
+static int write_src_evidence(struct rsre_incident_engine *e, rsre_store_txn *txn,
+                              struct rsre__inc *inc, struct rsre__rec *rec, size_t r,
+                              const struct rsre__eval *ev, int64_t now_ms) {
+    const struct rsre__ev_row *row = &rsre__inc_bindings[inc->b].ev[r];
+    struct rsre__node *h = inc->holder;
+    struct rsre__obs *o = h->obs;
+    int rc;
+    for (size_t i = 0; o && i < o->nsrc; i++) {
+        struct rsre__eval sub;
+        if ((o->src[i].recorded[inc->b] & (1u << r)) || !rsre__inc_ev_src(row, ev, i, &sub)) {
+            continue;
+        }
+        if ((rc = rsre__inc_rec_load(txn, inc, rec))) {
+            return rc;
+        }
+        if ((rc = rsre__inc_strlist_add(&rec->sources, o->src[i].name, 1)) < 0) {
+            return rc;
+        }
+        rec->dirty |= rc;
+        rsre__inc_save_obs(e, h);
+        o->src[i].recorded[inc->b] |= 1u << r;
+        inc->ev_recorded |= 1u << r;
+        if (rec->refs.n >= RSRE__MAX_EV_REFS) {
+            continue;
+        }
+        char id[RSRE_STORE_ID_MAX + 1], summary[1024], raw[4096];
+        if ((rc = rsre__inc_new_id(txn, "evidence", "ev", id, sizeof(id)))) {
+            return rc;
+        }
+        rsre__inc_ev_describe_src(row, &sub, summary, sizeof(summary));
+        int w = rsre__inc_fmt(raw, sizeof(raw), "scope=%s source=%s detail=\"%s\" ",
+                              rsre__inc_holder_label(h), o->src[i].name, o->src[i].detail);
+        size_t len = w > 0 && (size_t)w < sizeof(raw) ? (size_t)w : sizeof(raw) - 1;
+        rsre__inc_evidence_raw(&sub, raw + len, sizeof(raw) - len);
+        rsre_store_evidence rec_ev = ROBOT_SRE__STORE__EVIDENCE__INIT;
+        rec_ev.id = id;
+        rec_ev.incident_id = inc->id;
+        rec_ev.source = o->src[i].name;
+        rec_ev.kind = (char *)row->kind;
+        rec_ev.observed_at_ms = o->src[i].seen_ms ? o->src[i].seen_ms : now_ms;
+        rec_ev.summary = summary;
+        rec_ev.raw.data = (uint8_t *)raw;
+        rec_ev.raw.len = strlen(raw);
+        if ((rc = rsre_store_evidence_put(txn, &rec_ev, RSRE_STORE_NOOVERWRITE))) {
+            return rc;
+        }
+        if ((rc = rsre__inc_strlist_add(&rec->refs, id, 1)) < 0) {
+            return rc;
+        }
+        rec->dirty = 1;
+    }
+    return 0;
+}
+
 /*
  * Evaluates binding `b` at holder `h`: thresholds, open/reopen, evidence and checks,
  * confidence, severity, suppression windows, exit window, plan, record. `tick`: this is an
@@ -203,9 +263,14 @@ static int evaluate_one(struct rsre_incident_engine *e, rsre_store_txn *txn, str
     const struct rsre__binding *bd = &rsre__inc_bindings[b];
     const struct rsre_incident_def *def = e->defs[b];
     struct rsre_expr_env env = {h->row, e->nslots, e->rows, e->nnodes, now_ms / 1000};
-    struct rsre__eval ev = {e, h, h->row, now_ms};
+    struct rsre__eval ev = {e, h, h->row, now_ms, 0};
     struct fired f;
     thresholds(e, h, b, &env, now_ms, &f);
+    if (bd->scope == RSRE__SCOPE_OBS && !rsre__inc_obs_gate(e, b, &ev)) {
+        /* An observation class needs evidence besides its threshold ("always critical" is
+         * the severity of a database failure, not a reason to open one at every scope). */
+        memset(&f, 0, sizeof(f));
+    }
     struct rsre__inc *inc = h->s.inc[b];
     int open = inc && rsre_lifecycle_is_open(inc->state);
     if (!open && !f.active) {
@@ -227,8 +292,12 @@ static int evaluate_one(struct rsre_incident_engine *e, rsre_store_txn *txn, str
         unsigned c = inc->checks[r];
         int holds = rsre__inc_ev_holds(&bd->ev[r], &ev);
         unsigned nc = !holds ? 0 : tick ? (c < 1000 ? c + 1 : c) : (c ? c : 1);
-        if (nc && !c && !(inc->ev_recorded & (1u << r)) &&
+        if (nc && !bd->ev[r].src_kinds && !c && !(inc->ev_recorded & (1u << r)) &&
             (rc = write_evidence(e, txn, inc, &rec, r, &ev, now_ms))) {
+            goto out;
+        }
+        if (nc && bd->ev[r].src_kinds &&
+            (rc = write_src_evidence(e, txn, inc, &rec, r, &ev, now_ms))) {
             goto out;
         }
         changed |= (nc != 0) != (c != 0);
@@ -325,7 +394,7 @@ static int evaluate_one(struct rsre_incident_engine *e, rsre_store_txn *txn, str
         } else {
             /* Only an operator threshold holds (no evidence row of the class): say so. */
             rsre__inc_fmt(summary, sizeof(summary), "%s: rule %s fired: %s",
-                          h->name[0] ? h->name : "cluster", f.any->id, f.any->threshold_expression);
+                          rsre__inc_holder_label(h), f.any->id, f.any->threshold_expression);
         }
         if ((rc = rsre__inc_rec_load(txn, inc, &rec))) {
             goto out;
@@ -354,7 +423,9 @@ out:
 
 static int evaluate_holder(struct rsre_incident_engine *e, rsre_store_txn *txn,
                            struct rsre__node *h, int64_t now_ms, int tick) {
-    enum rsre__scope scope = h == &e->cluster ? RSRE__SCOPE_CLUSTER : RSRE__SCOPE_NODE;
+    enum rsre__scope scope = h == &e->cluster ? RSRE__SCOPE_CLUSTER
+                             : h->scope[0]     ? RSRE__SCOPE_OBS
+                                               : RSRE__SCOPE_NODE;
     for (size_t b = 0; b < rsre__inc_nbindings; b++) {
         if (e->defs[b] && rsre__inc_bindings[b].scope == scope) {
             int rc = evaluate_one(e, txn, h, b, now_ms, tick);
@@ -456,6 +527,36 @@ int rsre_incident_engine_apply_external(struct rsre_incident_engine *e, rsre_sto
     return apply_batch(e, txn, node, batch, now_ms, 1);
 }
 
+int rsre_incident_engine_observe(struct rsre_incident_engine *e, rsre_store_txn *txn,
+                                 const struct rsre_observation *obs, int64_t now_ms) {
+    if (!e || !txn || !obs) {
+        return -EINVAL;
+    }
+    int slots[RSRE__OBS_VALUES];
+    int rc = rsre__inc_obs_validate(e, obs, slots);
+    if (rc) {
+        return rc;
+    }
+    struct rsre__node *h;
+    if ((rc = rsre__inc_scope_get(e, obs->scope, 1, &h))) {
+        return rc;
+    }
+    first_now(e, now_ms);
+    if ((rc = rsre__inc_obs_apply(e, h, obs, slots, now_ms))) {
+        return rc;
+    }
+    rsre__inc_cluster_refresh(e, now_ms);
+    if (h == &e->cluster) {
+        /* jobs.*: the cluster-scope class, and node classes reading the aggregate. */
+        for (size_t i = 0; i < e->nnodes; i++) {
+            rsre__inc_node_refresh(e, e->nodes[i], now_ms);
+        }
+        return evaluate_holder(e, txn, &e->cluster, now_ms, 0);
+    }
+    rsre__inc_obs_refresh(e, h, now_ms);
+    return evaluate_holder(e, txn, h, now_ms, 0);
+}
+
 int rsre_incident_engine_agent_seen(struct rsre_incident_engine *e, rsre_store_txn *txn,
                                     const char *node, const char *boot_id, int64_t now_ms) {
     if (!e || !txn || !node) {
@@ -487,9 +588,15 @@ int rsre_incident_engine_tick(struct rsre_incident_engine *e, rsre_store_txn *tx
     for (size_t i = 0; i < e->nnodes; i++) {
         rsre__inc_node_refresh(e, e->nodes[i], now_ms);
     }
+    for (size_t i = 0; i < e->nscopes; i++) {
+        rsre__inc_obs_refresh(e, e->scopes[i], now_ms);
+    }
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < e->nnodes; i++) {
         rc = evaluate_holder(e, txn, e->nodes[i], now_ms, 1);
+    }
+    for (size_t i = 0; rc == 0 && i < e->nscopes; i++) {
+        rc = evaluate_holder(e, txn, e->scopes[i], now_ms, 1);
     }
     if (rc == 0) {
         rc = evaluate_holder(e, txn, &e->cluster, now_ms, 1);
@@ -505,9 +612,16 @@ int rsre_incident_engine_tick(struct rsre_incident_engine *e, rsre_store_txn *tx
 
 /* --- loading from the store --------------------------------------------------------------- */
 
+/* Holder i of every holder: nodes, scope holders, then the cluster holder. */
+static struct rsre__node *holder_at(struct rsre_incident_engine *e, size_t i) {
+    return i < e->nnodes                ? e->nodes[i]
+           : i < e->nnodes + e->nscopes ? e->scopes[i - e->nnodes]
+                                        : &e->cluster;
+}
+
 struct rsre__inc *rsre__inc_by_id(struct rsre_incident_engine *e, const char *id) {
-    for (size_t i = 0; i <= e->nnodes; i++) {
-        struct rsre__node *n = i < e->nnodes ? e->nodes[i] : &e->cluster;
+    for (size_t i = 0; i <= e->nnodes + e->nscopes; i++) {
+        struct rsre__node *n = holder_at(e, i);
         for (size_t b = 0; b < rsre__inc_nbindings; b++) {
             if (n->s.inc[b] && strcmp(n->s.inc[b]->id, id) == 0) {
                 return n->s.inc[b];
@@ -563,6 +677,10 @@ static int load_incident_cb(const rsre_store_incident *r, void *ud) {
         if ((L->rc = rsre__inc_node_get(e, scope + 5, 1, &h))) {
             return L->rc;
         }
+    } else if (rsre__inc_bindings[b].scope == RSRE__SCOPE_OBS && rsre__inc_scope_valid(scope)) {
+        if ((L->rc = rsre__inc_scope_get(e, scope, 1, &h))) {
+            return L->rc;
+        }
     } else {
         return 0;
     }
@@ -599,6 +717,9 @@ static int load_incident_cb(const rsre_store_incident *r, void *ud) {
     if (rsre__inc_bindings[b].held_since && rsre_lifecycle_is_open(st) && inc->opened_ms > 0) {
         *rsre__inc_bindings[b].held_since(&h->s) = inc->opened_ms;
     }
+    if (rsre_lifecycle_is_open(st)) {
+        rsre__inc_obs_seed(e, h, (size_t)b, inc->opened_ms);
+    }
     return 0;
 }
 
@@ -613,8 +734,8 @@ int rsre__inc_load(struct rsre_incident_engine *e) {
     if (!rc) {
         rc = L.rc;
     }
-    for (size_t i = 0; rc == 0 && i <= e->nnodes; i++) {
-        struct rsre__node *n = i < e->nnodes ? e->nodes[i] : &e->cluster;
+    for (size_t i = 0; rc == 0 && i <= e->nnodes + e->nscopes; i++) {
+        struct rsre__node *n = holder_at(e, i);
         for (size_t b = 0; rc == 0 && b < rsre__inc_nbindings; b++) {
             struct rsre__inc *inc = n->s.inc[b];
             if (inc && rsre_lifecycle_is_open(inc->state)) {
@@ -627,8 +748,8 @@ int rsre__inc_load(struct rsre_incident_engine *e) {
 }
 
 void rsre__inc_free_incidents(struct rsre_incident_engine *e) {
-    for (size_t i = 0; i <= e->nnodes; i++) {
-        struct rsre__node *n = i < e->nnodes ? e->nodes[i] : &e->cluster;
+    for (size_t i = 0; i <= e->nnodes + e->nscopes; i++) {
+        struct rsre__node *n = holder_at(e, i);
         for (size_t b = 0; b < rsre__inc_nbindings; b++) {
             free(n->s.inc[b]);
             n->s.inc[b] = NULL;
@@ -638,10 +759,14 @@ void rsre__inc_free_incidents(struct rsre_incident_engine *e) {
 
 /* --- create / destroy ---------------------------------------------------------------------- */
 
-static int init_bindings(struct rsre_incident_engine *e) {
+/* The rules of every binding under `rules`, into app/builtin/cells (all or nothing: on error
+ * nothing is left allocated). Sets e->defs. */
+static int build_apps(struct rsre_incident_engine *e, const struct rsre_ruleset *rules,
+                      struct rsre__app *apps, const struct rsre_rule **builtin, size_t *cells) {
     if (rsre__inc_nbindings > RSRE__MAX_BIND) {
         return -EINVAL;
     }
+    *cells = 0;
     for (size_t b = 0; b < rsre__inc_nbindings; b++) {
         const struct rsre_incident_def *def =
             rsre_taxonomy_incident(e->t, rsre__inc_bindings[b].class_id);
@@ -650,15 +775,20 @@ static int init_bindings(struct rsre_incident_engine *e) {
         }
         char id[128];
         snprintf(id, sizeof(id), "builtin.%s", def->id);
-        const struct rsre_rule *bi = rsre_ruleset_find(e->rules, id);
+        const struct rsre_rule *bi = rsre_ruleset_find(rules, id);
         const struct rsre_rule *const *ops = NULL;
         size_t nops = 0;
-        rsre_ruleset_applicable(e->rules, def, e->cfg.env, &ops, &nops);
-        struct rsre__app *app = &e->app[b];
+        rsre_ruleset_applicable(rules, def, e->cfg.env, &ops, &nops);
+        struct rsre__app *app = &apps[b];
         const struct rsre_rule **list = calloc(nops + 1, sizeof(*list));
         app->state_off = calloc(nops + 1, sizeof(size_t));
         if (!list || !app->state_off) {
             free(list);
+            for (size_t k = 0; k <= b; k++) {
+                free((void *)apps[k].rules);
+                free(apps[k].state_off);
+                apps[k] = (struct rsre__app){0};
+            }
             return -ENOMEM;
         }
         size_t n = 0;
@@ -669,15 +799,88 @@ static int init_bindings(struct rsre_incident_engine *e) {
             list[n++] = ops[i];
         }
         for (size_t i = 0; i < n; i++) {
-            size_t cells = list[i]->threshold ? rsre_expr_state_size(list[i]->threshold) : 0;
-            app->state_off[i] = cells ? e->rstate_cells : (size_t)-1;
-            e->rstate_cells += cells;
+            size_t c = list[i]->threshold ? rsre_expr_state_size(list[i]->threshold) : 0;
+            app->state_off[i] = c ? *cells : (size_t)-1;
+            *cells += c;
         }
         app->rules = list;
         app->n = n;
         e->defs[b] = def;
-        e->builtin[b] = bi;
+        builtin[b] = bi;
     }
+    return 0;
+}
+
+static int init_bindings(struct rsre_incident_engine *e) {
+    return build_apps(e, e->rules, e->app, e->builtin, &e->rstate_cells);
+}
+
+/*
+ * Rules reload. Everything the new rules need is allocated first (the per-binding rule lists
+ * and every holder's `for` state, which restarts from zero: a `for D` clause of a changed rule
+ * counts its duration again), then swapped in; the engine keeps no pointer into the previous
+ * ruleset after this returns (incidents keep rule ids as copies), so the caller may destroy it
+ * then. The caller owns both rulesets; the new one must outlive the engine or the next call.
+ */
+int rsre_incident_engine_set_rules(struct rsre_incident_engine *e,
+                                   const struct rsre_ruleset *rules) {
+    if (!e) {
+        return -EINVAL;
+    }
+    if (e->nundo) {
+        return -EBUSY; /* inside a transaction: call it between transactions */
+    }
+    int rc;
+    if (!rules) {
+        if (!e->own_rules && (rc = rsre_ruleset_create(e->t, &e->own_rules))) {
+            return rc;
+        }
+        rules = e->own_rules;
+    }
+    if (rsre_ruleset_taxonomy(rules) != e->t) {
+        return RSRE_EINVALID; /* signal slots and classes are bound to the engine's taxonomy */
+    }
+    struct rsre__app apps[RSRE__MAX_BIND] = {{0}};
+    const struct rsre_rule *builtin[RSRE__MAX_BIND] = {0};
+    size_t cells = 0;
+    if ((rc = build_apps(e, rules, apps, builtin, &cells))) {
+        return rc;
+    }
+    size_t nh = e->nnodes + e->nscopes + 1;
+    int64_t **st = calloc(nh, sizeof(*st));
+    rc = st ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && cells && i < nh; i++) {
+        if (!(st[i] = calloc(cells, sizeof(int64_t)))) {
+            rc = -ENOMEM;
+        }
+    }
+    if (rc) {
+        for (size_t i = 0; st && i < nh; i++) {
+            free(st[i]);
+        }
+        free(st);
+        for (size_t b = 0; b < RSRE__MAX_BIND; b++) {
+            free((void *)apps[b].rules);
+            free(apps[b].state_off);
+        }
+        return rc;
+    }
+    for (size_t i = 0; i < nh; i++) {
+        struct rsre__node *h = holder_at(e, i);
+        free(h->rstate);
+        h->rstate = st[i];
+    }
+    free(st);
+    for (size_t b = 0; b < RSRE__MAX_BIND; b++) {
+        free((void *)e->app[b].rules);
+        free(e->app[b].state_off);
+        e->app[b] = apps[b];
+        e->builtin[b] = builtin[b];
+    }
+    e->rstate_cells = cells;
+    e->rules = rules;
+    e->cfg.rules = rules == e->own_rules ? NULL : rules;
+    RSRE_LOG(RSRE_LOG_INFO, RSRE__INC_MOD, "rules replaced: %zu rules", rsre_ruleset_count(rules));
     return 0;
 }
 
@@ -725,6 +928,7 @@ int rsre_incident_engine_create(rsre_store *store, const struct rsre_incident_en
         e->t = rsre_ruleset_taxonomy(e->rules);
         e->cluster_jobs_finished = NAN;
         rc = rsre__inc_signals_init(e);
+        e->obs_size = sizeof(struct rsre__obs) + RSRE__OBS_SOURCES * e->nslots * sizeof(double);
     }
     if (rc == 0) {
         rc = init_bindings(e);
@@ -757,6 +961,7 @@ void rsre_incident_engine_destroy(struct rsre_incident_engine *e) {
     }
     rsre__inc_txn_free(e);
     rsre__inc_free_incidents(e);
+    rsre__inc_scopes_free(e);
     rsre__inc_nodes_free(e);
     for (size_t b = 0; b < RSRE__MAX_BIND; b++) {
         free((void *)e->app[b].rules);

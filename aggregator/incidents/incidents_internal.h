@@ -14,6 +14,8 @@
  *   plan.c          targets, policy decisions, cooldown keys, auto actions, approval requests
  *                   and their prompt, standing records of what did not run
  *   approvals.c     approvals of an incident, cancel, expire, decided, action results
+ *   observe.c       observations from the aggregator's own probes/observers/channels: scope
+ *                   holders, per-source values, streaks, held durations; rules reload
  *
  * Everything here is owned by the engine and touched only from the loop thread that owns it.
  */
@@ -34,13 +36,20 @@
 #define RSRE__ACTOR "robot-sre"
 #define RSRE__NODE_NAME_MAX 253
 #define RSRE__MAX_NODES 100000
-#define RSRE__MAX_BIND 8          /* classes the engine evaluates (binding table rows) */
+#define RSRE__MAX_BIND 16         /* classes the engine evaluates (binding table rows) */
 #define RSRE__MAX_EV 12           /* evidence rows per class */
 #define RSRE__MAX_EV_REFS 64      /* Evidence records one incident keeps (raw_evidence_refs) */
 #define RSRE__MAX_LIST_ITEMS 1024 /* bound on any repeated string field the engine writes */
 #define RSRE__RING 16             /* windowed event counters */
 #define RSRE__WINDOW_MS (10 * 60 * 1000)     /* "in the last window" of kernel.* and events.* */
 #define RSRE__FUTURE_SKEW_MS (5 * 60 * 1000) /* observations further ahead are clamped to now */
+#define RSRE__SCOPE_MAX 253         /* observation scope length ("dependency/redis") */
+#define RSRE__MAX_SCOPES 4096       /* observation scopes held at once */
+#define RSRE__OBS_SOURCES 8         /* independent sources per scope */
+#define RSRE__OBS_SOURCE_MAX 63     /* source name length ("probe:redis") */
+#define RSRE__OBS_DETAIL_MAX 512    /* detail text kept per source (longer: RSRE_EINVALID) */
+#define RSRE__OBS_VALUES 32         /* (signal, value) pairs in one observation */
+#define RSRE__OBS_SOURCE_IDLE_MS (60 * 60 * 1000) /* a source silent this long may be replaced */
 
 /* --- raw per-node values (signal_state.c's map table writes them) ----------------------- */
 
@@ -97,6 +106,11 @@ struct rsre__slots {
         imagefs_reclaimable, gc_can_recover, psi_memory, psi_io, oom_kills, no_space_errors,
         evictions_10m, eviction_threshold_met, free_disk_space_failed, pods_succeeded, pods_failed,
         pods_evicted, customer_facing_failing, jobs_finished, incidents_active;
+    /* observation signals */
+    int pull_failing, pull_core, dep_failing, dep_core, dep_cascading, dep_consec,
+        ingress_failing, ingress_core, tls_failures, tls_days, dns_mismatches, ldap_failing,
+        ldap_held, http_ratio, http_held, http_slope, db_failing, rel_drifted, rel_blocked,
+        rel_unhealthy, jobs_churn, chat_down, chat_total;
     int internal[RSRE__I_COUNT]; /* nsignals + i */
 };
 
@@ -108,6 +122,7 @@ struct rsre__ring {
 };
 
 struct rsre__inc;
+struct rsre__obs;
 
 /* The part of a node that a transaction may change (saved whole for undo). */
 struct rsre__node_state {
@@ -124,9 +139,12 @@ struct rsre__node_state {
     struct rsre__inc *inc[RSRE__MAX_BIND]; /* by binding index */
 };
 
-/* A node (or the cluster holder). */
+/* A node, the cluster holder, or an observation scope holder. */
 struct rsre__node {
-    char name[RSRE__NODE_NAME_MAX + 1]; /* "" for the cluster holder */
+    char name[RSRE__NODE_NAME_MAX + 1]; /* "" for the cluster holder and scope holders */
+    char scope[RSRE__SCOPE_MAX + 1];    /* observation scope ("dependency/redis"); "" otherwise */
+    struct rsre__obs *obs; /* observed values (scope holders, the cluster holder), or NULL */
+    uint64_t obs_undo_gen;
     size_t index;                       /* position in e->nodes (rows) */
     struct rsre__node *hnext;
     struct rsre__node_state s;
@@ -137,25 +155,45 @@ struct rsre__node {
 
 /* --- evidence and class bindings (evidence.c) -------------------------------------------- */
 
-enum rsre__scope { RSRE__SCOPE_NODE, RSRE__SCOPE_CLUSTER };
+/* NODE: one incident per node; CLUSTER: the cluster holder; OBS: one per observation scope. */
+enum rsre__scope { RSRE__SCOPE_NODE, RSRE__SCOPE_CLUSTER, RSRE__SCOPE_OBS };
 
 struct rsre__eval {
     const struct rsre_incident_engine *e;
-    const struct rsre__node *n; /* node, or the cluster holder */
+    const struct rsre__node *n; /* node, the cluster holder or a scope holder */
     const double *row;
     int64_t now_ms;
+    int src1; /* per-source rows: 1 + the holder's source index whose values `row` is; 0 none */
+};
+
+/* Kinds of observation source, by the prefix of its name (docs/incidents.md "Feeding the
+ * engine"): "probe:" the aggregator's own checks, "observer:" Kubernetes observers, "notify:"
+ * operator channels' delivery results; anything else is OTHER. */
+enum {
+    RSRE__K_PROBE = 1,
+    RSRE__K_OBSERVER = 2,
+    RSRE__K_NOTIFY = 4,
+    RSRE__K_OTHER = 8,
+    RSRE__K_ANY = 15,
 };
 
 /* One kind of evidence a class may have. `per_node` rows (cluster scope) yield one item per
- * node for which `holds` is true on that node's row, with source "<source>@<node>". */
+ * node for which `holds` is true on that node's row, with source "<source>@<node>".
+ * `src_kinds` rows (observations) yield one item per observation source of the holder whose
+ * kind is in the mask and whose own values make `holds` true; the item's source is the
+ * observation's `source` and its checks the consecutive observations of that source in which
+ * the row held (for rows with `probe_streak`, at least the probe's reported
+ * dep.consecutive_failures). */
 struct rsre__ev_row {
     const char *kind;   /* Evidence.kind */
-    const char *source; /* Evidence.source and confidence source */
+    const char *source; /* Evidence.source and confidence source (not for src_kinds rows) */
     enum rsre_evidence_strength strength;
     int primary;
     int per_node;
     int (*holds)(const struct rsre__eval *ev);
     void (*describe)(const struct rsre__eval *ev, char *buf, size_t cap);
+    unsigned src_kinds;
+    int probe_streak;
 };
 
 /* An incident class the engine evaluates, with its scope and evidence. */
@@ -171,6 +209,67 @@ struct rsre__binding {
     int64_t *(*held_since)(struct rsre__node_state *s);
 };
 
+/* --- observations (observe.c) --------------------------------------------------------------- */
+
+/* One source's view of a scope. */
+struct rsre__obs_src {
+    char name[RSRE__OBS_SOURCE_MAX + 1];
+    char detail[RSRE__OBS_DETAIL_MAX + 1];
+    unsigned kind;           /* RSRE__K_* */
+    int64_t seen_ms;         /* its last observation */
+    double http_prev;        /* http.error_ratio at http_prev_ms, for the derived slope */
+    int64_t http_prev_ms;
+    uint16_t streak[RSRE__MAX_BIND][RSRE__MAX_EV]; /* consecutive observations the row held */
+    uint32_t recorded[RSRE__MAX_BIND];             /* rows with an Evidence record this episode */
+};
+
+/* The observed state of one scope: sources and their values (one block, copied whole for
+ * undo). vals: nsrc rows of e->nslots doubles (NaN = never given), after the struct. */
+struct rsre__obs {
+    size_t nsrc;
+    int64_t ldap_since_ms; /* aggregate ldap.failing == 1 since (0: not failing) */
+    int64_t http_since_ms; /* aggregate http.error_ratio above the threshold since */
+    struct rsre__obs_src src[RSRE__OBS_SOURCES];
+    double vals[];
+};
+
+/* The values row of source i. */
+double *rsre__inc_obs_vals(const struct rsre_incident_engine *e, const struct rsre__obs *o,
+                           size_t i);
+/* Allocates the holder's observation block (all NaN). */
+int rsre__inc_obs_attach(struct rsre_incident_engine *e, struct rsre__node *h);
+/* Finds (or creates) the scope holder of `scope` ("cluster" is the cluster holder). */
+int rsre__inc_scope_get(struct rsre_incident_engine *e, const char *scope, int create,
+                        struct rsre__node **out);
+/* Overlays the holder's observed values (aggregated over sources) and the derived held
+ * durations onto its evaluation row. */
+void rsre__inc_obs_refresh(struct rsre_incident_engine *e, struct rsre__node *h, int64_t now_ms);
+/* Whether any observation-fed evidence row of binding b holds at the holder (the gate an
+ * observation class needs besides its threshold). */
+int rsre__inc_obs_gate(const struct rsre_incident_engine *e, size_t b, const struct rsre__eval *ev);
+/* The holder's label: node name, scope, or "cluster". */
+const char *rsre__inc_holder_label(const struct rsre__node *h);
+/* Saves the holder's observation block for undo once per transaction. */
+void rsre__inc_save_obs(struct rsre_incident_engine *e, struct rsre__node *h);
+/* A new episode of an incident of binding b at h: its per-source evidence is recorded again. */
+void rsre__inc_obs_episode(struct rsre__node *h, size_t b);
+/* Seeds the held-since clocks of an open incident loaded from the store. */
+void rsre__inc_obs_seed(struct rsre_incident_engine *e, struct rsre__node *h, size_t b,
+                        int64_t opened_ms);
+void rsre__inc_scopes_free(struct rsre_incident_engine *e);
+/* A scope an observation may name: 1..RSRE__SCOPE_MAX printable ASCII bytes without spaces,
+ * not "node=..." (fingerprints of node incidents). "cluster" is the cluster holder. */
+int rsre__inc_scope_valid(const char *scope);
+/* Checks an observation (RSRE_EINVALID: docs/incidents.md "Feeding the engine") and fills
+ * slots[i] with the catalogue slot of values[i]. Changes nothing. */
+int rsre__inc_obs_validate(const struct rsre_incident_engine *e, const struct rsre_observation *obs,
+                           int *slots);
+/* Stores a validated observation at holder h (which has an observation block): the source's
+ * values, detail, derived slope, held-since clocks and evidence streaks. RSRE_ELIMIT when the
+ * scope has RSRE__OBS_SOURCES sources and none idle long enough to be replaced. */
+int rsre__inc_obs_apply(struct rsre_incident_engine *e, struct rsre__node *h,
+                        const struct rsre_observation *obs, const int *slots, int64_t now_ms);
+
 extern const struct rsre__binding rsre__inc_bindings[];
 extern const size_t rsre__inc_nbindings;
 
@@ -178,6 +277,13 @@ extern const size_t rsre__inc_nbindings;
 int rsre__inc_ev_holds(const struct rsre__ev_row *row, const struct rsre__eval *ev);
 void rsre__inc_ev_describe(const struct rsre__ev_row *row, const struct rsre__eval *ev, char *buf,
                            size_t cap);
+/* Whether source i of the holder is of a kind the src_kinds row accepts and its own values make
+ * the row hold; fills *sub with the evaluation on that source's values. */
+int rsre__inc_ev_src(const struct rsre__ev_row *row, const struct rsre__eval *ev, size_t i,
+                     struct rsre__eval *sub);
+/* The words of a src_kinds row for one source (`sub` from that source), with its detail. */
+void rsre__inc_ev_describe_src(const struct rsre__ev_row *row, const struct rsre__eval *sub,
+                               char *buf, size_t cap);
 /* Evidence items of binding `b` at `ev`, with checks from `checks` (rows with checks 0 do not
  * hold). Fills at most `cap` items; `srcbuf` (cap entries) holds per-node source strings. */
 size_t rsre__inc_evidence_items(const struct rsre__binding *b, const struct rsre__eval *ev,
@@ -245,7 +351,7 @@ struct rsre__undo {
     void *copy;
 };
 
-enum { RSRE__U_NODE, RSRE__U_INC, RSRE__U_NEW_INC, RSRE__U_RETIRE_INC };
+enum { RSRE__U_NODE, RSRE__U_INC, RSRE__U_NEW_INC, RSRE__U_RETIRE_INC, RSRE__U_OBS };
 
 /* Operator rules applicable to one binding (with their `for` state offsets). */
 struct rsre__app {
@@ -275,6 +381,9 @@ struct rsre_incident_engine {
     struct rsre__node **htab;
     size_t hcap;
     struct rsre__node cluster;
+    struct rsre__node **scopes; /* observation scope holders */
+    size_t nscopes, capscopes;
+    size_t obs_size; /* bytes of one struct rsre__obs with its values */
     double cluster_jobs_finished; /* cached aggregate, NaN when unknown */
     double incidents_active;
     int64_t first_now_ms, last_now_ms;

@@ -48,12 +48,46 @@ static int target_how(const struct rsre_action_def *a, enum how *out) {
     return 0;
 }
 
+/* Observation scopes name the resource some actions act on: the action's target is the rest of
+ * the scope after the prefix ("dependency/redis" -> restart_shared_dependency on "redis"). */
+static const struct {
+    const char *prefix;
+    const char *actions[6];
+} scope_targets[] = {
+    {"dependency/",
+     {"restart_noncritical_dependency", "restart_shared_dependency", "scale_dependency", NULL}},
+    {"workload/", {"patch_image_refs", "rollout_restart", NULL}},
+    {"release/", {"helm_reconcile", "helm_rollback", "force_field_ownership",
+                  "query_release_state", NULL}},
+    {"ingress/", {"patch_ingress", NULL}},
+};
+
+static int scope_target(const char *scope, const struct rsre_action_def *a, char *buf,
+                        size_t cap) {
+    for (size_t i = 0; i < sizeof(scope_targets) / sizeof(scope_targets[0]); i++) {
+        size_t n = strlen(scope_targets[i].prefix);
+        if (strncmp(scope, scope_targets[i].prefix, n) != 0 || !scope[n]) {
+            continue;
+        }
+        for (size_t k = 0; scope_targets[i].actions[k]; k++) {
+            if (strcmp(scope_targets[i].actions[k], a->id) == 0) {
+                snprintf(buf, cap, "%s", scope + n);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* Fills buf with the action's target; 0 when the engine cannot form one. */
 static int form_target(const struct rsre_incident_engine *e, const struct rsre__inc *inc,
                        const struct rsre_action_def *a, char *buf, size_t cap) {
     enum how how;
     const char *node = inc->holder->name;
     buf[0] = '\0';
+    if (inc->holder->scope[0] && scope_target(inc->holder->scope, a, buf, cap)) {
+        return 1;
+    }
     if (!target_how(a, &how)) {
         return 0;
     }
@@ -65,7 +99,7 @@ static int form_target(const struct rsre_incident_engine *e, const struct rsre__
         snprintf(buf, cap, "%s", node);
         return 1;
     case T_SCOPE:
-        snprintf(buf, cap, "%s", node[0] ? node : "cluster");
+        snprintf(buf, cap, "%s", rsre__inc_holder_label(inc->holder));
         return 1;
     case T_INCIDENT:
         snprintf(buf, cap, "%s", inc->id);
@@ -209,7 +243,7 @@ void rsre__inc_cooldown_key(const struct rsre_incident_engine *e, const struct r
         what = "incident", value = inc->id;
         break;
     case RSRE_CD_NODE:
-        what = "node", value = inc->holder->name[0] ? inc->holder->name : "cluster";
+        what = "node", value = rsre__inc_holder_label(inc->holder);
         break;
     default:
         what = "target", value = target;
@@ -398,7 +432,10 @@ static void render_prompt(const struct rsre_incident_engine *e, const struct rsr
     const char *body = strstr(rec->summary, ": ");
     body = body ? body + 2 : rec->summary;
     snprintf(p->why, sizeof(p->why), "%s on %s for %s (%.700s); severity %s, confidence %s",
-             bd->problem, inc->holder->name[0] ? inc->holder->name : "the cluster", held, body,
+             bd->problem,
+             inc->holder->name[0] || inc->holder->scope[0] ? rsre__inc_holder_label(inc->holder)
+                                                          : "the cluster",
+             held, body,
              rsre_severity_name(inc->severity), rsre_confidence_name(inc->confidence));
     snprintf(p->impact, sizeof(p->impact), "%s", impact);
     char nt[RSRE__NODE_NAME_MAX + 1], ntw[300];

@@ -153,6 +153,8 @@ void rsre__inc_fingerprint(const struct rsre__inc *inc, char *buf, size_t cap) {
     const char *cls = rsre__inc_bindings[inc->b].class_id;
     if (inc->holder->name[0]) {
         snprintf(buf, cap, "%s/node=%s", cls, inc->holder->name);
+    } else if (inc->holder->scope[0]) {
+        snprintf(buf, cap, "%s/%s", cls, inc->holder->scope);
     } else {
         snprintf(buf, cap, "%s/cluster", cls);
     }
@@ -165,14 +167,24 @@ int rsre__inc_rec_save(struct rsre_incident_engine *e, rsre_store_txn *txn,
         return rc;
     }
     const struct rsre_incident_def *def = e->defs[inc->b];
-    char fp[RSRE__NODE_NAME_MAX + 80];
+    char fp[RSRE__SCOPE_MAX + 80];
     rsre__inc_fingerprint(inc, fp, sizeof(fp));
+    char kind[RSRE__SCOPE_MAX + 1];
     RobotSre__Store__ResourceRef ref = ROBOT_SRE__STORE__RESOURCE_REF__INIT;
     RobotSre__Store__ResourceRef *refs[1] = {&ref};
     if (inc->holder->name[0]) {
         ref.kind = "Node";
         ref.name = (char *)inc->holder->name;
         ref.node = (char *)inc->holder->name;
+    } else if (inc->holder->scope[0]) {
+        /* "dependency/redis": kind "dependency", name "redis"; a scope without '/' is its own
+         * kind and name. */
+        const char *sc = inc->holder->scope, *slash = strchr(sc, '/');
+        size_t kl = slash ? (size_t)(slash - sc) : strlen(sc);
+        memcpy(kind, sc, kl);
+        kind[kl] = '\0';
+        ref.kind = kind;
+        ref.name = (char *)(slash && slash[1] ? slash + 1 : sc);
     } else {
         ref.kind = "Cluster";
         ref.name = (char *)(e->cfg.cluster ? e->cfg.cluster : "");

@@ -225,6 +225,29 @@ int rsre__inc_signals_init(struct rsre_incident_engine *e) {
         {&e->sl.customer_facing_failing, "pods.customer_facing_failing"},
         {&e->sl.jobs_finished, "jobs.finished_pods"},
         {&e->sl.incidents_active, "incidents.active"},
+        {&e->sl.pull_failing, "pull.failing_workloads"},
+        {&e->sl.pull_core, "pull.failing_core_workloads"},
+        {&e->sl.dep_failing, "dep.failing"},
+        {&e->sl.dep_core, "dep.core_failing"},
+        {&e->sl.dep_cascading, "dep.cascading"},
+        {&e->sl.dep_consec, "dep.consecutive_failures"},
+        {&e->sl.ingress_failing, "ingress.failing_routes"},
+        {&e->sl.ingress_core, "ingress.failing_core_routes"},
+        {&e->sl.tls_failures, "tls.failures"},
+        {&e->sl.tls_days, "tls.days_to_expiry"},
+        {&e->sl.dns_mismatches, "dns.mismatches"},
+        {&e->sl.ldap_failing, "ldap.failing"},
+        {&e->sl.ldap_held, "ldap.failing_held"},
+        {&e->sl.http_ratio, "http.error_ratio"},
+        {&e->sl.http_held, "http.error_ratio_held"},
+        {&e->sl.http_slope, "http.error_ratio_slope"},
+        {&e->sl.db_failing, "db.failing"},
+        {&e->sl.rel_drifted, "release.drifted"},
+        {&e->sl.rel_blocked, "release.rollout_blocked"},
+        {&e->sl.rel_unhealthy, "release.unhealthy_workloads"},
+        {&e->sl.jobs_churn, "jobs.apiserver_churn"},
+        {&e->sl.chat_down, "chat.channels_down"},
+        {&e->sl.chat_total, "chat.channels_total"},
     };
     for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
         *named[i].slot = slot_of(t, named[i].name);
@@ -571,12 +594,18 @@ void rsre__inc_cluster_refresh(struct rsre_incident_engine *e, int64_t now_ms) {
             open += n->s.inc[b] && rsre_lifecycle_is_open(n->s.inc[b]->state);
         }
     }
-    for (size_t b = 0; b < rsre__inc_nbindings; b++) {
-        open += e->cluster.s.inc[b] && rsre_lifecycle_is_open(e->cluster.s.inc[b]->state);
+    for (size_t i = 0; i <= e->nscopes; i++) {
+        const struct rsre__node *h = i < e->nscopes ? e->scopes[i] : &e->cluster;
+        for (size_t b = 0; b < rsre__inc_nbindings; b++) {
+            open += h->s.inc[b] && rsre_lifecycle_is_open(h->s.inc[b]->state);
+        }
     }
     e->cluster_jobs_finished = known ? jobs : NAN;
     e->incidents_active = (double)open;
     row_clear(e->cluster.row, e->nslots);
     put(e->cluster.row, e->sl.jobs_finished, e->cluster_jobs_finished);
     put(e->cluster.row, e->sl.incidents_active, e->incidents_active);
+    if (e->cluster.obs) {
+        rsre__inc_obs_refresh(e, &e->cluster, now_ms);
+    }
 }

@@ -229,6 +229,11 @@ void rsre_incident_engine_aborted(struct rsre_incident_engine *e) {
         case RSRE__U_NEW_INC:
             free(u->obj);
             break;
+        case RSRE__U_OBS: {
+            struct rsre__node *h = u->obj;
+            memcpy(h->obs, u->copy, e->obs_size);
+            break;
+        }
         default:
             break;
         }
@@ -247,7 +252,11 @@ void rsre_incident_engine_aborted(struct rsre_incident_engine *e) {
                      rsre_strerror(rc));
         }
     }
+    rsre__inc_cluster_refresh(e, e->last_now_ms);
     for (size_t i = 0; i < e->nnodes; i++) {
         rsre__inc_node_refresh(e, e->nodes[i], e->last_now_ms);
+    }
+    for (size_t i = 0; i < e->nscopes; i++) {
+        rsre__inc_obs_refresh(e, e->scopes[i], e->last_now_ms);
     }
 }

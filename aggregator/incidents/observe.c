@@ -1,0 +1,508 @@
+/*
+ * Observations: what the aggregator's own probes (aggregator/probes), Kubernetes observers
+ * (aggregator/observe) and operator channels (aggregator/notify) tell the engine about one
+ * resource scope ("dependency/redis", "release/prod/api", "channels", "cluster").
+ *
+ * Each scope is a holder like a node, with an observation block: up to RSRE__OBS_SOURCES
+ * sources, each with its own values (one row of catalogue slots), detail text and, per evidence
+ * row of every class, the number of consecutive observations in which the row held on that
+ * source's values (the "repeated across checks" of the confidence model). The holder's
+ * evaluation row aggregates the sources (the worst value: the largest, the smallest for
+ * tls.days_to_expiry) and adds what the engine derives: ldap.failing_held and
+ * http.error_ratio_held from when the aggregate started failing, http.error_ratio_slope from
+ * consecutive samples of a source when the source does not give it, and incidents.active
+ * (open incidents elsewhere). The table `observable` lists what a caller may set, where and in
+ * which range; docs/incidents.md "Feeding the engine" is its operator-facing copy.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "incidents/incidents_internal.h"
+
+#define HTTP_ERROR_THRESHOLD 0.05 /* http_error_rate_spike's "http.error_ratio > 5%" */
+#define DETAIL_HARD_MAX 8192      /* longer detail text is refused, shorter is truncated */
+
+enum vkind { V_COUNT, V_BOOL, V_RATIO, V_SLOPE, V_DAYS };
+
+/* Signals an observation may set: where (cluster: only at scope "cluster"; otherwise only at a
+ * resource scope) and what values are plausible. Held durations and incidents.active are the
+ * engine's own; node.* and the rest come from agents. */
+static const struct {
+    const char *name;
+    int cluster;
+    enum vkind kind;
+} observable[] = {
+    {"pull.failing_workloads", 0, V_COUNT},
+    {"pull.failing_core_workloads", 0, V_COUNT},
+    {"dep.failing", 0, V_COUNT},
+    {"dep.core_failing", 0, V_COUNT},
+    {"dep.cascading", 0, V_COUNT},
+    {"dep.consecutive_failures", 0, V_COUNT},
+    {"ingress.failing_routes", 0, V_COUNT},
+    {"ingress.failing_core_routes", 0, V_COUNT},
+    {"tls.failures", 0, V_COUNT},
+    {"tls.days_to_expiry", 0, V_DAYS},
+    {"dns.mismatches", 0, V_COUNT},
+    {"ldap.failing", 0, V_BOOL},
+    {"http.error_ratio", 0, V_RATIO},
+    {"http.error_ratio_slope", 0, V_SLOPE},
+    {"db.failing", 0, V_BOOL},
+    {"release.drifted", 0, V_BOOL},
+    {"release.rollout_blocked", 0, V_BOOL},
+    {"release.unhealthy_workloads", 0, V_COUNT},
+    {"chat.channels_down", 0, V_COUNT},
+    {"chat.channels_total", 0, V_COUNT},
+    {"jobs.finished_pods", 1, V_COUNT},
+    {"jobs.apiserver_churn", 1, V_COUNT},
+};
+#define NOBSERVABLE (sizeof(observable) / sizeof(observable[0]))
+
+static int plausible(enum vkind k, double v) {
+    if (!isfinite(v)) {
+        return 0;
+    }
+    switch (k) {
+    case V_COUNT:
+        return v >= 0 && v <= 1e9 && v == floor(v);
+    case V_BOOL:
+        return v == 0.0 || v == 1.0;
+    case V_RATIO:
+        return v >= 0 && v <= 1;
+    case V_SLOPE:
+        return v >= -1 && v <= 1;
+    case V_DAYS:
+        return v >= -36500 && v <= 36500;
+    }
+    return 0;
+}
+
+static int printable_token(const char *s, size_t max) {
+    size_t n = strnlen(s, max + 1);
+    if (n == 0 || n > max) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c >= 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int rsre__inc_scope_valid(const char *scope) {
+    return printable_token(scope, RSRE__SCOPE_MAX) && strncmp(scope, "node=", 5) != 0;
+}
+
+static unsigned source_kind(const char *s) {
+    static const struct {
+        const char *prefix;
+        unsigned kind;
+    } kinds[] = {{"probe:", RSRE__K_PROBE}, {"observer:", RSRE__K_OBSERVER},
+                 {"notify:", RSRE__K_NOTIFY}};
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        size_t n = strlen(kinds[i].prefix);
+        if (strncmp(s, kinds[i].prefix, n) == 0 && s[n]) {
+            return kinds[i].kind;
+        }
+    }
+    return RSRE__K_OTHER;
+}
+
+/* --- blocks and holders -------------------------------------------------------------------- */
+
+double *rsre__inc_obs_vals(const struct rsre_incident_engine *e, const struct rsre__obs *o,
+                           size_t i) {
+    return (double *)o->vals + i * e->nslots;
+}
+
+static void src_clear(const struct rsre_incident_engine *e, struct rsre__obs *o, size_t i) {
+    memset(&o->src[i], 0, sizeof(o->src[i]));
+    double *v = rsre__inc_obs_vals(e, o, i);
+    for (size_t k = 0; k < e->nslots; k++) {
+        v[k] = NAN;
+    }
+}
+
+int rsre__inc_obs_attach(struct rsre_incident_engine *e, struct rsre__node *h) {
+    if (h->obs) {
+        return 0;
+    }
+    struct rsre__obs *o = calloc(1, e->obs_size);
+    if (!o) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < RSRE__OBS_SOURCES; i++) {
+        src_clear(e, o, i);
+    }
+    h->obs = o;
+    return 0;
+}
+
+const char *rsre__inc_holder_label(const struct rsre__node *h) {
+    return h->name[0] ? h->name : h->scope[0] ? h->scope : "cluster";
+}
+
+int rsre__inc_scope_get(struct rsre_incident_engine *e, const char *scope, int create,
+                        struct rsre__node **out) {
+    *out = NULL;
+    if (strcmp(scope, "cluster") == 0) {
+        int rc = create ? rsre__inc_obs_attach(e, &e->cluster) : 0;
+        *out = rc ? NULL : &e->cluster;
+        return rc;
+    }
+    for (size_t i = 0; i < e->nscopes; i++) {
+        if (strcmp(e->scopes[i]->scope, scope) == 0) {
+            *out = e->scopes[i];
+            return 0;
+        }
+    }
+    if (!create) {
+        return RSRE_ENOTFOUND;
+    }
+    if (e->nscopes >= RSRE__MAX_SCOPES) {
+        return RSRE_ELIMIT;
+    }
+    if (e->nscopes == e->capscopes) {
+        size_t cap = e->capscopes ? e->capscopes * 2 : 16;
+        struct rsre__node **v = realloc(e->scopes, cap * sizeof(*v));
+        if (!v) {
+            return -ENOMEM;
+        }
+        e->scopes = v;
+        e->capscopes = cap;
+    }
+    struct rsre__node *h = calloc(1, sizeof(*h));
+    if (!h || !(h->row = malloc(e->nslots * sizeof(double))) ||
+        (e->rstate_cells && !(h->rstate = calloc(e->rstate_cells, sizeof(int64_t))))) {
+        if (h) {
+            free(h->row);
+        }
+        free(h);
+        return -ENOMEM;
+    }
+    int rc = rsre__inc_obs_attach(e, h);
+    if (rc) {
+        free(h->rstate);
+        free(h->row);
+        free(h);
+        return rc;
+    }
+    snprintf(h->scope, sizeof(h->scope), "%s", scope);
+    for (size_t k = 0; k < e->nslots; k++) {
+        h->row[k] = NAN;
+    }
+    for (size_t r = 0; r < RSRE__R_COUNT; r++) {
+        h->s.raw[r] = NAN;
+    }
+    h->index = e->nscopes;
+    e->scopes[e->nscopes++] = h;
+    *out = h;
+    return 0;
+}
+
+void rsre__inc_scopes_free(struct rsre_incident_engine *e) {
+    for (size_t i = 0; i < e->nscopes; i++) {
+        free(e->scopes[i]->obs);
+        free(e->scopes[i]->row);
+        free(e->scopes[i]->rstate);
+        free(e->scopes[i]);
+    }
+    free(e->scopes);
+    e->scopes = NULL;
+    e->nscopes = e->capscopes = 0;
+    free(e->cluster.obs);
+    e->cluster.obs = NULL;
+}
+
+/* --- undo ---------------------------------------------------------------------------------- */
+
+void rsre__inc_save_obs(struct rsre_incident_engine *e, struct rsre__node *h) {
+    if (!h->obs || h->obs_undo_gen == e->gen + 1) {
+        return;
+    }
+    h->obs_undo_gen = e->gen + 1;
+    void *copy = malloc(e->obs_size);
+    if (!copy || rsre__inc_undo_push(e, RSRE__U_OBS, h, copy)) {
+        free(copy);
+        e->undo_failed = 1;
+        return;
+    }
+    memcpy(copy, h->obs, e->obs_size);
+}
+
+void rsre__inc_obs_episode(struct rsre__node *h, size_t b) {
+    if (!h->obs) {
+        return;
+    }
+    for (size_t i = 0; i < RSRE__OBS_SOURCES; i++) {
+        h->obs->src[i].recorded[b] = 0;
+    }
+}
+
+/* --- aggregation and derived signals ------------------------------------------------------- */
+
+static double agg_slot(const struct rsre_incident_engine *e, const struct rsre__obs *o, int slot) {
+    double agg = NAN;
+    if (slot < 0) {
+        return agg;
+    }
+    for (size_t i = 0; i < o->nsrc; i++) {
+        double v = rsre__inc_obs_vals(e, o, i)[slot];
+        if (!isfinite(v)) {
+            continue;
+        }
+        if (!isfinite(agg)) {
+            agg = v;
+        } else {
+            agg = slot == e->sl.tls_days ? fmin(agg, v) : fmax(agg, v);
+        }
+    }
+    return agg;
+}
+
+static double held_s(int64_t since, int64_t now_ms) {
+    return since > 0 && now_ms > since ? (double)(now_ms - since) / 1000.0 : 0.0;
+}
+
+static void put(double *row, int slot, double v) {
+    if (slot >= 0) {
+        row[slot] = v;
+    }
+}
+
+void rsre__inc_obs_refresh(struct rsre_incident_engine *e, struct rsre__node *h, int64_t now_ms) {
+    const struct rsre__obs *o = h->obs;
+    double *row = h->row;
+    int scope_holder = h != &e->cluster;
+    if (scope_holder) {
+        for (size_t k = 0; k < e->nslots; k++) {
+            row[k] = NAN;
+        }
+    }
+    if (!o) {
+        return;
+    }
+    for (size_t k = 0; k < e->t->nsignals; k++) {
+        double v = agg_slot(e, o, (int)k);
+        if (isfinite(v)) {
+            row[k] = !isfinite(row[k])           ? v
+                     : (int)k == e->sl.tls_days ? fmin(row[k], v)
+                                                 : fmax(row[k], v);
+        }
+    }
+    const struct rsre__slots *sl = &e->sl;
+    double ldap = sl->ldap_failing >= 0 ? row[sl->ldap_failing] : NAN;
+    put(row, sl->ldap_held,
+        ldap == 1.0   ? held_s(o->ldap_since_ms, now_ms)
+        : ldap == 0.0 ? 0.0
+                      : NAN);
+    double ratio = sl->http_ratio >= 0 ? row[sl->http_ratio] : NAN;
+    put(row, sl->http_held,
+        !isfinite(ratio)                ? NAN
+        : ratio > HTTP_ERROR_THRESHOLD ? held_s(o->http_since_ms, now_ms)
+                                        : 0.0);
+    if (scope_holder) {
+        size_t own = 0;
+        for (size_t b = 0; b < rsre__inc_nbindings; b++) {
+            own += h->s.inc[b] && rsre_lifecycle_is_open(h->s.inc[b]->state);
+        }
+        double active = e->incidents_active - (double)own;
+        put(row, sl->incidents_active, active > 0 ? active : 0);
+    }
+}
+
+/* The held-since clocks follow the aggregate at observation time. */
+static void update_since(struct rsre_incident_engine *e, struct rsre__obs *o, int64_t now_ms) {
+    double ldap = agg_slot(e, o, e->sl.ldap_failing);
+    if (ldap == 1.0) {
+        o->ldap_since_ms = o->ldap_since_ms ? o->ldap_since_ms : now_ms;
+    } else {
+        o->ldap_since_ms = 0;
+    }
+    double ratio = agg_slot(e, o, e->sl.http_ratio);
+    if (isfinite(ratio) && ratio > HTTP_ERROR_THRESHOLD) {
+        o->http_since_ms = o->http_since_ms ? o->http_since_ms : now_ms;
+    } else {
+        o->http_since_ms = 0;
+    }
+}
+
+void rsre__inc_obs_seed(struct rsre_incident_engine *e, struct rsre__node *h, size_t b,
+                        int64_t opened_ms) {
+    if (!h->obs || opened_ms <= 0) {
+        return;
+    }
+    const char *cls = rsre__inc_bindings[b].class_id;
+    if (strcmp(cls, "identity_provider_unreachable") == 0 && !h->obs->ldap_since_ms) {
+        h->obs->ldap_since_ms = opened_ms;
+    } else if (strcmp(cls, "http_error_rate_spike") == 0 && !h->obs->http_since_ms) {
+        h->obs->http_since_ms = opened_ms;
+    }
+    (void)e;
+}
+
+/* --- evidence streaks ---------------------------------------------------------------------- */
+
+static void update_streaks(struct rsre_incident_engine *e, struct rsre__node *h, size_t i,
+                           int64_t now_ms) {
+    struct rsre__obs *o = h->obs;
+    enum rsre__scope want = h == &e->cluster ? RSRE__SCOPE_CLUSTER : RSRE__SCOPE_OBS;
+    for (size_t b = 0; b < rsre__inc_nbindings && b < RSRE__MAX_BIND; b++) {
+        const struct rsre__binding *bd = &rsre__inc_bindings[b];
+        if (bd->scope != want) {
+            continue;
+        }
+        for (size_t r = 0; r < bd->nev && r < RSRE__MAX_EV; r++) {
+            const struct rsre__ev_row *row = &bd->ev[r];
+            if (!row->src_kinds) {
+                continue;
+            }
+            struct rsre__eval sub = {e, h, rsre__inc_obs_vals(e, o, i), now_ms, (int)i + 1};
+            uint16_t *st = &o->src[i].streak[b][r];
+            if ((row->src_kinds & o->src[i].kind) && row->holds(&sub)) {
+                *st = *st < 1000 ? *st + 1 : *st;
+            } else {
+                *st = 0;
+            }
+        }
+    }
+}
+
+int rsre__inc_obs_gate(const struct rsre_incident_engine *e, size_t b, const struct rsre__eval *ev) {
+    const struct rsre__binding *bd = &rsre__inc_bindings[b];
+    (void)e;
+    for (size_t r = 0; r < bd->nev; r++) {
+        if (bd->ev[r].src_kinds && rsre__inc_ev_holds(&bd->ev[r], ev)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* --- validation and applying --------------------------------------------------------------- */
+
+static int observable_index(const char *name) {
+    for (size_t i = 0; i < NOBSERVABLE; i++) {
+        if (strcmp(observable[i].name, name) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+int rsre__inc_obs_validate(const struct rsre_incident_engine *e, const struct rsre_observation *obs,
+                           int *slots) {
+    if (!obs->scope || !rsre__inc_scope_valid(obs->scope) || !obs->source ||
+        !printable_token(obs->source, RSRE__OBS_SOURCE_MAX) || !obs->values || obs->nvalues == 0 ||
+        obs->nvalues > RSRE__OBS_VALUES) {
+        return RSRE_EINVALID;
+    }
+    if (obs->detail && strnlen(obs->detail, DETAIL_HARD_MAX + 1) > DETAIL_HARD_MAX) {
+        return RSRE_EINVALID;
+    }
+    int cluster = strcmp(obs->scope, "cluster") == 0;
+    for (size_t i = 0; i < obs->nvalues; i++) {
+        const struct rsre_observation_value *v = &obs->values[i];
+        int k = v->signal ? observable_index(v->signal) : -1;
+        if (k < 0 || observable[k].cluster != cluster || !plausible(observable[k].kind, v->value)) {
+            return RSRE_EINVALID;
+        }
+        int slot = rsre_taxonomy_signal_slot((void *)e->t, v->signal, strlen(v->signal));
+        if (slot < 0) {
+            return RSRE_EINVALID; /* not in this taxonomy's catalogue */
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (slots[j] == slot) {
+                return RSRE_EINVALID; /* the same signal twice */
+            }
+        }
+        slots[i] = slot;
+    }
+    return 0;
+}
+
+/* Copies detail text, truncated to RSRE__OBS_DETAIL_MAX bytes at a character boundary, control
+ * characters as spaces. */
+static void copy_detail(char *dst, const char *src) {
+    size_t n = 0;
+    for (; src && src[n] && n < RSRE__OBS_DETAIL_MAX; n++) {
+        unsigned char c = (unsigned char)src[n];
+        dst[n] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+    }
+    if (src && src[n]) {
+        while (n > 0 && ((unsigned char)dst[n - 1] & 0xc0) == 0x80) {
+            n--; /* a continuation byte: drop the cut character */
+        }
+        if (n > 0 && ((unsigned char)dst[n - 1] & 0xc0) == 0xc0) {
+            n--;
+        }
+    }
+    dst[n] = '\0';
+}
+
+int rsre__inc_obs_apply(struct rsre_incident_engine *e, struct rsre__node *h,
+                        const struct rsre_observation *obs, const int *slots, int64_t now_ms) {
+    struct rsre__obs *o = h->obs;
+    size_t i = 0;
+    while (i < o->nsrc && strcmp(o->src[i].name, obs->source) != 0) {
+        i++;
+    }
+    if (i == o->nsrc && o->nsrc == RSRE__OBS_SOURCES) {
+        /* Full: take over the longest-silent source if it has been idle long enough. */
+        size_t old = 0;
+        for (size_t k = 1; k < o->nsrc; k++) {
+            old = o->src[k].seen_ms < o->src[old].seen_ms ? k : old;
+        }
+        if (now_ms - o->src[old].seen_ms < RSRE__OBS_SOURCE_IDLE_MS) {
+            return RSRE_ELIMIT;
+        }
+        rsre__inc_save_obs(e, h);
+        src_clear(e, o, old);
+        i = old;
+    } else {
+        rsre__inc_save_obs(e, h);
+    }
+    if (e->undo_failed) {
+        return -ENOMEM;
+    }
+    struct rsre__obs_src *s = &o->src[i];
+    if (i == o->nsrc || !s->name[0]) {
+        snprintf(s->name, sizeof(s->name), "%s", obs->source);
+        s->kind = source_kind(obs->source);
+        o->nsrc = i == o->nsrc ? o->nsrc + 1 : o->nsrc;
+    }
+    double *vals = rsre__inc_obs_vals(e, o, i);
+    int slope_given = 0;
+    for (size_t k = 0; k < obs->nvalues; k++) {
+        vals[slots[k]] = obs->values[k].value;
+        slope_given |= slots[k] == e->sl.http_slope;
+    }
+    /* The slope of the 5xx ratio per minute, from this source's consecutive samples. */
+    int ratio_slot = e->sl.http_ratio;
+    if (ratio_slot >= 0 && isfinite(vals[ratio_slot])) {
+        double r = vals[ratio_slot];
+        int given = 0;
+        for (size_t k = 0; k < obs->nvalues; k++) {
+            given |= slots[k] == ratio_slot;
+        }
+        if (given && !slope_given && e->sl.http_slope >= 0 && s->http_prev_ms > 0 &&
+            now_ms - s->http_prev_ms >= 1000) {
+            double slope = (r - s->http_prev) / ((double)(now_ms - s->http_prev_ms) / 60000.0);
+            vals[e->sl.http_slope] = fmax(-1.0, fmin(1.0, slope));
+        }
+        if (given) {
+            s->http_prev = r;
+            s->http_prev_ms = now_ms;
+        }
+    }
+    copy_detail(s->detail, obs->detail); /* no detail: the previous text no longer applies */
+    s->seen_ms = now_ms;
+    update_since(e, o, now_ms);
+    update_streaks(e, h, i, now_ms);
+    return 0;
+}
