@@ -21,16 +21,18 @@ static const char *const db_names[RSRE__DB_COUNT] = {
     [RSRE__DB_ACTIONS] = "actions",     [RSRE__DB_APPROVALS] = "approvals",
     [RSRE__DB_RULES] = "rules",         [RSRE__DB_AUDIT] = "audit",
     [RSRE__DB_COOLDOWNS] = "cooldowns", [RSRE__DB_META] = "meta",
-    [RSRE__DB_AGENTS] = "agents",
+    [RSRE__DB_AGENTS] = "agents",       [RSRE__DB_NOTIFY] = "notify",
 };
 
 /*
  * Migration hooks, one row per schema step: {from, "what changed", run} upgrades `from` to
  * `from + 1`. A change that needs the next version adds a row here and bumps
- * RSRE_STORE_SCHEMA_VERSION. 1 -> 2 added the `agents` database (agents.c).
+ * RSRE_STORE_SCHEMA_VERSION. 1 -> 2 added the `agents` database (agents.c), 2 -> 3 the
+ * `notify` database (notifications.c).
  */
 static const struct rsre__store_migration migrations[] = {
     {1, "agents database: ingest dedupe state per node", rsre__store_migrate_1_to_2},
+    {2, "notify database: in-app notifications, chat threads", rsre__store_migrate_2_to_3},
     {0, NULL, NULL}, /* end of table (rows without `run` are skipped) */
 };
 

@@ -13,6 +13,7 @@
  *   cooldowns  key = cooldown key                       value = Cooldown
  *   meta       "schema", "audit_head", "seq/<name>"     value = Meta, AuditHead, Counter
  *   agents     key = node name                          value = AgentState (schema 2)
+ *   notify     key = printable string                   value = notify module's bytes (schema 3)
  *
  * Values are protobuf-c messages from proto/robot_sre/store.proto. docs/store.md describes the
  * formats, durability and the audit chain.
@@ -45,7 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RSRE_STORE_SCHEMA_VERSION 2u          /* the schema this binary reads and writes */
+#define RSRE_STORE_SCHEMA_VERSION 3u          /* the schema this binary reads and writes */
 #define RSRE_STORE_ID_MAX 128                 /* max bytes of an id or cooldown key */
 #define RSRE_STORE_RECORD_MAX (1024u * 1024u) /* max encoded size of one record */
 #define RSRE_STORE_MAP_SIZE_DEFAULT (1024u * 1024u * 1024u) /* 1 GiB */
@@ -257,6 +258,26 @@ void rsre_store_agent_free(rsre_store_agent *rec);
 /* The entry of `boot_id` in rec->boots, or NULL. Borrowed from `rec`. */
 const rsre_store_agent_boot *rsre_store_agent_boot_find(const rsre_store_agent *rec,
                                                         const char *boot_id);
+
+/* --- notify (schema 3): the notification core's state --------------------------------------- */
+
+/*
+ * Opaque values under printable keys, for aggregator/notify (in-app notifications, incident
+ * thread references, used button nonces; notify.h documents the formats). Keys are 1..
+ * RSRE_STORE_NOTIFY_KEY_MAX bytes (RSRE_EINVALID / RSRE_ELIMIT), values at most
+ * RSRE_STORE_NOTIFY_VALUE_MAX bytes (RSRE_ELIMIT). get returns a caller-owned, NUL-terminated
+ * copy (free()); foreach visits keys starting with `prefix` in byte order from `start` (NULL
+ * or "": from the prefix), callback values as for the other iterations (borrowed bytes).
+ */
+#define RSRE_STORE_NOTIFY_KEY_MAX 400
+#define RSRE_STORE_NOTIFY_VALUE_MAX (64u * 1024u)
+typedef int (*rsre_store_notify_cb)(const char *key, const void *val, size_t len, void *ud);
+int rsre_store_notify_put(rsre_store_txn *txn, const char *key, const void *val, size_t len,
+                          unsigned flags);
+int rsre_store_notify_get(rsre_store_txn *txn, const char *key, char **val, size_t *len);
+int rsre_store_notify_delete(rsre_store_txn *txn, const char *key);
+int rsre_store_notify_foreach(rsre_store_txn *txn, const char *prefix, const char *start,
+                              rsre_store_notify_cb cb, void *ud);
 
 /* --- audit log (append-only, hash-chained; there is no update or delete) ------------------ */
 

@@ -19,6 +19,7 @@ enum rsre__store_db {
     RSRE__DB_COOLDOWNS,
     RSRE__DB_META,
     RSRE__DB_AGENTS, /* schema 2 */
+    RSRE__DB_NOTIFY, /* schema 3: notifications.c */
     RSRE__DB_COUNT
 };
 
@@ -154,6 +155,8 @@ int rsre__store_migrate(rsre_store_txn *txn, uint32_t from, uint32_t to,
 int rsre__store_agent_key(const ProtobufCMessage *m, uint8_t *key, size_t *klen);
 int rsre__store_agent_check(const ProtobufCMessage *m);
 int rsre__store_migrate_1_to_2(rsre_store_txn *txn);
+/* notifications.c: the schema 2 -> 3 migration (creates the `notify` database). */
+int rsre__store_migrate_2_to_3(rsre_store_txn *txn);
 
 /* Big-endian helpers for keys. */
 static inline void rsre__be64_put(uint8_t *p, uint64_t v) {

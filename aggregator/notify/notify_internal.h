@@ -1,0 +1,67 @@
+#ifndef RSRE_NOTIFY_INTERNAL_H
+#define RSRE_NOTIFY_INTERNAL_H
+
+/* Private to aggregator/notify: the delivery queue (notify.c) shared with the approval flow
+ * (chat_approve.c). */
+
+#include "notify/notify.h"
+
+enum job_kind { JOB_INCIDENT, JOB_APPROVAL };
+
+struct notify_chan {
+    struct rsre_channel *ch; /* owned */
+    const struct rsre_notify_channel_conf *conf;
+    double tokens;
+    int64_t refilled_at;
+    int down;
+    char last_error[200];
+};
+
+struct notify_job {
+    struct rsre_notify *n;
+    enum job_kind kind;
+    char subject[RSRE_STORE_ID_MAX + 1]; /* incident or approval id: the thread */
+    char severity[16];
+    int ch; /* channel index */
+    char chat[RSRE_NOTIFY_NAME_MAX];
+    char op[RSRE_OPERATOR_ID_MAX + 1]; /* approval: the approver the buttons are bound to */
+    char text[RSRE_NOTIFY_TEXT_MAX];
+    char link[600];
+    int buttons;        /* approval: Approve / Deny (+ Details) */
+    int64_t expires_ms; /* approval expiry, for the buttons */
+    unsigned attempts, hops;
+    int64_t due;
+    int inflight;
+};
+
+struct rsre_notify {
+    const struct rsre_notify_routes *routes;
+    rsre_store *store;
+    struct rsre_approvals *approvals;
+    const struct rsre_operators *operators;
+    struct rsre_notify_hooks hooks;
+    struct notify_chan chans[RSRE_NOTIFY_CHANNELS_MAX];
+    size_t nchans;
+    uint8_t secret[256];
+    size_t secret_len;
+    uint64_t rng;
+    struct notify_job *jobs[RSRE_NOTIFY_QUEUE_MAX];
+    size_t njobs;
+    int closing;
+    struct rsre_notify_stats st;
+};
+
+int rsre__notify_chan_find(const struct rsre_notify *n, const char *name);
+/* Queues a message for (subject, channel, chat); replaces the text of a queued, not yet sent
+ * message of the same thread; drops it when the thread already shows this text within the
+ * suppression window. Returns 0, 1 (suppressed or coalesced), or RSRE_ELIMIT (queue full). */
+int rsre__notify_enqueue(struct rsre_notify *n, const struct notify_job *tmpl, int64_t now_ms);
+/* Writes an in-app record in its own transaction; logs and counts a failure. */
+void rsre__notify_inapp(struct rsre_notify *n, const char *kind, const char *subject,
+                        const char *severity, const char *title, const char *text,
+                        const char *link, int64_t now_ms);
+/* The thread key "t/<subject>/<channel>/<chat>". */
+void rsre__notify_thread_key(const char *subject, const char *channel, const char *chat,
+                             char *key, size_t cap);
+
+#endif
