@@ -49,6 +49,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/proc.c"
+
 #define SCRIPT RSRE_SOURCE_DIR "/tests/support/containerd_env.sh"
 #define OCI_IMAGE RSRE_SOURCE_DIR "/tests/support/oci_image.py"
 #define PYTHON "/usr/bin/python3"
@@ -169,51 +171,6 @@ static struct {
 enum { IMG_PAUSE = 0, IMG_BUSYBOX = 1, IMG_1 = 2, IMG_5 = 6 };
 
 static const uint64_t random_sizes[5] = {1 * MIB, 2 * MIB, 3 * MIB, MIB / 2, 3 * MIB / 2};
-
-/* Runs argv, waits; returns the exit status (or -1). stdout goes to `out` when not NULL. */
-static int run_cmd(char *const argv[], char *out, size_t cap) {
-    int pfd[2] = {-1, -1};
-    if (out && pipe(pfd) != 0) {
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        return -1;
-    }
-    if (pid == 0) {
-        if (out) {
-            dup2(pfd[1], 1);
-            close(pfd[0]);
-            close(pfd[1]);
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    size_t n = 0;
-    if (out) {
-        close(pfd[1]);
-        ssize_t r;
-        while ((r = read(pfd[0], out + n, cap - 1 - n)) > 0) {
-            n += (size_t)r;
-            if (n >= cap - 1) {
-                break;
-            }
-        }
-        out[n] = '\0';
-        close(pfd[0]);
-    }
-    int st;
-    if (waitpid(pid, &st, 0) < 0) {
-        return -1;
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Runs the loop until *flag is set (fails after 30 s). */
 static void run_until(const int *flag) {

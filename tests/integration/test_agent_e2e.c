@@ -62,6 +62,8 @@
 
 #include "agent/cri.h"
 
+#include "../support/proc.c"
+
 #define SCRIPT RSRE_SOURCE_DIR "/tests/support/containerd_env.sh"
 #define OCI_IMAGE RSRE_SOURCE_DIR "/tests/support/oci_image.py"
 #define AGENT RSRE_BINARY_DIR "/agent/robot-sre-agent"
@@ -111,96 +113,6 @@ static struct {
 
 /* ---- small helpers ----------------------------------------------------------------------------
  */
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Runs argv and waits; stdout goes to `out` when not NULL. Returns the exit status or -1. */
-static int run_cmd(char *const argv[], char *out, size_t cap) {
-    int pfd[2] = {-1, -1};
-    if (out && pipe(pfd) != 0) {
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        return -1;
-    }
-    if (pid == 0) {
-        if (out) {
-            dup2(pfd[1], 1);
-            close(pfd[0]);
-            close(pfd[1]);
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    size_t n = 0;
-    if (out) {
-        close(pfd[1]);
-        ssize_t r;
-        while (n < cap - 1 && (r = read(pfd[0], out + n, cap - 1 - n)) > 0) {
-            n += (size_t)r;
-        }
-        out[n] = '\0';
-        close(pfd[0]);
-    }
-    int st;
-    if (waitpid(pid, &st, 0) < 0) {
-        return -1;
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* The whole file as a NUL-terminated string (free()), or NULL. */
-static char *slurp(const char *path, size_t *len_out) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        return NULL;
-    }
-    size_t cap = 65536, len = 0;
-    char *buf = malloc(cap);
-    size_t r;
-    while (buf && (r = fread(buf + len, 1, cap - 1 - len, f)) > 0) {
-        len += r;
-        if (len == cap - 1) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (buf) {
-        buf[len] = '\0';
-    }
-    if (len_out) {
-        *len_out = len;
-    }
-    return buf;
-}
-
-static void write_file(const char *path, const char *text) {
-    char tmp[300];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    assert_non_null(f);
-    assert_int_equal(fputs(text, f) >= 0, 1);
-    assert_int_equal(fclose(f), 0);
-    assert_int_equal(rename(tmp, path), 0);
-}
 
 /* Prints the end of the agent's log (on failures). */
 static void show_agent_log(void) {
@@ -586,90 +498,6 @@ static void assert_ctr_exactly(const int *keep, int nkeep) {
 /* ---- processes --------------------------------------------------------------------------------
  */
 
-/* Starts argv with stdout and stderr appended to log, in an environment without the agent's
- * variables (NODE_NAME, ROBOT_SRE_*) and with the sanitizer options that make a leak at exit a
- * non-zero status. The environment is built before fork: the child of this multi-threaded
- * process only calls async-signal-safe functions. Returns the pid. */
-static pid_t spawn(char *const argv[], const char *log) {
-    extern char **environ;
-    static char asan[1024];
-    const char *user = getenv("ASAN_OPTIONS");
-    snprintf(asan, sizeof(asan), "ASAN_OPTIONS=%s%sdetect_leaks=1:exitcode=23", user ? user : "",
-             user && *user ? ":" : "");
-    size_t n = 0;
-    while (environ[n]) {
-        n++;
-    }
-    char **envp = calloc(n + 3, sizeof(*envp));
-    assert_non_null(envp);
-    size_t k = 0;
-    int have_ubsan = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!strncmp(environ[i], "ASAN_OPTIONS=", 13) || !strncmp(environ[i], "NODE_NAME=", 10) ||
-            !strncmp(environ[i], "ROBOT_SRE_", 10)) {
-            continue;
-        }
-        have_ubsan |= !strncmp(environ[i], "UBSAN_OPTIONS=", 14);
-        envp[k++] = environ[i];
-    }
-    envp[k++] = asan;
-    if (!have_ubsan) {
-        envp[k++] = "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1";
-    }
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    assert_true(fd >= 0 && null >= 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(null, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execve(argv[0], argv, envp);
-        _exit(127);
-    }
-    close(fd);
-    close(null);
-    free(envp);
-    return pid;
-}
-
-/* Waits up to timeout_ms for pid; returns 1 and its wait status, or 0 when it still runs. */
-static int wait_exit(pid_t pid, int timeout_ms, int *status) {
-    int64_t end = mono_ms() + timeout_ms;
-    for (;;) {
-        pid_t r = waitpid(pid, status, WNOHANG);
-        if (r == pid) {
-            return 1;
-        }
-        if (r < 0 || mono_ms() > end) {
-            return 0;
-        }
-        usleep(10000);
-    }
-}
-
-static void kill_wait(pid_t *pid) {
-    if (*pid > 0) {
-        int st;
-        kill(*pid, SIGKILL);
-        waitpid(*pid, &st, 0);
-        *pid = 0;
-    }
-}
-
-/* A TCP port on 127.0.0.1 that was free a moment ago. */
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    socklen_t sl = sizeof(sa);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
 static void start_aggregator(void) {
     static char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -680,7 +508,7 @@ static void start_aggregator(void) {
                     /* the aggregator allows these; the agent allows prune_unused_images and
                      * delete_finished_pods */
                     "--allow", "prune_unused_images", "--allow", "remove_exited_containers", NULL};
-    F.agg_pid = spawn(argv, F.agg_log);
+    F.agg_pid = spawn(argv, F.agg_log, -1, NULL);
     int64_t end = mono_ms() + WAIT_MS;
     FILE *f = NULL;
     while (!(f = fopen(F.port_file, "r"))) {
@@ -724,8 +552,8 @@ static void start_agent(void) {
         argv[i + 1] = a[i];
     }
     argv[n + 1] = NULL;
-    F.agent_started_ms = now_ms();
-    F.agent_pid = spawn(argv, F.agent_log);
+    F.agent_started_ms = wall_ms();
+    F.agent_pid = spawn(argv, F.agent_log, -1, NULL);
 }
 
 /* ---- fixture ----------------------------------------------------------------------------------

@@ -99,6 +99,8 @@
 #include "common/error.h"
 #include "store/store.h"
 
+#include "../support/proc.c"
+
 #define NODE "10.0.10.21"
 #define AGGREGATOR RSRE_BINARY_DIR "/aggregator/daemon/robot-sre-aggregator"
 #define AGENT RSRE_BINARY_DIR "/agent/robot-sre-agent"
@@ -144,24 +146,6 @@ static struct fx {
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-static int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 static void rfc3339(int64_t ms, char *buf, size_t cap) {
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
@@ -185,91 +169,6 @@ static const char *faketime_lib(void) {
 }
 
 /* ---- processes ---------------------------------------------------------------------------- */
-
-/*
- * Starts argv with stdout and stderr appended to `log` (stdout to `out_fd` instead when it is
- * >= 0), in this environment less NODE_NAME and ROBOT_SRE_*, plus `extra` (NULL-terminated
- * "K=V" strings, may be NULL) and sanitizer options that make a leak at exit a non-zero status.
- * The environment is built before fork. Returns the pid.
- */
-static pid_t spawn(char *const argv[], const char *log, int out_fd, const char *const *extra) {
-    extern char **environ;
-    static char asan[1024];
-    const char *user = getenv("ASAN_OPTIONS");
-    const char *more = NULL;
-    for (size_t i = 0; extra && extra[i]; i++) {
-        if (!strncmp(extra[i], "ASAN_OPTIONS=", 13)) {
-            more = extra[i] + 13;
-        }
-    }
-    snprintf(asan, sizeof(asan), "ASAN_OPTIONS=%s%sdetect_leaks=1:exitcode=23%s%s",
-             user ? user : "", user && *user ? ":" : "", more ? ":" : "", more ? more : "");
-    size_t n = 0;
-    while (environ[n]) {
-        n++;
-    }
-    char **envp = calloc(n + 16, sizeof(*envp));
-    assert_non_null(envp);
-    size_t k = 0;
-    int have_ubsan = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!strncmp(environ[i], "ASAN_OPTIONS=", 13) || !strncmp(environ[i], "NODE_NAME=", 10) ||
-            !strncmp(environ[i], "ROBOT_SRE_", 10) || !strncmp(environ[i], "LD_PRELOAD=", 11) ||
-            !strncmp(environ[i], "FAKETIME", 8)) {
-            continue;
-        }
-        have_ubsan |= !strncmp(environ[i], "UBSAN_OPTIONS=", 14);
-        envp[k++] = environ[i];
-    }
-    envp[k++] = asan;
-    if (!have_ubsan) {
-        envp[k++] = "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1";
-    }
-    for (size_t i = 0; extra && extra[i] && k < n + 15; i++) {
-        if (strncmp(extra[i], "ASAN_OPTIONS=", 13) != 0) {
-            envp[k++] = (char *)extra[i];
-        }
-    }
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    assert_true(fd >= 0 && null >= 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(null, 0);
-        dup2(out_fd >= 0 ? out_fd : fd, 1);
-        dup2(fd, 2);
-        execve(argv[0], argv, envp);
-        _exit(127);
-    }
-    close(fd);
-    close(null);
-    free(envp);
-    return pid;
-}
-
-/* Waits up to timeout_ms for pid; 1 and its status when it exited, 0 when it still runs. */
-static int wait_exit(pid_t pid, int64_t timeout_ms, int *status) {
-    int64_t end = mono_ms() + timeout_ms;
-    for (;;) {
-        pid_t r = waitpid(pid, status, WNOHANG);
-        if (r == pid) {
-            return 1;
-        }
-        if (r < 0 || mono_ms() > end) {
-            return 0;
-        }
-        sleep_ms(10);
-    }
-}
-
-static void kill_wait(pid_t *pid) {
-    if (*pid > 0) {
-        kill(*pid, SIGKILL);
-        waitpid(*pid, NULL, 0);
-        *pid = 0;
-    }
-}
 
 /* SIGTERM; the process must exit 0 within STOP_MS. */
 static void stop(pid_t *pid, const char *what, const char *log) {
@@ -1038,13 +937,6 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
     (void)flag;
     (void)ftw;
     return remove(path);
-}
-
-static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    assert_true(fputs(text, f) >= 0);
-    assert_int_equal(fclose(f), 0);
 }
 
 static void sha256_hex(const char *s, char out[65]) {

@@ -43,6 +43,8 @@
 #include "agent/spool.h"
 #include "agent/stream.h"
 
+#include "../support/proc.c"
+
 #define BOOT_A "0b8f3c1e-9a4d-4e7b-8c2a-1d5e6f7a8b9c"
 #define BOOT_B "7c2d4e6f-1a3b-4c5d-9e8f-0a1b2c3d4e5f"
 #define NODE "node-1"
@@ -55,12 +57,6 @@ static uint64_t rng(void) {
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
     return rng_state * 2685821657736338717ull;
-}
-
-static int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static uint64_t mono_now_ms(void) {
@@ -1039,7 +1035,7 @@ static void test_server_helper(void **state) {
 
 /* ---- mTLS ----------------------------------------------------------------------------------- */
 
-static int run_cmd(const char *const *argv) {
+static int run_quiet(const char *const *argv) {
     pid_t pid = fork();
     if (pid == 0) {
         int devnull = open("/dev/null", O_WRONLY);
@@ -1109,7 +1105,7 @@ static int make_certs(const char *d) {
                            "2",         "-extfile", p[9],     NULL};
     const char *const *cmds[] = {ca, sreq, ssign, creq, csign};
     for (size_t i = 0; i < 5; i++) {
-        if (run_cmd(cmds[i]) != 0) {
+        if (run_quiet(cmds[i]) != 0) {
             return -1;
         }
     }
