@@ -149,6 +149,7 @@ struct rsre_ingest {
     size_t nitems;
     struct node **touched;
     size_t ntouched;
+    const struct item *applying; /* the item whose hooks run now (rsre_ingest_applying_recv_ns) */
     /* identity refusals audited recently: one audit record per (claimed node, certificate)
      * per REFUSAL_AUDIT_MS, so a peer retrying in a loop cannot flood the audit log */
     struct {
@@ -1092,7 +1093,9 @@ static void group_flush(struct rsre_ingest *ing) {
             if (it->failed) {
                 continue;
             }
+            ing->applying = it;
             rc = apply(ing, txn, it, now);
+            ing->applying = NULL;
             if (rc != 0) {
                 bad = it;
             }
@@ -1835,4 +1838,8 @@ void rsre_ingest_destroy(struct rsre_ingest *ing, void (*closed)(void *), void *
              " commits=%" PRIu64,
              ing->st.batches, ing->st.duplicates, ing->st.gaps, ing->st.commits);
     rsre_grpc_server_shutdown(ing->srv, on_server_closed, ing);
+}
+
+uint64_t rsre_ingest_applying_recv_ns(const struct rsre_ingest *ing) {
+    return ing && ing->applying ? ing->applying->recv_ns : 0;
 }

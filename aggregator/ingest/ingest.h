@@ -156,6 +156,13 @@ int rsre_ingest_set_config(struct rsre_ingest *ing, uint64_t generation,
 /* 1 when `node` has a live stream that has sent its Hello. */
 int rsre_ingest_connected(const struct rsre_ingest *ing, const char *node);
 
+/*
+ * While a consumer hook runs: the uv_hrtime() at which the message it is applying was received
+ * (taken off the gRPC queue on the loop thread); 0 outside a hook. Lets the consumer measure
+ * receipt-to-effect latencies (the aggregator's receipt-to-incident-open histogram).
+ */
+uint64_t rsre_ingest_applying_recv_ns(const struct rsre_ingest *ing);
+
 /* Commits what is waiting for the group timer now (and acknowledges it). */
 void rsre_ingest_flush(struct rsre_ingest *ing);
 
