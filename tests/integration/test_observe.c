@@ -1,0 +1,679 @@
+/*
+ * Integration tests of the Kubernetes observers (aggregator/observe/observe.h) against
+ * tests/support/kube_api_server.py (real v1 JSON lists and watch streams) with Helm release
+ * Secrets built the way Helm 3 stores them (tests/support/helm_release.py).
+ *
+ * What is shown:
+ *   - after the first lists, the aggregates: a Deployment whose pod waits in ErrImagePull
+ *     (ReplicaSet -> Deployment through ownerReferences; kubelet's message and the missing pull
+ *     secret in the detail; core by namespace), a release whose latest revision is
+ *     pending-upgrade with an image the live Deployment does not run, finished pods, an ingress
+ *     backend naming a missing Service, eviction events on a node;
+ *   - faults injected mid-watch — a dropped connection, an ERROR 410 Gone on one resource's
+ *     watch, an HTTP 410 for the resumed watch, and all watches at once — with objects added,
+ *     modified, deleted and a name reused while the watch was down: after each, every
+ *     informer's count from the change stream (ADDED +1, DELETED -1) equals its cache and the
+ *     server's truth, and the aggregates equal what the server's objects imply;
+ *   - nothing is emitted while nothing changes (bookmarks, watch restarts);
+ *   - release drift: a deployed revision with matching images clears it, `kubectl set image`
+ *     sets it again naming both images, ProgressDeadlineExceeded blocks the rollout; a failed
+ *     revision; a fixed pod clears the pull failure (emitted once with zeros).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "common/curl_uv.h"
+#include "common/error.h"
+#include "common/kube.h"
+#include "common/log.h"
+#include "observe/observe.h"
+
+#define WAIT_MS 20000
+
+/* ---- emitted aggregates ------------------------------------------------------------------- */
+
+struct emitted {
+    char scope[RSRE_OBSERVE_SCOPE_LEN];
+    char detail[RSRE_OBSERVE_DETAIL_LEN];
+    struct {
+        char signal[64];
+        double value;
+    } v[RSRE_OBSERVE_MAX_VALUES];
+    size_t nv;
+    unsigned times;
+};
+
+struct fx {
+    pid_t pid;
+    int port;
+    char base[64];
+    uv_loop_t loop;
+    struct rsre_http *http;
+    struct rsre_kube *kube;
+    struct rsre_observe *obs;
+    struct emitted em[256];
+    size_t nem;
+    unsigned emit_calls;
+};
+
+static struct fx *F;
+
+static void on_emit(void *arg, const struct rsre_observe_aggregate *aggs, size_t n) {
+    struct fx *f = arg;
+    f->emit_calls++;
+    for (size_t i = 0; i < n; i++) {
+        struct emitted *e = NULL;
+        for (size_t k = 0; k < f->nem; k++) {
+            if (strcmp(f->em[k].scope, aggs[i].scope) == 0) {
+                e = &f->em[k];
+            }
+        }
+        if (!e) {
+            assert_true(f->nem < sizeof(f->em) / sizeof(f->em[0]));
+            e = &f->em[f->nem++];
+            snprintf(e->scope, sizeof(e->scope), "%s", aggs[i].scope);
+        }
+        e->times++;
+        snprintf(e->detail, sizeof(e->detail), "%s", aggs[i].detail);
+        e->nv = aggs[i].nvalues;
+        for (size_t k = 0; k < aggs[i].nvalues; k++) {
+            snprintf(e->v[k].signal, sizeof(e->v[k].signal), "%s", aggs[i].values[k].signal);
+            e->v[k].value = aggs[i].values[k].value;
+        }
+    }
+}
+
+static const struct emitted *emitted(const char *scope) {
+    for (size_t k = 0; k < F->nem; k++) {
+        if (strcmp(F->em[k].scope, scope) == 0) {
+            return &F->em[k];
+        }
+    }
+    return NULL;
+}
+
+static double emitted_value(const char *scope, const char *signal) {
+    const struct emitted *e = emitted(scope);
+    for (size_t k = 0; e && k < e->nv; k++) {
+        if (strcmp(e->v[k].signal, signal) == 0) {
+            return e->v[k].value;
+        }
+    }
+    return -1;
+}
+
+/* ---- server and loop ---------------------------------------------------------------------- */
+
+static uint64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int spawn_server(struct fx *f) {
+    const char *argv[] = {"python3", RSRE_SOURCE_DIR "/tests/support/kube_api_server.py",
+                          "--port", "0", "--bookmark-interval", "0.2", NULL};
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        execv("/usr/bin/python3", (char *const *)argv);
+        _exit(127);
+    }
+    close(p[1]);
+    char buf[64] = "";
+    size_t got = 0;
+    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+    while (got < sizeof(buf) - 1 && !strchr(buf, '\n')) {
+        if (poll(&pfd, 1, 10000) <= 0) {
+            break;
+        }
+        ssize_t r = read(p[0], buf + got, sizeof(buf) - 1 - got);
+        if (r <= 0) {
+            break;
+        }
+        got += (size_t)r;
+        buf[got] = '\0';
+    }
+    close(p[0]);
+    f->pid = pid;
+    if (sscanf(buf, "PORT %d", &f->port) != 1) {
+        return -1;
+    }
+    snprintf(f->base, sizeof(f->base), "http://127.0.0.1:%d", f->port);
+    return 0;
+}
+
+struct buf {
+    char *p;
+    size_t n;
+};
+
+static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *ud) {
+    struct buf *b = ud;
+    size_t n = size * nmemb;
+    char *np = realloc(b->p, b->n + n + 1);
+    assert_non_null(np);
+    memcpy(np + b->n, ptr, n);
+    b->p = np;
+    b->n += n;
+    b->p[b->n] = '\0';
+    return n;
+}
+
+/* A blocking control request to the test server (the loop does not run meanwhile). */
+static json_t *ctl(const char *method, const char *path, const char *body) {
+    CURL *e = curl_easy_init();
+    assert_non_null(e);
+    char url[512];
+    snprintf(url, sizeof(url), "%s%s", F->base, path);
+    struct buf b = {0};
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    if (body) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    }
+    CURLcode cc = curl_easy_perform(e);
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(e);
+    if (cc != CURLE_OK || status != 200) {
+        fail_msg("control %s %s: curl %d status %ld: %s", method, path, (int)cc, status,
+                 b.p ? b.p : "");
+    }
+    json_t *j = json_loads(b.p ? b.p : "null", JSON_DECODE_ANY, NULL);
+    free(b.p);
+    return j;
+}
+
+static void ctl0(const char *method, const char *path, const char *body) {
+    json_decref(ctl(method, path, body));
+}
+
+static void put(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void put(const char *fmt, ...) {
+    char body[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+    ctl0("POST", "/_test/objects", body);
+}
+
+static void helm(const char *name, int revision, const char *status, const char *image) {
+    char body[1024];
+    snprintf(body, sizeof(body),
+             "{\"name\": \"%s\", \"namespace\": \"prod\", \"revision\": %d, \"status\": \"%s\", "
+             "\"images\": {\"web\": \"%s\"}, \"chart\": \"%s\", \"chart_version\": \"1.%d.0\"}",
+             name, revision, status, image, name, revision);
+    ctl0("POST", "/_test/helm_release", body);
+}
+
+static void rfc3339_now(char *out, size_t cap) {
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int run_until(int (*pred)(void *), void *arg, uint64_t ms) {
+    uint64_t end = mono_ms() + ms;
+    while (!pred(arg)) {
+        if (mono_ms() > end) {
+            return 0;
+        }
+        uv_run(&F->loop, UV_RUN_ONCE);
+    }
+    return 1;
+}
+
+static int never(void *arg) {
+    (void)arg;
+    return 0;
+}
+
+static void run_for(uint64_t ms) {
+    run_until(never, NULL, ms);
+}
+
+static int synced(void *arg) {
+    (void)arg;
+    return rsre_observe_synced(F->obs);
+}
+
+/* ---- the cluster ------------------------------------------------------------------------ */
+
+static const char *PULL_MSG =
+    "rpc error: code = NotFound desc = failed to pull and unpack image "
+    "\\\"registry.local/api:1.3\\\": failed to resolve reference "
+    "\\\"registry.local/api:1.3\\\": registry.local/api:1.3: not found";
+
+static void pod(const char *name, const char *owner_kind, const char *owner, const char *phase,
+                const char *waiting_reason, const char *image) {
+    char owner_ref[512] = "";
+    if (owner_kind) {
+        snprintf(owner_ref, sizeof(owner_ref),
+                 ",\"ownerReferences\":[{\"apiVersion\":\"apps/v1\",\"kind\":\"%s\",\"name\":"
+                 "\"%s\",\"uid\":\"u-%s\",\"controller\":true}]",
+                 owner_kind, owner, owner);
+    }
+    char status[1024];
+    if (waiting_reason) {
+        snprintf(status, sizeof(status),
+                 "\"phase\":\"Pending\",\"containerStatuses\":[{\"name\":\"web\",\"image\":"
+                 "\"%s\",\"ready\":false,\"restartCount\":0,\"state\":{\"waiting\":{\"reason\":"
+                 "\"%s\",\"message\":\"%s\"}}}]",
+                 image, waiting_reason, PULL_MSG);
+    } else {
+        snprintf(status, sizeof(status), "\"phase\":\"%s\"", phase);
+    }
+    put("{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"%s\",\"namespace\":"
+        "\"prod\"%s},\"spec\":{\"nodeName\":\"n1\",\"imagePullSecrets\":[{\"name\":\"regcred\"}],"
+        "\"containers\":[{\"name\":\"web\",\"image\":\"%s\"}]},\"status\":{%s}}",
+        name, owner_ref, image, status);
+}
+
+static void deployment(const char *image, int deadline_exceeded) {
+    put("{\"kind\":\"Deployment\",\"metadata\":{\"name\":\"api\",\"namespace\":\"prod\","
+        "\"generation\":2,\"annotations\":{\"meta.helm.sh/release-name\":\"api\"}},\"spec\":{"
+        "\"replicas\":2,\"template\":{\"spec\":{\"containers\":[{\"name\":\"web\",\"image\":"
+        "\"%s\"}]}}},\"status\":{\"observedGeneration\":2,\"replicas\":2,\"updatedReplicas\":%d,"
+        "\"readyReplicas\":%d,\"availableReplicas\":%d,\"conditions\":[{\"type\":\"Progressing\","
+        "\"status\":\"%s\",\"reason\":\"%s\",\"message\":\"ReplicaSet \\\"api-5d8f\\\" %s\"}]}}",
+        image, deadline_exceeded ? 1 : 2, deadline_exceeded ? 1 : 2, deadline_exceeded ? 1 : 2,
+        deadline_exceeded ? "False" : "True",
+        deadline_exceeded ? "ProgressDeadlineExceeded" : "NewReplicaSetAvailable",
+        deadline_exceeded ? "has timed out progressing." : "has successfully progressed.");
+}
+
+static void load_cluster(void) {
+    char now[32];
+    rfc3339_now(now, sizeof(now));
+    put("[{\"kind\":\"Node\",\"metadata\":{\"name\":\"n1\"}},"
+        "{\"kind\":\"Node\",\"metadata\":{\"name\":\"n2\"}},"
+        "{\"kind\":\"Service\",\"metadata\":{\"name\":\"api\",\"namespace\":\"prod\"}},"
+        "{\"kind\":\"ServiceAccount\",\"metadata\":{\"name\":\"default\",\"namespace\":\"prod\"},"
+        "\"imagePullSecrets\":[{\"name\":\"regcred-sa\"}]},"
+        "{\"kind\":\"Secret\",\"type\":\"kubernetes.io/dockerconfigjson\",\"metadata\":{\"name\":"
+        "\"regcred-sa\",\"namespace\":\"prod\"},\"data\":{\".dockerconfigjson\":\"e30=\"}},"
+        "{\"kind\":\"Secret\",\"type\":\"Opaque\",\"metadata\":{\"name\":\"regcred\","
+        "\"namespace\":\"prod\"},\"data\":{\"x\":\"e30=\"}},"
+        "{\"kind\":\"ReplicaSet\",\"metadata\":{\"name\":\"api-5d8f\",\"namespace\":\"prod\","
+        "\"ownerReferences\":[{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"name\":\"api\","
+        "\"uid\":\"u-api\",\"controller\":true}]}},"
+        "{\"kind\":\"CronJob\",\"apiVersion\":\"batch/v1\",\"metadata\":{\"name\":\"cleanup\","
+        "\"namespace\":\"prod\"}},"
+        "{\"kind\":\"Job\",\"apiVersion\":\"batch/v1\",\"metadata\":{\"name\":\"cleanup-1\","
+        "\"namespace\":\"prod\",\"ownerReferences\":[{\"apiVersion\":\"batch/v1\",\"kind\":"
+        "\"CronJob\",\"name\":\"cleanup\",\"uid\":\"u-c\",\"controller\":true}]}},"
+        "{\"kind\":\"Ingress\",\"apiVersion\":\"networking.k8s.io/v1\",\"metadata\":{\"name\":"
+        "\"web\",\"namespace\":\"prod\"},\"spec\":{\"rules\":[{\"host\":\"app.example\",\"http\":"
+        "{\"paths\":[{\"path\":\"/api\",\"pathType\":\"Prefix\",\"backend\":{\"service\":{"
+        "\"name\":\"api\",\"port\":{\"number\":80}}}},{\"path\":\"/admin\",\"pathType\":"
+        "\"Prefix\",\"backend\":{\"service\":{\"name\":\"admin\",\"port\":{\"number\":80}}}}]}}]}},"
+        "{\"kind\":\"Event\",\"metadata\":{\"name\":\"n1.evict\",\"namespace\":\"default\"},"
+        "\"involvedObject\":{\"kind\":\"Node\",\"name\":\"n1\"},\"reason\":"
+        "\"EvictionThresholdMet\",\"message\":\"Attempting to reclaim ephemeral-storage\","
+        "\"type\":\"Warning\",\"count\":3,\"firstTimestamp\":\"%s\",\"lastTimestamp\":\"%s\","
+        "\"source\":{\"component\":\"kubelet\",\"host\":\"n1\"}},"
+        "{\"kind\":\"Event\",\"metadata\":{\"name\":\"old.evict\",\"namespace\":\"default\"},"
+        "\"involvedObject\":{\"kind\":\"Node\",\"name\":\"n2\"},\"reason\":"
+        "\"EvictionThresholdMet\",\"type\":\"Warning\",\"count\":1,"
+        "\"lastTimestamp\":\"2020-01-01T00:00:00Z\",\"source\":{\"host\":\"n2\"}}]",
+        now, now);
+    deployment("registry.local/api:1.2", 0);
+    pod("api-5d8f-a", "ReplicaSet", "api-5d8f", "Running", NULL, "registry.local/api:1.2");
+    pod("api-5d8f-b", "ReplicaSet", "api-5d8f", NULL, "ErrImagePull", "registry.local/api:1.3");
+    for (int i = 0; i < 3; i++) {
+        char n[32];
+        snprintf(n, sizeof(n), "cleanup-1-s%d", i);
+        pod(n, "Job", "cleanup-1", "Succeeded", NULL, "registry.local/tools:1");
+    }
+    pod("cleanup-1-f0", "Job", "cleanup-1", "Failed", NULL, "registry.local/tools:1");
+    helm("api", 1, "deployed", "registry.local/api:1.2");
+    helm("api", 2, "pending-upgrade", "registry.local/api:1.3");
+}
+
+static int setup(void **state) {
+    struct fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    F = f;
+    rsre_log_set_level_name(getenv("RSRE_TEST_LOG") ? getenv("RSRE_TEST_LOG") : "error");
+    assert_int_equal(spawn_server(f), 0);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(rsre_http_create(&f->loop, &f->http), 0);
+    struct rsre_kube_config cfg;
+    assert_int_equal(rsre_kube_config_url(&cfg, f->base), 0);
+    assert_int_equal(rsre_kube_create(f->http, &cfg, &f->kube), 0);
+    rsre_kube_config_clear(&cfg);
+    *state = f;
+    return 0;
+}
+
+static void start_observers(void) {
+    struct rsre_observe_config oc = {.core_namespaces = "kube-system, prod",
+                                     .settle_ms = 50,
+                                     .tick_ms = 1000,
+                                     .backoff_min_ms = 100,
+                                     .backoff_max_ms = 400,
+                                     .rollout_stuck_ms = 3600000};
+    assert_int_equal(rsre_observe_create(F->kube, &oc, on_emit, F, &F->obs), 0);
+    assert_true(run_until(synced, NULL, WAIT_MS));
+}
+
+static int teardown(void **state) {
+    struct fx *f = *state;
+    rsre_observe_destroy(f->obs);
+    rsre_kube_destroy(f->kube);
+    rsre_http_destroy(f->http);
+    for (int i = 0; i < 1000 && uv_run(&f->loop, UV_RUN_NOWAIT) != 0; i++) {
+    }
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    kill(f->pid, SIGTERM);
+    waitpid(f->pid, NULL, 0);
+    free(f);
+    F = NULL;
+    return 0;
+}
+
+/* ---- truth -------------------------------------------------------------------------------- */
+
+static const struct {
+    enum rsre_observe_kind kind;
+    const char *key; /* /_test/counts key */
+} truth_rows[] = {
+    {RSRE_OBS_NODES, "nodes"},
+    {RSRE_OBS_PODS, "pods"},
+    {RSRE_OBS_EVENTS, "events"},
+    {RSRE_OBS_DEPLOYMENTS, "deployments"},
+    {RSRE_OBS_STATEFULSETS, "statefulsets"},
+    {RSRE_OBS_DAEMONSETS, "daemonsets"},
+    {RSRE_OBS_REPLICASETS, "replicasets"},
+    {RSRE_OBS_JOBS, "jobs"},
+    {RSRE_OBS_CRONJOBS, "cronjobs"},
+    {RSRE_OBS_INGRESSES, "ingresses"},
+    {RSRE_OBS_SERVICES, "services"},
+    {RSRE_OBS_SERVICEACCOUNTS, "serviceaccounts"},
+};
+
+static json_int_t truth_count(const char *query, const char *key) {
+    char path[256];
+    snprintf(path, sizeof(path), "/_test/counts%s", query);
+    json_t *j = ctl("GET", path, NULL);
+    json_int_t v = json_integer_value(json_object_get(j, key));
+    json_decref(j);
+    return v;
+}
+
+struct truth {
+    json_int_t n[RSRE_OBS_NKINDS];
+    json_int_t finished;
+};
+
+static void read_truth(struct truth *t) {
+    json_t *j = ctl("GET", "/_test/counts", NULL);
+    for (size_t i = 0; i < sizeof(truth_rows) / sizeof(truth_rows[0]); i++) {
+        t->n[truth_rows[i].kind] = json_integer_value(json_object_get(j, truth_rows[i].key));
+    }
+    json_decref(j);
+    t->n[RSRE_OBS_HELM_RELEASES] =
+        truth_count("?field=type&value=helm.sh/release.v1", "secrets?type=helm.sh/release.v1");
+    t->n[RSRE_OBS_PULL_SECRETS] =
+        truth_count("?field=type&value=kubernetes.io/dockerconfigjson",
+                    "secrets?type=kubernetes.io/dockerconfigjson");
+    t->n[RSRE_OBS_PULL_SECRETS_OLD] = 0;
+    t->finished = truth_count("?field=status.phase&value=Succeeded", "pods?status.phase=Succeeded") +
+                  truth_count("?field=status.phase&value=Failed", "pods?status.phase=Failed");
+}
+
+static int matches_truth(void *arg) {
+    const struct truth *t = arg;
+    for (size_t k = 0; k < RSRE_OBS_NKINDS; k++) {
+        struct rsre_observe_counts c;
+        rsre_observe_counts(F->obs, (enum rsre_observe_kind)k, &c);
+        if (c.live != t->n[k] || (json_int_t)c.cached != t->n[k]) {
+            return 0;
+        }
+    }
+    double fin = -1;
+    return rsre_observe_get(F->obs, "cluster", "jobs.finished_pods", &fin) == 0 &&
+           fin == (double)t->finished && emitted_value("cluster", "jobs.finished_pods") == fin;
+}
+
+/* Waits until every informer's count equals the server's, then checks they stay equal (a
+ * double count would show up as the late duplicate arrives). */
+static void expect_truth(const char *after) {
+    struct truth t;
+    read_truth(&t);
+    if (!run_until(matches_truth, &t, WAIT_MS)) {
+        for (size_t k = 0; k < RSRE_OBS_NKINDS; k++) {
+            struct rsre_observe_counts c;
+            rsre_observe_counts(F->obs, (enum rsre_observe_kind)k, &c);
+            fprintf(stderr, "%s: live %lld cached %zu truth %lld\n",
+                    rsre_observe_kind_name((enum rsre_observe_kind)k), (long long)c.live,
+                    c.cached, (long long)t.n[k]);
+        }
+        fail_msg("after %s: the observers do not match the server", after);
+    }
+    run_for(600);
+    assert_true(matches_truth(&t));
+}
+
+/* ---- tests -------------------------------------------------------------------------------- */
+
+static void test_aggregates(void **state) {
+    (void)state;
+    load_cluster();
+    start_observers();
+    expect_truth("the first list");
+    run_for(300);
+    /* Pull failure, grouped by Deployment; core by namespace; evidence kept. */
+    assert_true(emitted_value("workload/prod/api", "pull.failing_workloads") == 1);
+    assert_true(emitted_value("workload/prod/api", "pull.failing_core_workloads") == 1);
+    const char *d = emitted("workload/prod/api")->detail;
+    assert_non_null(strstr(d, "ErrImagePull"));
+    assert_non_null(strstr(d, "registry.local/api:1.3: not found"));
+    assert_non_null(strstr(d, "pull secret regcred missing (pod)")); /* an Opaque one exists */
+    assert_null(strstr(d, "regcred-sa"));
+    assert_null(emitted("workload/prod/api-5d8f"));
+    /* Release: latest revision pending-upgrade, wants 1.3, live runs 1.2. */
+    assert_true(emitted_value("release/prod/api", "release.drifted") == 1);
+    assert_true(emitted_value("release/prod/api", "release.rollout_blocked") == 0);
+    d = emitted("release/prod/api")->detail;
+    assert_non_null(strstr(d, "revision 2 status pending-upgrade"));
+    assert_non_null(strstr(d, "desired registry.local/api:1.3 live registry.local/api:1.2"));
+    /* Jobs, ingress, events (the 2020 event is outside the window). */
+    assert_true(emitted_value("cluster", "jobs.finished_pods") == 4);
+    assert_true(emitted_value("cluster", "jobs.apiserver_churn") == 0);
+    assert_true(emitted_value("ingress/prod/web", "ingress.failing_routes") == 1);
+    assert_non_null(strstr(emitted("ingress/prod/web")->detail, "prod/admin missing"));
+    assert_true(emitted_value("node/n1", "events.eviction_threshold_met") == 1);
+    assert_null(emitted("node/n2"));
+
+    /* Nothing changes: bookmarks and quiet watches emit nothing. */
+    unsigned calls = F->emit_calls;
+    run_for(1500);
+    assert_int_equal(F->emit_calls, calls);
+
+    /* The pod pulls its image: the workload scope is emitted once with zeros, then gone. */
+    pod("api-5d8f-b", "ReplicaSet", "api-5d8f", "Running", NULL, "registry.local/api:1.3");
+    run_for(400);
+    assert_true(emitted_value("workload/prod/api", "pull.failing_workloads") == 0);
+    double v;
+    assert_int_equal(rsre_observe_get(F->obs, "workload/prod/api", "pull.failing_workloads", &v),
+                     RSRE_ENOTFOUND);
+    /* The Service appears: the ingress is fine. */
+    put("{\"kind\":\"Service\",\"metadata\":{\"name\":\"admin\",\"namespace\":\"prod\"}}");
+    run_for(400);
+    assert_true(emitted_value("ingress/prod/web", "ingress.failing_routes") == 0);
+}
+
+static void test_release_drift(void **state) {
+    (void)state;
+    load_cluster();
+    start_observers();
+    run_for(300);
+    assert_true(emitted_value("release/prod/api", "release.drifted") == 1);
+    /* The upgrade completes (revision 3 deployed, same image as live): no drift. */
+    helm("api", 3, "deployed", "registry.local/api:1.2");
+    run_for(500);
+    assert_true(emitted_value("release/prod/api", "release.drifted") == 0);
+    assert_non_null(strstr(emitted("release/prod/api")->detail, "revision 3 status deployed"));
+    /* Someone runs kubectl set image: live differs from desired. */
+    deployment("registry.local/api:hotfix", 0);
+    run_for(500);
+    assert_true(emitted_value("release/prod/api", "release.drifted") == 1);
+    assert_non_null(strstr(emitted("release/prod/api")->detail,
+                           "desired registry.local/api:1.2 live registry.local/api:hotfix"));
+    /* And its rollout stalls. */
+    deployment("registry.local/api:1.2", 1);
+    run_for(500);
+    assert_true(emitted_value("release/prod/api", "release.drifted") == 0);
+    assert_true(emitted_value("release/prod/api", "release.rollout_blocked") == 1);
+    assert_true(emitted_value("release/prod/api", "release.unhealthy_workloads") == 1);
+    assert_non_null(strstr(emitted("release/prod/api")->detail, "has timed out progressing"));
+    /* A failed upgrade (revision 4) with the rollout fine again. */
+    deployment("registry.local/api:1.2", 0);
+    helm("api", 4, "failed", "registry.local/api:1.2");
+    run_for(500);
+    assert_true(emitted_value("release/prod/api", "release.drifted") == 1);
+    assert_true(emitted_value("release/prod/api", "release.rollout_blocked") == 0);
+    assert_non_null(strstr(emitted("release/prod/api")->detail, "status failed"));
+    /* A release Secret whose payload is garbage: kept with its labels' status, error noted. */
+    ctl0("POST", "/_test/helm_release",
+         "{\"name\": \"web\", \"namespace\": \"prod\", \"revision\": 1, \"status\": "
+         "\"pending-install\", \"payload_b64\": \"H4sIAAAA\"}");
+    run_for(500);
+    assert_true(emitted_value("release/prod/web", "release.drifted") == 1);
+    assert_non_null(strstr(emitted("release/prod/web")->detail, "release not decoded"));
+    /* The release's workload goes away: missing. */
+    ctl0("DELETE", "/_test/objects/deployments/prod/api", NULL);
+    helm("api", 5, "deployed", "registry.local/api:1.2");
+    run_for(500);
+    assert_true(emitted_value("release/prod/api", "release.drifted") == 1);
+    assert_non_null(strstr(emitted("release/prod/api")->detail, "Deployment/api missing"));
+}
+
+/* Changes made while a watch is down or about to be cut: adds, finished pods, deletions, a
+ * modification, a name reused by a new object, a new Helm revision. */
+static int round_no;
+static void churn(void) {
+    char n[64];
+    round_no++;
+    for (int i = 0; i < 3; i++) {
+        snprintf(n, sizeof(n), "batch-%d-%d", round_no, i);
+        pod(n, "Job", "cleanup-1", i == 2 ? "Failed" : "Succeeded", NULL, "registry.local/t:1");
+    }
+    snprintf(n, sizeof(n), "/_test/objects/pods/prod/batch-%d-0", round_no - 1);
+    if (round_no > 1) {
+        ctl0("DELETE", n, NULL);
+    }
+    /* The same name, a new object (uid) in a different phase. */
+    put("{\"kind\":\"Pod\",\"metadata\":{\"name\":\"cleanup-1-s0\",\"namespace\":\"prod\","
+        "\"uid\":\"reuse-%d\"},\"spec\":{\"nodeName\":\"n1\"},\"status\":{\"phase\":\"%s\"}}",
+        round_no, round_no % 2 ? "Running" : "Succeeded");
+    put("{\"kind\":\"Node\",\"metadata\":{\"name\":\"n%d\"}}", 10 + round_no);
+    put("{\"kind\":\"Job\",\"apiVersion\":\"batch/v1\",\"metadata\":{\"name\":\"cleanup-r%d\","
+        "\"namespace\":\"prod\"}}",
+        round_no);
+    helm("api", 2 + round_no, round_no % 2 ? "pending-upgrade" : "deployed",
+         "registry.local/api:1.2");
+}
+
+static void test_faults(void **state) {
+    (void)state;
+    load_cluster();
+    start_observers();
+    expect_truth("the first list");
+
+    /* 1. A dropped connection mid-watch (pods only); changes made while it is down. */
+    json_t *j = ctl("POST", "/_test/drop", "{\"resource\": \"pods\"}");
+    assert_true(json_integer_value(json_object_get(j, "dropped")) >= 1);
+    json_decref(j);
+    churn();
+    expect_truth("a dropped pods watch");
+    struct rsre_observe_counts c;
+    rsre_observe_counts(F->obs, RSRE_OBS_PODS, &c);
+    assert_true(c.stats.reconnects >= 1);
+    assert_int_equal(c.stats.relists_gone, 0);
+
+    /* 2. 410 Gone mid-watch as an ERROR event (pods), the history compacted meanwhile. */
+    churn();
+    ctl0("POST", "/_test/expire", "{\"kill_watches\": true, \"resource\": \"pods\"}");
+    churn();
+    expect_truth("ERROR 410 on the pods watch");
+    rsre_observe_counts(F->obs, RSRE_OBS_PODS, &c);
+    assert_true(c.stats.relists_gone >= 1);
+    uint64_t gone_before = c.stats.relists_gone;
+
+    /* 3. A dropped connection whose resumed watch gets an HTTP 410 (history compacted while
+     * the client was away). */
+    ctl0("POST", "/_test/config", "{\"gone_http\": true}");
+    ctl0("POST", "/_test/drop", "{\"resource\": \"pods\"}");
+    churn();
+    ctl0("POST", "/_test/expire", "{}");
+    churn();
+    expect_truth("HTTP 410 for the resumed pods watch");
+    rsre_observe_counts(F->obs, RSRE_OBS_PODS, &c);
+    assert_true(c.stats.relists_gone > gone_before);
+    ctl0("POST", "/_test/config", "{\"gone_http\": false}");
+
+    /* 4. Every watch at once: 410 for all, then all connections cut. */
+    ctl0("POST", "/_test/expire", "{\"kill_watches\": true}");
+    churn();
+    ctl0("POST", "/_test/drop", "{}");
+    churn();
+    expect_truth("410 and drops on every watch");
+    rsre_observe_counts(F->obs, RSRE_OBS_NODES, &c);
+    assert_true(c.stats.relists_gone >= 1);
+    rsre_observe_counts(F->obs, RSRE_OBS_HELM_RELEASES, &c);
+    assert_true(c.stats.relists_gone >= 1);
+    /* The latest Helm revision wins after all of it (round 7: revision 9, pending-upgrade). */
+    run_for(300);
+    assert_true(emitted_value("release/prod/api", "release.drifted") == 1);
+    assert_non_null(
+        strstr(emitted("release/prod/api")->detail, "revision 9 status pending-upgrade"));
+
+    struct rsre_observe_stats st;
+    rsre_observe_stats(F->obs, &st);
+    assert_int_equal(st.scopes_dropped, 0);
+}
+
+int main(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_aggregates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_drift, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
