@@ -23,8 +23,6 @@
 #include "approvals/operators.h"
 #include "common/yamldoc.h"
 #include "daemon/open_latency.h"
-#include "daemon/wire_notify.h"
-#include "daemon/wire_rules.h"
 #include "exec/kube_exec.h"
 #include "http/api.h"
 #include "http/metrics.h"
@@ -56,7 +54,6 @@ struct rsre_aggregator {
     struct rsre_operators *operators;
     struct rsre_approvals *approvals;
     struct rsre_metrics *metrics;
-    struct rsre__wire_notify *notify; /* chat channels and in-app (wire_notify.h) */
     struct rsre_open_latency open_latency; /* receipt-to-incident-open histogram */
     rsre_api *api;
     uv_timer_t tick, deferred_timer;
@@ -291,7 +288,6 @@ static void hook_notify(void *arg, const rsre_store_incident *inc, const char *w
              "summary=\"%s\"",
              inc->id, inc->incident_type, scope, (int)inc->severity, (int)inc->confidence,
              (int)inc->lifecycle, what, inc->evidence_summary);
-    rsre__wire_notify_incident(ag->notify, inc, what);
 }
 
 /* ---- ingest consumer ---- */
@@ -393,7 +389,6 @@ static int api_decide(void *ud, const char *approval_id, const char *operator_id
         snprintf(out->message, sizeof(out->message), "vote not recorded: %s", rsre_strerror(rc));
         return rc;
     }
-    rsre__wire_notify_kick(ag->notify); /* edit the approval's chat messages */
     snprintf(out->state, sizeof(out->state), "%s", rsre_approval_state_name(v.outcome.state));
     snprintf(out->message, sizeof(out->message), "%.250s", v.outcome.reason);
     if (v.outcome.refusal == RSRE_REFUSE_NONE) {
@@ -445,13 +440,6 @@ static int api_ready(void *ud, char *why, size_t cap) {
     return 0;
 }
 
-/* A committed rule change (admin API): the engine gets the rebuilt set (wire_rules.h). */
-static void api_rules_changed(void *ud, const char *rule_id, uint32_t version) {
-    struct rsre_aggregator *ag = ud;
-    rsre__wire_rules_reload(ag->store, ag->cfg.rules_dir, ag->engine, &ag->rules, rule_id,
-                            version);
-}
-
 static int start_admin(struct rsre_aggregator *ag) {
     struct rsre_approvals_config apc = {.default_expiry_ms = ag->cfg.approval_ttl_ms};
     if (ag->cfg.operators_file[0]) {
@@ -490,11 +478,8 @@ static int start_admin(struct rsre_aggregator *ag) {
         ag->api = NULL;
         return rc;
     }
-    struct rsre_api_callbacks cb = {.decide = api_decide,
-                                    .agents = api_agents,
-                                    .ready = api_ready,
-                                    .rules_changed = api_rules_changed,
-                                    .ud = ag};
+    struct rsre_api_callbacks cb = {
+        .decide = api_decide, .agents = api_agents, .ready = api_ready, .ud = ag};
     rsre_api_set_callbacks(ag->api, &cb);
     RSRE_LOG(RSRE_LOG_INFO, "aggregator", "admin API on %s (port %d)", ag->cfg.api_listen,
              rsre_api_port(ag->api));
@@ -553,11 +538,17 @@ int rsre_aggregator_create(uv_loop_t *loop, const struct rsre_aggregator_config 
         free(ag);
         return rc;
     }
-    char rules_err[700];
-    if ((rc = rsre__wire_rules_build(ag->store, cfg->rules_dir, &ag->rules, rules_err,
-                                     sizeof(rules_err)))) {
-        RSRE_LOG(RSRE_LOG_ERROR, "aggregator", "rules: %s", rules_err);
+    if ((rc = rsre_ruleset_create(NULL, &ag->rules))) {
         goto fail;
+    }
+    if (cfg->rules_dir[0]) {
+        struct rsre_rule_error err;
+        if ((rc = rsre_ruleset_add_dir(ag->rules, cfg->rules_dir, &err))) {
+            char msg[700];
+            rsre_rule_error_format(&err, msg, sizeof(msg));
+            RSRE_LOG(RSRE_LOG_ERROR, "aggregator", "rules: %s", msg);
+            goto fail;
+        }
     }
     struct rsre_incident_engine_config ecfg = {.env = env,
                                                .rules = ag->rules,
@@ -573,12 +564,6 @@ int rsre_aggregator_create(uv_loop_t *loop, const struct rsre_aggregator_config 
         goto fail;
     }
     if ((rc = start_admin(ag))) {
-        goto fail;
-    }
-    struct rsre__wire_notify_deps nd = {loop,          ag->store,       ag->engine,
-                                        ag->approvals, ag->operators,   ag->metrics,
-                                        cfg->notify_file};
-    if ((rc = rsre__wire_notify_create(&nd, &ag->notify))) {
         goto fail;
     }
     if ((rc = rsre_grpc_loop_create(loop, &ag->grpc))) {
@@ -626,7 +611,6 @@ fail:
         rsre_api_close(ag->api, NULL, NULL); /* nothing served yet: closes at the next turn */
     }
     rsre_open_latency_free(&ag->open_latency);
-    rsre__wire_notify_close(ag->notify, NULL, NULL); /* its handles close on the loop */
     rsre_metrics_destroy(ag->metrics);
     rsre_approvals_destroy(ag->approvals);
     rsre_operators_destroy(ag->operators);
@@ -674,19 +658,10 @@ static void on_grpc_closed(void *arg) {
     finish(arg);
 }
 
-static void on_notify_closed(void *arg) {
-    finish(arg);
-}
-
 static void on_ingest_closed(void *arg) {
     struct rsre_aggregator *ag = arg;
     ag->ingest = NULL;
     ag->pending = 1; /* the gRPC bridge */
-    if (ag->notify) {
-        ag->pending++;
-        rsre__wire_notify_close(ag->notify, on_notify_closed, ag);
-        ag->notify = NULL;
-    }
     if (ag->api) {
         ag->pending++;
         rsre_api_close(ag->api, on_api_closed, ag);
