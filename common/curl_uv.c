@@ -44,6 +44,7 @@ struct rsre_http_req {
     enum req_state state;
     int added; /* in the multi handle */
     int err;   /* first error raised from inside a callback */
+    int url_secret;
     struct rsre_http_req *prev, *next;
 };
 
@@ -231,7 +232,8 @@ static void finish(struct rsre_http *h, struct rsre_http_req *r, CURLcode cc) {
             const char *url = NULL;
             curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
             RSRE_LOG(RSRE_LOG_DEBUG, MOD, "request failed url=\"%s\" curl=%d err=\"%s\"",
-                     url ? url : "", (int)cc, curl_easy_strerror(cc));
+                     r->url_secret ? "<redacted>" : url ? url : "", (int)cc,
+                     curl_easy_strerror(cc));
         }
     }
     long status = 0;
@@ -654,6 +656,7 @@ int rsre_http_request(struct rsre_http *h, const struct rsre_http_opts *o,
     r->h = h;
     r->done = o->done;
     r->on_line = o->on_line;
+    r->url_secret = o->url_secret;
     r->arg = o->arg;
     r->max_body = o->max_body ? o->max_body : RSRE_HTTP_DEFAULT_MAX_BODY;
     r->max_line = o->max_line ? o->max_line : RSRE_HTTP_DEFAULT_MAX_LINE;

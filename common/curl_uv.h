@@ -90,6 +90,7 @@ struct rsre_http_opts {
     size_t max_line;                 /* streaming: 0 = RSRE_HTTP_DEFAULT_MAX_LINE */
     const struct rsre_http_tls *tls; /* NULL = system CA bundle, no client certificate */
     rsre_http_line_cb on_line;       /* non-NULL selects streaming mode */
+    int url_secret;                  /* the URL holds a secret (a bot token): never logged */
     rsre_http_done_cb done;          /* required */
     void *arg;
 };

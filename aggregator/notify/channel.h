@@ -44,7 +44,8 @@ struct rsre_send_result {
     int http_status;         /* 0 when no HTTP reply */
     long api_code;           /* Telegram error_code / WhatsApp error.code, 0 if none */
     int64_t retry_after_ms;  /* for RSRE_SEND_RETRY */
-    char message_id[64];     /* transport message id on success (for later edits) */
+    char message_id[128];    /* transport message id on success (for later edits; WhatsApp wamids
+                                can pass 64 bytes) */
     char error[256];         /* the API's description / error text, for evidence */
 };
 
@@ -62,6 +63,18 @@ struct rsre_chat_action {
 
 typedef void (*rsre_chat_action_cb)(void *arg, const struct rsre_chat_action *a);
 
+/* A delivery failure learnt after send's callback reported RSRE_SEND_OK (WhatsApp delivers
+ * "failed" statuses later, through its webhook: 131047 outside the re-engagement window,
+ * 131026 undeliverable, ...). Pointers valid during the callback. */
+struct rsre_chat_delivery {
+    const char *channel;                   /* "whatsapp" */
+    const char *chat;                      /* recipient */
+    const char *message_id;                /* the id send's callback reported */
+    const struct rsre_send_result *result; /* classified as send would have (never OK) */
+};
+
+typedef void (*rsre_chat_delivery_cb)(void *arg, const struct rsre_chat_delivery *d);
+
 struct rsre_channel;
 
 struct rsre_channel_ops {
@@ -77,6 +90,9 @@ struct rsre_channel_ops {
     int (*start)(struct rsre_channel *ch, rsre_chat_action_cb cb, void *arg);
     /* Stops, cancels in-flight requests (their callbacks run with RSRE_SEND_TRANSIENT), frees. */
     void (*destroy)(struct rsre_channel *ch);
+    /* Optional (NULL when every outcome reaches send's callback, as with Telegram): registers
+     * the callback for failures reported after a send succeeded (WhatsApp status webhooks). */
+    void (*on_delivery)(struct rsre_channel *ch, rsre_chat_delivery_cb cb, void *arg);
 };
 
 struct rsre_channel {
