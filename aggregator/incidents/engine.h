@@ -69,7 +69,8 @@ struct rsre_incident_engine_hooks {
 struct rsre_incident_engine_config {
     enum rsre_env env;
     const struct rsre_ruleset *rules; /* built-ins + operator rules; borrowed, must not change
-                                         while the engine lives; NULL = built-in rules only */
+                                         until replaced by rsre_incident_engine_set_rules;
+                                         NULL = built-in rules only */
     int64_t agent_silence_ms;         /* an agent silent this long is evidence (default 180 s) */
     int64_t action_deadline_ms;       /* action deadline after release (default 120 s) */
     int64_t approval_ttl_ms;          /* approval requests expire after this (default 10 min) */
@@ -141,13 +142,33 @@ int rsre_incident_engine_approval_decided(struct rsre_incident_engine *e, rsre_s
  * (aggregator/probes), a Kubernetes observer aggregate (aggregator/observe), an operator
  * channel's delivery state (aggregator/notify). It sets catalogue signals (taxonomy.yaml
  * `signals`, e.g. "dep.failing", "pull.failing_workloads", "release.drifted", "chat.channels_down")
- * of one resource scope and evaluates the incident classes that read them. One incident per
- * (class, scope): scope names the resource, e.g. "dependency/redis", "release/prod/api",
- * "route/https://app.example/healthz", "channel/telegram", "cluster".
- * `source` names the observer ("probe:redis", "observer:pods"); `detail` is the evidence text
- * kept with the values (an error message; truncated to 512 bytes), may be NULL. A value not
- * given keeps its last value for that scope. Unknown signal, empty scope or non-finite value:
- * RSRE_EINVALID and nothing changes.
+ * of one resource scope, as seen by one source, and evaluates the incident classes that read
+ * them. docs/incidents.md "Feeding the engine" lists the signals, scopes and sources.
+ *
+ * scope   names the resource; one incident per (class, scope): "dependency/redis",
+ *         "workload/prod/api", "registry/ghcr.io", "release/prod/api", "route/app.example/healthz",
+ *         "identity/ldap", "database/main", "service/prod/api", "channels". "cluster" is the
+ *         cluster itself and takes only jobs.* signals (background_job_buildup); jobs.* are
+ *         refused elsewhere. 1..253 printable ASCII bytes, no spaces, not "node=...".
+ * source  names the observer, 1..63 printable ASCII bytes: "probe:<name>" (the aggregator's
+ *         own check: a failure is a direct error from the component), "observer:<name>" (a
+ *         Kubernetes observer: a strong signal), "notify:<channel>" (delivery results), anything
+ *         else counts as a weak report. Each source keeps its own values for the scope (at most
+ *         8 sources per scope; a source silent for an hour may be replaced, else RSRE_ELIMIT);
+ *         the scope's value of a signal is the worst over its sources. Several sources
+ *         corroborate each other; one source's repeated observations count as repeated checks.
+ * detail  the evidence text kept with this source's values (an error message), may be NULL
+ *         (clears the previous text); longer than 512 bytes is truncated, longer than 8 KiB is
+ *         RSRE_EINVALID; control characters become spaces.
+ * values  1..32 (signal, value) pairs; a signal not given keeps this source's last value. Report
+ *         recovery explicitly (e.g. dep.failing 0): nothing expires by itself.
+ *
+ * Held durations (ldap.failing_held, http.error_ratio_held) and incidents.active are derived by
+ * the engine and refused from callers; http.error_ratio_slope is derived from the source's
+ * consecutive http.error_ratio samples unless given. Unknown or engine-derived signal, the same
+ * signal twice, a value outside its unit's range (counts: non-negative integers; bools: 0/1;
+ * ratios: 0..1; slopes: -1..1), NaN/inf, bad scope/source, oversized detail: RSRE_EINVALID and
+ * nothing changes. -EINVAL for NULL e/txn/obs.
  */
 struct rsre_observation_value {
     const char *signal;
@@ -163,9 +184,17 @@ struct rsre_observation {
 int rsre_incident_engine_observe(struct rsre_incident_engine *e, rsre_store_txn *txn,
                                  const struct rsre_observation *obs, int64_t now_ms);
 
-/* Replaces the operator rules (built-ins + operator rules, borrowed like the config's `rules`)
- * after a rule change; open incidents are re-planned under the new rules at the next
- * evaluation. NULL = built-in rules only. */
+/*
+ * Replaces the operator rules (built-ins + operator rules) after a rule change; open incidents
+ * are re-evaluated under the new rules at the next evaluation (observation, batch or tick).
+ * Call it between transactions (-EBUSY inside one). `rules` is borrowed like the config's and
+ * must come from the same taxonomy (RSRE_EINVALID otherwise); NULL = built-in rules only.
+ * All or nothing: on error the engine keeps the previous rules. On success the engine holds no
+ * pointer into the previous ruleset, so the caller (who owns every ruleset it passes) may
+ * destroy the previous one right after this returns, and must keep `rules` alive until the
+ * engine is destroyed or the next successful call. `for D` clauses of threshold rules restart
+ * counting their durations.
+ */
 int rsre_incident_engine_set_rules(struct rsre_incident_engine *e,
                                    const struct rsre_ruleset *rules);
 

@@ -490,10 +490,18 @@ int rsre__inc_obs_apply(struct rsre_incident_engine *e, struct rsre__node *h,
         for (size_t k = 0; k < obs->nvalues; k++) {
             given |= slots[k] == ratio_slot;
         }
-        if (given && !slope_given && e->sl.http_slope >= 0 && s->http_prev_ms > 0 &&
-            now_ms - s->http_prev_ms >= 1000) {
-            double slope = (r - s->http_prev) / ((double)(now_ms - s->http_prev_ms) / 60000.0);
-            vals[e->sl.http_slope] = fmax(-1.0, fmin(1.0, slope));
+        /* Only while the ratio stays above the threshold: the jump into a spike is the
+         * "brief spike" (warning); a spike that keeps climbing is "rising" (critical). */
+        if (given && !slope_given && e->sl.http_slope >= 0) {
+            if (r > HTTP_ERROR_THRESHOLD && s->http_prev > HTTP_ERROR_THRESHOLD &&
+                s->http_prev_ms > 0 && now_ms - s->http_prev_ms >= 1000) {
+                double slope =
+                    (r - s->http_prev) / ((double)(now_ms - s->http_prev_ms) / 60000.0);
+                vals[e->sl.http_slope] = fmax(-1.0, fmin(1.0, slope));
+            } else if (!(r > HTTP_ERROR_THRESHOLD && s->http_prev > HTTP_ERROR_THRESHOLD &&
+                         now_ms - s->http_prev_ms < 1000)) {
+                vals[e->sl.http_slope] = 0.0;
+            }
         }
         if (given) {
             s->http_prev = r;

@@ -86,7 +86,9 @@ static void engine_start(struct fx *f) {
 static struct fx *fx_new(enum rsre_env env) {
     struct fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/rsre-test-observe-XXXXXX");
+    /* tmpfs when there is one: thousands of commits without waiting for a disk */
+    snprintf(f->dir, sizeof(f->dir), "%s/rsre-test-observe-XXXXXX",
+             access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     assert_non_null(mkdtemp(f->dir));
     assert_int_equal(rsre_store_open(f->dir, NULL, &f->store), 0);
     f->cfg.env = env;
@@ -287,7 +289,7 @@ static void expect_schema(struct fx *f, const rsre_store_incident *inc, const ch
     assert_non_null(strstr(inc->evidence_summary, detail));
 }
 
-static __attribute__((unused)) size_t count_exec(const struct fx *f, const char *action) {
+static size_t count_exec(const struct fx *f, const char *action) {
     size_t n = 0;
     for (size_t i = 0; i < f->nexec; i++) {
         n += strcmp(f->exec[i].action, action) == 0;
@@ -508,11 +510,425 @@ static void test_bad_observations(void **state) {
     fx_free(f);
 }
 
+/* --- every observation-fed class ------------------------------------------------------------ */
+
+#define MAXV 4
+
+struct vals {
+    ov v[MAXV];
+    size_t n;
+};
+
+/* One class: a scope, two independent sources (the first alone, then corroborated), the
+ * values that open it, the values (or the held time) that escalate it, the healthy values and
+ * the exit window. */
+struct class_case {
+    const char *cls, *scope, *src1, *src2;
+    int src1_direct; /* src1's evidence is a direct error: two checks alone reach high */
+    int open_sev;    /* severity at opening */
+    struct vals open, crit, healthy;
+    int64_t crit_after_ms; /* > 0: escalation by a held duration (tick this long after open) */
+    int crit_needs_other;  /* escalation needs another active incident (chatops) */
+    int64_t exit_window_ms;
+    const char *detail;
+};
+
+#define VALS(...)                                                                                  \
+    {                                                                                              \
+        {__VA_ARGS__}, sizeof((ov[]){__VA_ARGS__}) / sizeof(ov)                                    \
+    }
+
+static const struct class_case CASES[] = {
+    {"registry_pull_failure", "workload/prod/api", "observer:pods", "probe:registry", 0,
+     SEV_WARNING, VALS({"pull.failing_workloads", 1}),
+     VALS({"pull.failing_workloads", 1}, {"pull.failing_core_workloads", 1}),
+     VALS({"pull.failing_workloads", 0}, {"pull.failing_core_workloads", 0}), 0, 0, 10 * MIN,
+     "toomanyrequests: rate limit exceeded"},
+    {"runtime_dependency_outage", "dependency/nats", "probe:nats", "observer:pods", 1,
+     SEV_WARNING, VALS({"dep.failing", 1}), VALS({"dep.failing", 1}, {"dep.cascading", 2}),
+     VALS({"dep.failing", 0}, {"dep.cascading", 0}), 0, 0, 5 * MIN, "nats: no servers available"},
+    {"ingress_configuration_drift", "route/app.example/healthz", "probe:routes",
+     "observer:ingress", 1, SEV_WARNING, VALS({"ingress.failing_routes", 1}),
+     VALS({"ingress.failing_routes", 1}, {"tls.failures", 1}),
+     VALS({"ingress.failing_routes", 0}, {"tls.failures", 0}, {"dns.mismatches", 0}), 0, 0,
+     5 * MIN, "GET https://app.example/healthz: 404"},
+    {"identity_provider_unreachable", "identity/ldap", "probe:ldap", "observer:backend-logs", 1,
+     SEV_WARNING, VALS({"ldap.failing", 1}), VALS({"ldap.failing", 1}), VALS({"ldap.failing", 0}),
+     6 * MIN, 0, 5 * MIN, "ldap_sasl_bind: Can't contact LDAP server"},
+    {"http_error_rate_spike", "service/prod/api", "probe:metrics", "observer:ingress-logs", 0,
+     SEV_WARNING, VALS({"http.error_ratio", 0.08}), VALS({"http.error_ratio", 0.08}),
+     VALS({"http.error_ratio", 0.01}), 11 * MIN, 0, 10 * MIN, "5xx 80 of 1000 requests"},
+    {"database_connectivity_degraded", "database/main", "probe:postgres", "observer:api-logs", 1,
+     SEV_CRITICAL, VALS({"db.failing", 1}), VALS({"db.failing", 1}), VALS({"db.failing", 0}), 0,
+     0, 5 * MIN, "connection to server at 10.0.0.9 port 5432 failed"},
+    {"release_drift_or_partial_apply", "release/prod/api", "observer:helm", "probe:release", 0,
+     SEV_WARNING, VALS({"release.drifted", 1}),
+     VALS({"release.drifted", 1}, {"release.rollout_blocked", 1},
+          {"release.unhealthy_workloads", 2}),
+     VALS({"release.drifted", 0}, {"release.rollout_blocked", 0},
+          {"release.unhealthy_workloads", 0}),
+     0, 0, 5 * MIN, "helm status: pending-upgrade"},
+    {"chatops_delivery_failure", "channels", "notify:telegram", "probe:telegram", 1, SEV_WARNING,
+     VALS({"chat.channels_down", 1}, {"chat.channels_total", 2}),
+     VALS({"chat.channels_down", 2}, {"chat.channels_total", 2}),
+     VALS({"chat.channels_down", 0}, {"chat.channels_total", 2}), 0, 1, 5 * MIN,
+     "sendMessage: 403 Forbidden: bot was blocked by the user"},
+    {"background_job_buildup", "cluster", "observer:pods", "probe:apiserver", 0, SEV_WARNING,
+     VALS({"jobs.finished_pods", 500}), VALS({"jobs.finished_pods", 500}, {"jobs.apiserver_churn", 3}),
+     VALS({"jobs.finished_pods", 20}, {"jobs.apiserver_churn", 0}), 0, 0, 5 * MIN,
+     "500 Succeeded pods in ci"},
+};
+#define NCASES (sizeof(CASES) / sizeof(CASES[0]))
+
+static void put_vals(struct fx *f, const struct class_case *c, const char *src,
+                     const struct vals *v, const char *detail, int64_t now) {
+    int rc = observe_n(f, c->scope, src, detail, v->v, v->n, now);
+    if (rc) {
+        fail_msg("%s: observe from %s: rc %d", c->cls, src, rc);
+    }
+}
+
+static void class_fp(const struct class_case *c, char *fp, size_t cap) {
+    snprintf(fp, cap, "%s/%s", c->cls, c->scope);
+}
+
+static void run_case(const struct class_case *c, enum rsre_env env) {
+    struct fx *f = fx_new(env);
+    char fp[400];
+    class_fp(c, fp, sizeof(fp));
+    int64_t t = T0;
+    if (c->crit_needs_other) {
+        /* another active incident: a dependency down */
+        OBS(f, "dependency/redis", "probe:redis", "refused", t, {"dep.failing", 1});
+    }
+    /* healthy first: nothing opens */
+    put_vals(f, c, c->src1, &c->healthy, NULL, t);
+    tick(f, t + SEC);
+    assert_int_equal(count_fp(f, fp), 0);
+
+    /* one source, once: medium */
+    t += 10 * SEC;
+    put_vals(f, c, c->src1, &c->open, c->detail, t);
+    rsre_store_incident *inc = expect(f, fp, c->open_sev, CONF_MEDIUM);
+    expect_schema(f, inc, c->cls, c->src1, c->detail);
+    char id[64];
+    snprintf(id, sizeof(id), "%s", inc->id);
+    rsre_store_incident_free(inc);
+    /* ticks are not checks */
+    tick(f, t + 20 * SEC);
+    rsre_store_incident_free(expect(f, fp, c->open_sev, CONF_MEDIUM));
+
+    /* the same source again: a repeated direct error is high, a strong signal stays medium */
+    t += 30 * SEC;
+    put_vals(f, c, c->src1, &c->open, c->detail, t);
+    rsre_store_incident_free(expect(f, fp, c->open_sev, c->src1_direct ? CONF_HIGH : CONF_MEDIUM));
+
+    /* a second, independent source: high */
+    t += 10 * SEC;
+    put_vals(f, c, c->src2, &c->open, "seen as well", t);
+    inc = expect(f, fp, c->open_sev, CONF_HIGH);
+    assert_true(has_str(inc->signal_sources, inc->n_signal_sources, c->src2));
+    rsre_store_incident_free(inc);
+
+    /* escalation */
+    if (c->crit_after_ms) {
+        tick(f, T0 + c->crit_after_ms - MIN);
+        rsre_store_incident_free(expect(f, fp, c->open_sev, CONF_HIGH));
+        tick(f, T0 + c->crit_after_ms + 20 * SEC);
+        t = T0 + c->crit_after_ms + 20 * SEC;
+    } else {
+        t += 10 * SEC;
+        put_vals(f, c, c->src1, &c->crit, c->detail, t);
+    }
+    rsre_store_incident_free(expect(f, fp, SEV_CRITICAL, CONF_HIGH));
+    assert_int_equal(count_fp(f, fp), 1);
+
+    /* recovery: both sources healthy; resolved only after the exit window */
+    t += 30 * SEC;
+    put_vals(f, c, c->src1, &c->healthy, NULL, t);
+    tick(f, t + 10 * SEC);
+    expect_state(f, fp, 0); /* the second source still reports the failure */
+    t += 20 * SEC;
+    put_vals(f, c, c->src2, &c->healthy, NULL, t);
+    tick(f, t + c->exit_window_ms - MIN);
+    expect_state(f, fp, 0);
+    /* a relapse inside the window restarts it */
+    put_vals(f, c, c->src2, &c->open, "again", t + c->exit_window_ms - MIN + SEC);
+    put_vals(f, c, c->src2, &c->healthy, NULL, t + c->exit_window_ms - MIN + 2 * SEC);
+    tick(f, t + c->exit_window_ms + SEC);
+    expect_state(f, fp, 0);
+    t += c->exit_window_ms - MIN + 2 * SEC;
+    tick(f, t + c->exit_window_ms - SEC);
+    expect_state(f, fp, 0);
+    tick(f, t + c->exit_window_ms + SEC);
+    expect_state(f, fp, 1);
+
+    /* back within the duplicate window: the same incident, reopened */
+    put_vals(f, c, c->src1, &c->open, c->detail, t + c->exit_window_ms + 2 * MIN);
+    inc = incident(f, fp);
+    assert_string_equal(inc->id, id);
+    assert_int_not_equal(inc->lifecycle, LC_RESOLVED);
+    rsre_store_incident_free(inc);
+    assert_int_equal(count_fp(f, fp), 1);
+
+    /* nothing recover/disruptive ran without an approval */
+    for (size_t i = 0; i < f->nexec; i++) {
+        assert_true(f->exec[i].cls <= RSRE_CLASS_CONTAIN);
+    }
+    fx_free(f);
+}
+
+static void test_every_class(void **state) {
+    (void)state;
+    for (size_t i = 0; i < NCASES; i++) {
+        run_case(&CASES[i], RSRE_ENV_DEMO);
+        run_case(&CASES[i], RSRE_ENV_PRODUCTION);
+    }
+}
+
+/* A single weak source (not a probe, observer or channel) stays low however often it repeats,
+ * and never makes anything run beyond observe/notify; a second weak source does not help. */
+static void test_weak_sources(void **state) {
+    (void)state;
+    for (size_t i = 0; i < NCASES; i++) {
+        const struct class_case *c = &CASES[i];
+        struct fx *f = fx_new(RSRE_ENV_DEMO);
+        char fp[400];
+        class_fp(c, fp, sizeof(fp));
+        for (int k = 0; k < 20; k++) {
+            put_vals(f, c, "webhook:alertmanager", &c->open, "alert firing", T0 + k * 30 * SEC);
+            put_vals(f, c, "probe:", &c->open, "empty name", T0 + k * 30 * SEC + SEC);
+            tick(f, T0 + k * 30 * SEC + 2 * SEC);
+        }
+        rsre_store_incident *inc = incident(f, fp);
+        assert_non_null(inc);
+        if ((int)inc->confidence != CONF_LOW) {
+            fail_msg("%s: weak sources reached confidence %d", c->cls, inc->confidence);
+        }
+        rsre_store_incident_free(inc);
+        for (size_t k = 0; k < f->nexec; k++) {
+            assert_true(f->exec[k].cls <= RSRE_CLASS_NOTIFY);
+        }
+        fx_free(f);
+    }
+}
+
+/* Rising 5xx ratio while above the threshold is critical at once; a steady spike is not; the
+ * engine derives the slope from the source's samples (a caller-given slope wins). */
+static void test_http_rising(void **state) {
+    (void)state;
+    struct fx *f = fx_new(RSRE_ENV_STAGING);
+    const char *fp = "http_error_rate_spike/service/prod/api";
+    OBS(f, "service/prod/api", "probe:metrics", NULL, T0, {"http.error_ratio", 0.01});
+    OBS(f, "service/prod/api", "probe:metrics", NULL, T0 + 30 * SEC, {"http.error_ratio", 0.20});
+    rsre_store_incident_free(expect(f, fp, SEV_WARNING, CONF_MEDIUM));
+    OBS(f, "service/prod/api", "probe:metrics", NULL, T0 + 60 * SEC, {"http.error_ratio", 0.20});
+    rsre_store_incident_free(expect(f, fp, SEV_WARNING, CONF_MEDIUM));
+    OBS(f, "service/prod/api", "probe:metrics", NULL, T0 + 90 * SEC, {"http.error_ratio", 0.30});
+    rsre_store_incident_free(expect(f, fp, SEV_CRITICAL, CONF_MEDIUM));
+
+    /* another scope: the caller's slope wins over the derived one */
+    const char *fp2 = "http_error_rate_spike/service/prod/web";
+    OBS(f, "service/prod/web", "probe:metrics", NULL, T0, {"http.error_ratio", 0.10});
+    OBS(f, "service/prod/web", "probe:metrics", NULL, T0 + 30 * SEC, {"http.error_ratio", 0.30},
+        {"http.error_ratio_slope", -0.1});
+    rsre_store_incident_free(expect(f, fp2, SEV_WARNING, CONF_MEDIUM));
+    fx_free(f);
+}
+
+/* All channels down is critical only while another incident is active. */
+static void test_chatops_alone(void **state) {
+    (void)state;
+    struct fx *f = fx_new(RSRE_ENV_PRODUCTION);
+    const char *fp = "chatops_delivery_failure/channels";
+    OBS(f, "channels", "notify:telegram", "403", T0, {"chat.channels_down", 2},
+        {"chat.channels_total", 2});
+    rsre_store_incident_free(expect(f, fp, SEV_WARNING, CONF_MEDIUM));
+    OBS(f, "channels", "notify:telegram", "403", T0 + 30 * SEC, {"chat.channels_down", 2});
+    /* repeated direct errors: high, and the alternate channel is tried at once, even in
+     * production (the spec's auto contain for this class) */
+    rsre_store_incident_free(expect(f, fp, SEV_WARNING, CONF_HIGH));
+    assert_int_equal(count_exec(f, "failover_channel"), 1);
+    OBS(f, "database/main", "probe:postgres", "refused", T0 + 40 * SEC, {"db.failing", 1});
+    tick(f, T0 + MIN);
+    rsre_store_incident_free(expect(f, fp, SEV_CRITICAL, CONF_HIGH));
+    assert_int_equal(count_exec(f, "failover_channel"), 1); /* not again inside its cooldown */
+    fx_free(f);
+}
+
+/* --- randomized: weak evidence never acts ---------------------------------------------------- */
+
+static uint64_t rng_state;
+
+static uint32_t rnd(uint32_t n) {
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(rng_state >> 33) % n;
+}
+
+struct rscope {
+    const char *scope;
+    ov bad[3], good[3];
+    size_t n;
+};
+
+/* Allowlisted dependencies (the robot may restart them alone in demo/staging), the channels
+ * (fail-over is auto everywhere) and the cluster (finished-pod cleanup) are where something
+ * could run without a human. */
+static const struct rscope RSCOPES[] = {
+    {"dependency/headlamp", {{"dep.failing", 1}, {"dep.consecutive_failures", 3}},
+     {{"dep.failing", 0}, {"dep.consecutive_failures", 0}}, 2},
+    {"dependency/trivy-db-warmup", {{"dep.failing", 1}, {"dep.core_failing", 1}},
+     {{"dep.failing", 0}, {"dep.core_failing", 0}}, 2},
+    {"dependency/redis", {{"dep.failing", 1}, {"dep.cascading", 4}},
+     {{"dep.failing", 0}, {"dep.cascading", 0}}, 2},
+    {"channels", {{"chat.channels_down", 2}, {"chat.channels_total", 2}},
+     {{"chat.channels_down", 0}, {"chat.channels_total", 2}}, 2},
+    {"cluster", {{"jobs.finished_pods", 900}, {"jobs.apiserver_churn", 5}},
+     {{"jobs.finished_pods", 3}, {"jobs.apiserver_churn", 0}}, 2},
+    {"workload/prod/api", {{"pull.failing_workloads", 2}, {"pull.failing_core_workloads", 1}},
+     {{"pull.failing_workloads", 0}, {"pull.failing_core_workloads", 0}}, 2},
+    {"release/prod/api", {{"release.drifted", 1}, {"release.rollout_blocked", 1},
+                          {"release.unhealthy_workloads", 3}},
+     {{"release.drifted", 0}, {"release.rollout_blocked", 0}, {"release.unhealthy_workloads", 0}},
+     3},
+    {"identity/ldap", {{"ldap.failing", 1}}, {{"ldap.failing", 0}}, 1},
+    {"service/prod/api", {{"http.error_ratio", 0.4}}, {{"http.error_ratio", 0.0}}, 1},
+    {"database/main", {{"db.failing", 1}}, {{"db.failing", 0}}, 1},
+    {"route/app.example/login", {{"ingress.failing_routes", 1}, {"tls.failures", 1},
+                                 {"dns.mismatches", 1}},
+     {{"ingress.failing_routes", 0}, {"tls.failures", 0}, {"dns.mismatches", 0}}, 3},
+};
+#define NRSCOPES (sizeof(RSCOPES) / sizeof(RSCOPES[0]))
+
+static const char *const STRONG_SRC[] = {"probe:a", "observer:b", "notify:c"};
+static const char *const WEAK_SRC[] = {"webhook:x", "probe:", "PROBE:a", "observer", "cli",
+                                       "notify", "observer-b", "x:probe:a"};
+
+static int incident_conf(struct fx *f, const char *id) {
+    rsre_store_txn *txn;
+    rsre_store_incident *inc = NULL;
+    assert_int_equal(rsre_store_txn_begin(f->store, 1, &txn), 0);
+    assert_int_equal(rsre_store_incident_get(txn, id, &inc), 0);
+    rsre_store_txn_abort(txn);
+    int c = (int)inc->confidence;
+    rsre_store_incident_free(inc);
+    return c;
+}
+
+static void test_random_weak_never_acts(void **state) {
+    (void)state;
+    const char *seed_env = getenv("RSRE_TEST_SEED");
+    uint64_t seed = seed_env ? strtoull(seed_env, NULL, 10) : 20261127;
+    unsigned long runs = 0, steps = 0, contained = 0, weak_runs = 0, refused = 0;
+    for (int run = 0; run < 60; run++) {
+        rng_state = seed + (uint64_t)run * 7919;
+        enum rsre_env env = (enum rsre_env)(run % RSRE_ENV_COUNT);
+        int weak_only = run % 2 == 1; /* odd runs: nothing but weak sources */
+        weak_runs += weak_only;
+        struct fx *f = fx_new(env);
+        int64_t t = T0;
+        const char *used[NRSCOPES][8];
+        int64_t seen[NRSCOPES][8];
+        size_t nused[NRSCOPES] = {0};
+        for (int k = 0; k < 150; k++) {
+            int rc;
+            const struct rscope *sc = &RSCOPES[rnd(NRSCOPES)];
+            int strong = !weak_only && rnd(3) == 0;
+            const char *src = strong ? STRONG_SRC[rnd(3)] : WEAK_SRC[rnd(8)];
+            int bad = rnd(4) != 0;
+            size_t n = 1 + rnd((uint32_t)sc->n);
+            t += (int64_t)(1 + rnd(90)) * SEC;
+            size_t before = f->nexec;
+            rc = observe_n(f, sc->scope, src, bad ? "failing" : NULL, bad ? sc->bad : sc->good,
+                               n, t);
+            /* at most 8 sources per scope: the 9th is refused (none idles for an hour here) */
+            /* at most 8 sources per scope: a 9th replaces one silent for an hour, else it is
+             * refused */
+            size_t si = (size_t)(sc - RSCOPES), j = 0, old = 0;
+            while (j < nused[si] && strcmp(used[si][j], src) != 0) {
+                j++;
+            }
+            for (size_t q = 1; q < nused[si]; q++) {
+                old = seen[si][q] < seen[si][old] ? q : old;
+            }
+            int full = j == nused[si] && nused[si] == 8;
+            if (full && t - seen[si][old] < 60 * MIN) {
+                if (rc != RSRE_ELIMIT) {
+                    fail_msg("seed %llu run %d step %d: 9th source: rc %d",
+                             (unsigned long long)seed, run, k, rc);
+                }
+                refused++;
+            } else if (rc) {
+                fail_msg("seed %llu run %d step %d: observe rc %d", (unsigned long long)seed, run,
+                         k, rc);
+            } else {
+                j = full ? old : j;
+                nused[si] += j == nused[si];
+                used[si][j] = src;
+                seen[si][j] = t;
+            }
+            if (rnd(4) == 0) {
+                t += SEC;
+                tick(f, t);
+            }
+            if (rnd(60) == 0) { /* restart on the same store */
+                rsre_incident_engine_destroy(f->eng);
+                engine_start(f);
+                memset(nused, 0, sizeof(nused)); /* observed values live in memory only */
+            }
+            for (size_t i = before; i < f->nexec; i++) {
+                const struct exec_rec *x = &f->exec[i];
+                if (x->cls >= RSRE_CLASS_RECOVER || x->approval[0]) {
+                    fail_msg("seed %llu run %d: %s ran (class %d) with nobody approving",
+                             (unsigned long long)seed, run, x->action, x->cls);
+                }
+                if (x->cls == RSRE_CLASS_CONTAIN) {
+                    contained++;
+                    if (weak_only) {
+                        fail_msg("seed %llu run %d: %s on %s ran on weak evidence only",
+                                 (unsigned long long)seed, run, x->action, x->target);
+                    }
+                    if (incident_conf(f, x->incident) != CONF_HIGH) {
+                        fail_msg("seed %llu run %d: %s ran below high confidence",
+                                 (unsigned long long)seed, run, x->action);
+                    }
+                }
+            }
+            steps++;
+        }
+        /* weak-only runs: no incident above low confidence */
+        if (weak_only) {
+            struct inc_list l;
+            incidents(f, &l);
+            for (size_t i = 0; i < l.n; i++) {
+                if ((int)l.v[i]->confidence != CONF_LOW) {
+                    fail_msg("seed %llu run %d: %s at confidence %d from weak sources",
+                             (unsigned long long)seed, run, l.v[i]->fingerprint,
+                             l.v[i]->confidence);
+                }
+            }
+            inc_list_free(&l);
+        }
+        fx_free(f);
+        runs++;
+    }
+    /* the strong runs did reach the point where something ran alone (the test can see it) */
+    assert_true(contained > 0);
+    printf("  random observations: seed %llu, %lu runs (%lu weak-only), %lu steps, %lu auto "
+           "contain actions on strong evidence, %lu observations refused (9th source)\n",
+           (unsigned long long)seed, runs, weak_runs, steps, contained, refused);
+}
+
 int main(void) {
     rsre_log_threshold = RSRE_LOG_WARN;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dependency_outage),
         cmocka_unit_test(test_bad_observations),
+        cmocka_unit_test(test_every_class),
+        cmocka_unit_test(test_weak_sources),
+        cmocka_unit_test(test_http_rising),
+        cmocka_unit_test(test_chatops_alone),
+        cmocka_unit_test(test_random_weak_never_acts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
