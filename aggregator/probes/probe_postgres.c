@@ -42,13 +42,15 @@ static int wait_sock(PGconn *c, short events, int64_t deadline) {
 /* Finds "NNNNN: " (a SQLSTATE, verbose error format) in an error message. */
 static int find_sqlstate(const char *msg, char out[6]) {
     for (const char *p = msg; *p; p++) {
-        int ok = 1;
+        int ok = 1, digits = 0;
         for (int i = 0; i < 5; i++) {
             if (!p[i] || !(isdigit((unsigned char)p[i]) || isupper((unsigned char)p[i]))) {
                 ok = 0;
                 break;
             }
+            digits += isdigit((unsigned char)p[i]) != 0;
         }
+        ok = ok && digits > 0; /* "FATAL: " is a severity, every SQLSTATE has a digit */
         if (ok && p[5] == ':' && p[6] == ' ' && (p == msg || p[-1] == ' ')) {
             memcpy(out, p, 5);
             out[5] = '\0';
@@ -61,6 +63,10 @@ static int find_sqlstate(const char *msg, char out[6]) {
 static void pg_fail(struct rsre_probe_result *res, const char *step, const char *msg) {
     char text[RSRE_PROBE_ERR_LEN];
     snprintf(text, sizeof text, "%s", msg ? msg : "");
+    char *loc = strstr(text, "\nLOCATION:");
+    if (loc) {
+        *loc = '\0'; /* the server's source location is noise in evidence */
+    }
     size_t n = strlen(text);
     while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ')) {
         text[--n] = '\0';

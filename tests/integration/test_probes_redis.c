@@ -141,7 +141,16 @@ static void test_redis_probe(void **state) {
     pe_rmrf(dir);
 }
 
+/* Whatever happened in the test: no server left running, no temp dir left behind. */
+static int teardown(void **state) {
+    (void)state;
+    pe_stop(pid, SIGTERM);
+    pid = 0;
+    pe_rmrf(dir);
+    return 0;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_redis_probe)};
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, teardown);
 }
