@@ -23,6 +23,7 @@
 #include "approvals/operators.h"
 #include "common/yamldoc.h"
 #include "daemon/open_latency.h"
+#include "daemon/wire_rules.h"
 #include "exec/kube_exec.h"
 #include "http/api.h"
 #include "http/metrics.h"
@@ -440,6 +441,13 @@ static int api_ready(void *ud, char *why, size_t cap) {
     return 0;
 }
 
+/* A committed rule change (admin API): the engine gets the rebuilt set (wire_rules.h). */
+static void api_rules_changed(void *ud, const char *rule_id, uint32_t version) {
+    struct rsre_aggregator *ag = ud;
+    rsre__wire_rules_reload(ag->store, ag->cfg.rules_dir, ag->engine, &ag->rules, rule_id,
+                            version);
+}
+
 static int start_admin(struct rsre_aggregator *ag) {
     struct rsre_approvals_config apc = {.default_expiry_ms = ag->cfg.approval_ttl_ms};
     if (ag->cfg.operators_file[0]) {
@@ -478,8 +486,11 @@ static int start_admin(struct rsre_aggregator *ag) {
         ag->api = NULL;
         return rc;
     }
-    struct rsre_api_callbacks cb = {
-        .decide = api_decide, .agents = api_agents, .ready = api_ready, .ud = ag};
+    struct rsre_api_callbacks cb = {.decide = api_decide,
+                                    .agents = api_agents,
+                                    .ready = api_ready,
+                                    .rules_changed = api_rules_changed,
+                                    .ud = ag};
     rsre_api_set_callbacks(ag->api, &cb);
     RSRE_LOG(RSRE_LOG_INFO, "aggregator", "admin API on %s (port %d)", ag->cfg.api_listen,
              rsre_api_port(ag->api));
@@ -538,17 +549,11 @@ int rsre_aggregator_create(uv_loop_t *loop, const struct rsre_aggregator_config 
         free(ag);
         return rc;
     }
-    if ((rc = rsre_ruleset_create(NULL, &ag->rules))) {
+    char rules_err[700];
+    if ((rc = rsre__wire_rules_build(ag->store, cfg->rules_dir, &ag->rules, rules_err,
+                                     sizeof(rules_err)))) {
+        RSRE_LOG(RSRE_LOG_ERROR, "aggregator", "rules: %s", rules_err);
         goto fail;
-    }
-    if (cfg->rules_dir[0]) {
-        struct rsre_rule_error err;
-        if ((rc = rsre_ruleset_add_dir(ag->rules, cfg->rules_dir, &err))) {
-            char msg[700];
-            rsre_rule_error_format(&err, msg, sizeof(msg));
-            RSRE_LOG(RSRE_LOG_ERROR, "aggregator", "rules: %s", msg);
-            goto fail;
-        }
     }
     struct rsre_incident_engine_config ecfg = {.env = env,
                                                .rules = ag->rules,

@@ -159,6 +159,31 @@ int rsre__h_rules(struct api_call *c);
 int rsre__h_rule(struct api_call *c);
 int rsre__h_rule_create(struct api_call *c);
 int rsre__h_rule_preview(struct api_call *c);
+int rsre__h_rule_patch(struct api_call *c);
+int rsre__h_rule_enable(struct api_call *c);
+int rsre__h_rule_disable(struct api_call *c);
+int rsre__h_rule_clone(struct api_call *c);
+int rsre__h_rule_test(struct api_call *c);
+
+/* ---- rules (rules_api.c), shared with the edits (rules_edit.c) ------------------------------- */
+
+struct rsre_ruleset;
+/* What a new rule version is: audited as "rule change" with these, by the caller. */
+struct rsre__rule_change {
+    const char *expect_id;   /* the text must define this id (NULL: any) */
+    const char *change;      /* "create", "patch", "enable production", "clone", ... */
+    json_t *fields;          /* the fields changed (borrowed), or NULL */
+    const char *comment;     /* why (NULL: "created via the admin API") */
+    const char *cloned_from; /* clone: the source rule id (the new id must be free) */
+};
+/* Validates and commits `text` as the next version of its rule; answers the request and
+ * returns its status (201 on success). */
+int rsre__rule_commit(struct api_call *c, const char *text, size_t len,
+                      const struct rsre__rule_change *ch);
+/* The latest stored version of `id` (caller frees), or the answer (404, 5xx) and its status. */
+int rsre__rule_latest(struct api_call *c, const char *id, rsre_store_rule **out);
+/* Built-ins + the latest version of every stored rule (caller destroys), or an answer. */
+int rsre__rule_current_set(struct api_call *c, struct rsre_ruleset **out);
 int rsre__h_audit(struct api_call *c);
 int rsre__h_audit_verify(struct api_call *c);
 

@@ -18,6 +18,22 @@ static const char *const f_vote[] = {"comment", NULL};
 static const char *const f_preview[] = {
     "incident", "action", "env", "confidence", "target", "last_run_ago_seconds", NULL};
 
+/* Rule edits: the PATCH's fields are checked again in rules_edit.c (what it may change). */
+static const char *const f_rule_patch[] = {"comment",
+                                           "threshold_expression",
+                                           "severity",
+                                           "severity_escalations",
+                                           "notification_policy",
+                                           "cooldown_seconds",
+                                           "suppression_schedule",
+                                           "signal_selector",
+                                           "name",
+                                           "owner",
+                                           NULL};
+static const char *const f_rule_env[] = {"env", "comment", NULL};
+static const char *const f_rule_clone[] = {"new_id", "owner", "comment", NULL};
+static const char *const f_rule_test[] = {"limit", NULL};
+
 #define V RSRE_API_ROLE_VIEWER
 #define A RSRE_API_ROLE_APPROVER
 #define ADM RSRE_API_ROLE_ADMIN
@@ -41,6 +57,12 @@ const struct api_route rsre__api_routes[] = {
     {"POST", "/api/v1/rules", ADM, BODY_TEXT, NULL, NULL, rsre__h_rule_create, 0},
     {"GET", "/api/v1/rules/{id}", V, BODY_NONE, NULL, NULL, rsre__h_rule, 0},
     {"POST", "/api/v1/rules/{id}/preview", V, BODY_JSON, NULL, f_preview, rsre__h_rule_preview, 0},
+    {"PATCH", "/api/v1/rules/{id}", ADM, BODY_JSON, NULL, f_rule_patch, rsre__h_rule_patch, 0},
+    {"POST", "/api/v1/rules/{id}/enable", ADM, BODY_JSON, NULL, f_rule_env, rsre__h_rule_enable, 0},
+    {"POST", "/api/v1/rules/{id}/disable", ADM, BODY_JSON, NULL, f_rule_env, rsre__h_rule_disable,
+     0},
+    {"POST", "/api/v1/rules/{id}/clone", ADM, BODY_JSON, NULL, f_rule_clone, rsre__h_rule_clone, 0},
+    {"POST", "/api/v1/rules/{id}/test", V, BODY_JSON, NULL, f_rule_test, rsre__h_rule_test, 0},
     {"GET", "/api/v1/audit", V, BODY_NONE, q_audit, NULL, rsre__h_audit, 0},
     {"POST", "/api/v1/audit/verify", V, BODY_NONE, NULL, NULL, rsre__h_audit_verify, 0},
 };

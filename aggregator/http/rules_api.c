@@ -216,7 +216,16 @@ static int rule_error(struct api_call *c, int rc, const struct rsre_rule_error *
     return rsre__api_reply(c, rc == RSRE_EEXIST ? 409 : 400, doc);
 }
 
-int rsre__h_rule_create(struct api_call *c) {
+/*
+ * Validates `text` (one rule, YAML or JSON) alone and against every other current rule, and
+ * stores it as the next version of its id with an audit record "rule change" (who: the
+ * caller; what: ch->change and ch->fields; why: ch->comment), in one transaction. With
+ * ch->expect_id the rule must carry that id. Answers the request (201 with the new version,
+ * 400 with the loader's message and field, 409 for a race or a duplicate) and returns its
+ * status. After the commit the daemon is told (rules_changed).
+ */
+int rsre__rule_commit(struct api_call *c, const char *text, size_t len,
+                      const struct rsre__rule_change *ch) {
     /* 1. The rule on its own, against the built-ins: schema, boundaries, exactly one rule. */
     struct rsre_ruleset *one;
     int rc = rsre_ruleset_create(rsre__api_taxonomy(c->api), &one);
@@ -226,7 +235,7 @@ int rsre__h_rule_create(struct api_call *c) {
     size_t n0 = rsre_ruleset_count(one);
     struct rsre_rule_error err;
     memset(&err, 0, sizeof(err));
-    if ((rc = rsre_ruleset_add_yaml(one, "<request>", c->body, c->body_len, &err))) {
+    if ((rc = rsre_ruleset_add_yaml(one, "<request>", text, len, &err))) {
         rsre_ruleset_destroy(one);
         return rule_error(c, rc, &err);
     }
@@ -246,6 +255,9 @@ int rsre__h_rule_create(struct api_call *c) {
     int en_staging = r->enabled && (r->env_mask & (1u << RSRE_ENV_STAGING));
     int en_prod = r->enabled && (r->env_mask & (1u << RSRE_ENV_PRODUCTION));
     rsre_ruleset_destroy(one);
+    if (ch->expect_id && strcmp(ch->expect_id, id)) {
+        return rsre__api_fail(c, 400, "id", "the rule's id '%s' is not '%s'", id, ch->expect_id);
+    }
 
     /* 2. With every other current rule: the set the engine would load. */
     struct latest l = {0};
@@ -258,6 +270,10 @@ int rsre__h_rule_create(struct api_call *c) {
             prev = l.v[i]->version;
         }
     }
+    if (ch->cloned_from && prev) {
+        latest_free(&l);
+        return rsre__api_fail(c, 409, "new_id", "rule %s already exists", id);
+    }
     struct rsre_ruleset *all;
     if (build_set(c, &l, id, &all)) {
         latest_free(&l);
@@ -265,22 +281,22 @@ int rsre__h_rule_create(struct api_call *c) {
     }
     latest_free(&l);
     memset(&err, 0, sizeof(err));
-    rc = rsre_ruleset_add_yaml(all, "<request>", c->body, c->body_len, &err);
+    rc = rsre_ruleset_add_yaml(all, "<request>", text, len, &err);
     rsre_ruleset_destroy(all);
     if (rc) {
         return rule_error(c, rc, &err);
     }
 
     /* 3. Store it as the next version with its audit record, in one transaction. */
-    char *yaml = malloc(c->body_len + 1);
+    char *yaml = malloc(len + 1);
     if (!yaml) {
         return rsre__api_fail(c, 500, NULL, "out of memory");
     }
-    memcpy(yaml, c->body, c->body_len);
-    yaml[c->body_len] = '\0';
+    memcpy(yaml, text, len);
+    yaml[len] = '\0';
     unsigned char h[SHA256_DIGEST_LENGTH];
     char hex[2 * SHA256_DIGEST_LENGTH + 1];
-    SHA256((const unsigned char *)yaml, c->body_len, h);
+    SHA256((const unsigned char *)yaml, len, h);
     rsre__hex(h, sizeof(h), hex);
     int64_t now = rsre__api_now_ms();
     rsre_store_rule rec = ROBOT_SRE__STORE__RULE_VERSION__INIT;
@@ -292,13 +308,28 @@ int rsre__h_rule_create(struct api_call *c) {
     rec.enabled_demo = en_demo;
     rec.enabled_staging = en_staging;
     rec.enabled_production = en_prod;
-    rec.comment = "api";
-    char object[RSRE_STORE_ID_MAX + 16], reason[64], detail[256];
+    rec.comment = (char *)(ch->comment ? ch->comment : "api");
+    rec.cloned_from = (char *)(ch->cloned_from ? ch->cloned_from : "");
+    char object[RSRE_STORE_ID_MAX + 16], reason[320];
     snprintf(object, sizeof(object), "rule/%s", id);
-    snprintf(reason, sizeof(reason), "version %u via the admin API", rec.version);
-    snprintf(detail, sizeof(detail),
-             "{\"version\":%u,\"previous_version\":%u,\"yaml_sha256\":\"%s\",\"bytes\":%zu}",
-             rec.version, prev, hex, c->body_len);
+    snprintf(reason, sizeof(reason), "%s", ch->comment ? ch->comment : "created via the admin API");
+    json_t *det = json_pack("{s:s, s:i, s:i, s:s, s:I, s:{s:b, s:b, s:b}}", "change",
+                            ch->change ? ch->change : "create", "version", (int)rec.version,
+                            "previous_version", (int)prev, "yaml_sha256", hex, "bytes",
+                            (json_int_t)len, "enabled", "demo", en_demo, "staging", en_staging,
+                            "production", en_prod);
+    if (det && ch->fields) {
+        json_object_set(det, "fields", ch->fields);
+    }
+    if (det && ch->cloned_from) {
+        json_object_set_new(det, "cloned_from", json_string(ch->cloned_from));
+    }
+    char *detail = det ? json_dumps(det, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(det);
+    if (!detail) {
+        free(yaml);
+        return rsre__api_fail(c, 500, NULL, "out of memory");
+    }
     rsre_store_txn *txn;
     rc = rsre_store_txn_begin(rsre__api_store(c->api), 0, &txn);
     if (!rc) {
@@ -314,23 +345,67 @@ int rsre__h_rule_create(struct api_call *c) {
         }
     }
     free(yaml);
+    free(detail);
     if (rc == RSRE_EEXIST) {
         return rsre__api_fail(c, 409, "id", "rule %s changed meanwhile; retry", id);
     }
     if (rc) {
         return rsre__api_store_fail(c, rc, "rule");
     }
-    RSRE_LOG(RSRE_LOG_INFO, "api", "rule change rule=%s version=%u operator=%s", id, rec.version,
-             c->who->operator_id);
+    RSRE_LOG(RSRE_LOG_INFO, "api", "rule change rule=%s version=%u change=\"%s\" operator=%s", id,
+             rec.version, ch->change ? ch->change : "create", c->who->operator_id);
     const struct rsre_api_callbacks *cb = rsre__api_callbacks(c->api);
     if (cb->rules_changed) {
         cb->rules_changed(cb->ud, id, rec.version);
     }
     return rsre__api_reply(c, 201,
-                           json_pack("{s:s, s:i, s:i, s:{s:b, s:b, s:b}, s:s}", "id", id, "version",
-                                     (int)rec.version, "previous_version", (int)prev, "enabled",
-                                     "demo", en_demo, "staging", en_staging, "production", en_prod,
-                                     "yaml_sha256", hex));
+                           json_pack("{s:s, s:i, s:i, s:{s:b, s:b, s:b}, s:s, s:s}", "id", id,
+                                     "version", (int)rec.version, "previous_version", (int)prev,
+                                     "enabled", "demo", en_demo, "staging", en_staging,
+                                     "production", en_prod, "yaml_sha256", hex, "change",
+                                     ch->change ? ch->change : "create"));
+}
+
+int rsre__h_rule_create(struct api_call *c) {
+    struct rsre__rule_change ch = {.change = "create"};
+    return rsre__rule_commit(c, c->body, c->body_len, &ch);
+}
+
+int rsre__rule_latest(struct api_call *c, const char *id, rsre_store_rule **out) {
+    *out = NULL;
+    rsre_store *st = rsre__api_store(c->api);
+    if (!st) {
+        return rsre__api_fail(c, 503, NULL, "the store is not open");
+    }
+    struct latest l = {0};
+    rsre_store_txn *txn;
+    int rc = rsre_store_txn_begin(st, 1, &txn);
+    if (!rc) {
+        rc = rsre_store_rule_foreach(txn, id, latest_cb, &l);
+        rsre_store_txn_abort(txn);
+    }
+    if (rc) {
+        latest_free(&l);
+        return rsre__api_store_fail(c, rc, "rule");
+    }
+    if (!l.n) {
+        latest_free(&l);
+        return rsre__api_fail(c, 404, NULL, "rule %s not found", id);
+    }
+    *out = l.v[l.n - 1];
+    l.n--;
+    latest_free(&l);
+    return 0;
+}
+
+int rsre__rule_current_set(struct api_call *c, struct rsre_ruleset **out) {
+    struct latest l = {0};
+    if (load_latest(c, &l)) {
+        return c->status;
+    }
+    int rc = build_set(c, &l, NULL, out);
+    latest_free(&l);
+    return rc ? c->status : 0;
 }
 
 /* A string field of the preview body: NULL when absent, 400 when not a short string. */
