@@ -23,6 +23,7 @@
 #include "approvals/operators.h"
 #include "common/yamldoc.h"
 #include "daemon/open_latency.h"
+#include "daemon/wire_notify.h"
 #include "daemon/wire_rules.h"
 #include "exec/kube_exec.h"
 #include "http/api.h"
@@ -55,6 +56,7 @@ struct rsre_aggregator {
     struct rsre_operators *operators;
     struct rsre_approvals *approvals;
     struct rsre_metrics *metrics;
+    struct rsre__wire_notify *notify; /* chat channels and in-app (wire_notify.h) */
     struct rsre_open_latency open_latency; /* receipt-to-incident-open histogram */
     rsre_api *api;
     uv_timer_t tick, deferred_timer;
@@ -289,6 +291,7 @@ static void hook_notify(void *arg, const rsre_store_incident *inc, const char *w
              "summary=\"%s\"",
              inc->id, inc->incident_type, scope, (int)inc->severity, (int)inc->confidence,
              (int)inc->lifecycle, what, inc->evidence_summary);
+    rsre__wire_notify_incident(ag->notify, inc, what);
 }
 
 /* ---- ingest consumer ---- */
@@ -390,6 +393,7 @@ static int api_decide(void *ud, const char *approval_id, const char *operator_id
         snprintf(out->message, sizeof(out->message), "vote not recorded: %s", rsre_strerror(rc));
         return rc;
     }
+    rsre__wire_notify_kick(ag->notify); /* edit the approval's chat messages */
     snprintf(out->state, sizeof(out->state), "%s", rsre_approval_state_name(v.outcome.state));
     snprintf(out->message, sizeof(out->message), "%.250s", v.outcome.reason);
     if (v.outcome.refusal == RSRE_REFUSE_NONE) {
@@ -571,6 +575,12 @@ int rsre_aggregator_create(uv_loop_t *loop, const struct rsre_aggregator_config 
     if ((rc = start_admin(ag))) {
         goto fail;
     }
+    struct rsre__wire_notify_deps nd = {loop,          ag->store,       ag->engine,
+                                        ag->approvals, ag->operators,   ag->metrics,
+                                        cfg->notify_file};
+    if ((rc = rsre__wire_notify_create(&nd, &ag->notify))) {
+        goto fail;
+    }
     if ((rc = rsre_grpc_loop_create(loop, &ag->grpc))) {
         goto fail;
     }
@@ -616,6 +626,7 @@ fail:
         rsre_api_close(ag->api, NULL, NULL); /* nothing served yet: closes at the next turn */
     }
     rsre_open_latency_free(&ag->open_latency);
+    rsre__wire_notify_close(ag->notify, NULL, NULL); /* its handles close on the loop */
     rsre_metrics_destroy(ag->metrics);
     rsre_approvals_destroy(ag->approvals);
     rsre_operators_destroy(ag->operators);
@@ -663,10 +674,19 @@ static void on_grpc_closed(void *arg) {
     finish(arg);
 }
 
+static void on_notify_closed(void *arg) {
+    finish(arg);
+}
+
 static void on_ingest_closed(void *arg) {
     struct rsre_aggregator *ag = arg;
     ag->ingest = NULL;
     ag->pending = 1; /* the gRPC bridge */
+    if (ag->notify) {
+        ag->pending++;
+        rsre__wire_notify_close(ag->notify, on_notify_closed, ag);
+        ag->notify = NULL;
+    }
     if (ag->api) {
         ag->pending++;
         rsre_api_close(ag->api, on_api_closed, ag);

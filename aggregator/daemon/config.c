@@ -40,6 +40,8 @@ static const struct rsre_cfg_entry entries[] = {
     RSRE_CFG_STR_ENTRY(T, api_tokens_file, "", "admin API token file (docs/api.md); empty: no API"),
     RSRE_CFG_STR_ENTRY(T, api_tls_cert, "", "admin API TLS certificate (empty: plain HTTP)"),
     RSRE_CFG_STR_ENTRY(T, api_tls_key, "", "admin API TLS key"),
+    RSRE_CFG_STR_ENTRY(T, notify_file, "", "notification routing and chat channels "
+                                           "(docs/chatops.md); empty: in-app only"),
     RSRE_CFG_STR_ENTRY(T, operators_file, "", "operators and their roles (docs/approvals.md); "
                                               "empty: nobody can approve"),
     RSRE_CFG_LIST_ENTRY(T, node_actions, nnode_actions,

@@ -30,6 +30,7 @@ struct rsre_aggregator_config {
     char api_tokens_file[512];            /* admin API bearer tokens (hashed); empty: API off */
     char api_tls_cert[512], api_tls_key[512];
     char operators_file[512];             /* operator identities and roles (approvals) */
+    char notify_file[512];                /* notification routing and chat channels */
     char kubeconfig[512];                 /* kubeconfig for running outside a cluster */
     size_t nnode_actions;
 };

@@ -66,6 +66,7 @@ struct thread {
     char ref[128];
     uint64_t hash;
     int64_t sent_at;
+    const char *text; /* thread_write only: the text last delivered (for a late fail-over) */
 };
 
 /* 0 and *t, RSRE_ENOTFOUND, or an error. */
@@ -102,8 +103,8 @@ static int thread_get(struct rsre_notify *n, const char *key, struct thread *t) 
 static int thread_write(struct rsre_notify *n, const char *key, const struct thread *t) {
     char hash[24];
     snprintf(hash, sizeof(hash), "%016" PRIx64, t->hash);
-    json_t *o = json_pack("{s:s, s:s, s:I}", "ref", t->ref, "hash", hash, "sent_at",
-                          (json_int_t)t->sent_at);
+    json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "ref", t->ref, "hash", hash, "sent_at",
+                          (json_int_t)t->sent_at, "text", t->text ? t->text : "");
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!s) {
@@ -373,7 +374,7 @@ static void on_sent(void *arg, const struct rsre_send_result *r) {
     int edit = thread_get(n, key, &t) == 0;
     switch (r->status) {
     case RSRE_SEND_OK: {
-        struct thread nt = {.hash = text_hash(j->text), .sent_at = now};
+        struct thread nt = {.hash = text_hash(j->text), .sent_at = now, .text = j->text};
         /* Telegram edits keep the first message's id; WhatsApp "edits" are replies with
          * their own id, but the thread stays anchored on the first message. */
         memcpy(nt.ref, edit && t.ref[0] ? t.ref : r->message_id, sizeof(nt.ref));
@@ -496,6 +497,91 @@ fail:
     return rc;
 }
 
+/* ---- failures learnt after a successful send (WhatsApp status webhooks) ---- */
+
+struct late_find {
+    const char *suffix; /* "/<channel>/<chat>" */
+    const char *message_id;
+    char subject[RSRE_STORE_ID_MAX + 1];
+    char text[RSRE_NOTIFY_TEXT_MAX];
+    int found;
+};
+
+static int late_cb(const char *key, const void *val, size_t len, void *ud) {
+    struct late_find *f = ud;
+    size_t kl = strlen(key), sl = strlen(f->suffix);
+    if (kl <= sl + 2 || strcmp(key + kl - sl, f->suffix)) {
+        return 0;
+    }
+    json_error_t je;
+    json_t *o = json_loadb(val, len, 0, &je);
+    const char *ref = json_string_value(json_object_get(o, "ref"));
+    const char *text = json_string_value(json_object_get(o, "text"));
+    if (ref && text && !strcmp(ref, f->message_id)) {
+        snprintf(f->subject, sizeof(f->subject), "%.*s", (int)(kl - sl - 2), key + 2);
+        snprintf(f->text, sizeof(f->text), "%s", text);
+        f->found = 1;
+    }
+    json_decref(o);
+    return f->found ? 1 : 0;
+}
+
+static void on_delivery(void *arg, const struct rsre_chat_delivery *d) {
+    struct rsre_notify *n = arg;
+    if (n->closing || !d || !d->channel || !d->chat || !d->message_id || !d->result) {
+        return;
+    }
+    int ch = rsre__notify_chan_find(n, d->channel);
+    if (ch < 0) {
+        return;
+    }
+    int64_t now = clock_now(n);
+    struct late_find *f = calloc(1, sizeof(*f));
+    if (!f) {
+        return;
+    }
+    char suffix[RSRE_NOTIFY_NAME_MAX * 2 + 4];
+    snprintf(suffix, sizeof(suffix), "/%s/%s", d->channel, d->chat);
+    f->suffix = suffix;
+    f->message_id = d->message_id;
+    rsre_store_txn *txn;
+    if (rsre_store_txn_begin(n->store, 1, &txn) == 0) {
+        rsre_store_notify_foreach(txn, "t/", NULL, late_cb, f);
+        rsre_store_txn_abort(txn);
+    }
+    struct notify_job j;
+    memset(&j, 0, sizeof(j));
+    j.n = n;
+    j.ch = ch;
+    j.attempts = 1;
+    snprintf(j.chat, sizeof(j.chat), "%s", d->chat);
+    snprintf(j.subject, sizeof(j.subject), "%s", f->found ? f->subject : d->message_id);
+    snprintf(j.text, sizeof(j.text), "%s", f->found ? f->text : "");
+    if (f->found && !strncmp(f->subject, "apr-", 4)) {
+        enum rsre_chat c = !strcmp(d->channel, "whatsapp") ? RSRE_CHAT_WHATSAPP : RSRE_CHAT_TELEGRAM;
+        const struct rsre_operator *op = rsre_operators_find_chat(n->operators, c, d->chat);
+        j.kind = JOB_APPROVAL;
+        snprintf(j.op, sizeof(j.op), "%s", op ? op->id : "");
+    }
+    char why[320];
+    snprintf(why, sizeof(why), "delivery failed after acceptance (code %ld): %.200s",
+             d->result->api_code, d->result->error);
+    set_down(n, ch, 1, why);
+    /* The copy carries no buttons (the expiry is not known here): the text and its link. */
+    if (f->found) {
+        fail_over(n, &j, why, now);
+    } else {
+        n->st.failed++;
+        if (n->hooks.delivery_failed) {
+            n->hooks.delivery_failed(n->hooks.arg, d->channel);
+        }
+        RSRE_LOG(RSRE_LOG_WARN, "notify", "late delivery failure channel=%s chat=%s message=%s "
+                 "(not a thread we know): %s", d->channel, d->chat, d->message_id, why);
+    }
+    free(f);
+    rsre_notify_poll(n, now);
+}
+
 static void on_action(void *arg, const struct rsre_chat_action *a) {
     struct rsre_notify *n = arg;
     rsre_notify_action(n, a, clock_now(n));
@@ -504,6 +590,9 @@ static void on_action(void *arg, const struct rsre_chat_action *a) {
 int rsre_notify_start(struct rsre_notify *n) {
     for (size_t i = 0; i < n->nchans; i++) {
         if (n->chans[i].ch->ops->start) {
+            if (n->chans[i].ch->ops->on_delivery) {
+                n->chans[i].ch->ops->on_delivery(n->chans[i].ch, on_delivery, n);
+            }
             int rc = n->chans[i].ch->ops->start(n->chans[i].ch, on_action, n);
             if (rc) {
                 RSRE_LOG(RSRE_LOG_ERROR, "notify", "channel %s did not start: %s",

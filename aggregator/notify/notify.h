@@ -65,6 +65,7 @@ struct rsre_approvals;
 #define RSRE_NOTIFY_QUEUE_MAX 1024     /* messages waiting or in flight */
 #define RSRE_NOTIFY_TEXT_MAX 4096      /* bytes of a rendered message */
 #define RSRE_NOTIFY_SECRET_MIN 32      /* bytes of the button-signing secret */
+#define RSRE_NOTIFY_SETTINGS_MAX 16    /* transport settings per channel */
 #define RSRE_NOTIFY_SUPPRESS_DEFAULT_MS (15 * 60 * 1000LL)
 
 /* ---- routing rules ------------------------------------------------------------------------- */
@@ -85,6 +86,11 @@ struct rsre_notify_channel_conf {
     unsigned max_attempts;     /* attempts before failover (1..20) */
     int64_t backoff_base_ms;   /* first retry delay */
     int64_t backoff_max_ms;
+    /* Transport settings (`settings:` map), passed as text to the transport's config_set by the
+     * daemon: base_url, token_file, ... (docs/chatops.md). Never a secret's value: keys named
+     * token, secret, password or app_secret are refused at load. */
+    char settings[RSRE_NOTIFY_SETTINGS_MAX][2][512];
+    size_t nsettings;
 };
 
 struct rsre_notify_routes; /* immutable once loaded */
@@ -98,7 +104,8 @@ struct rsre_notify_routes; /* immutable once loaded */
  *   suppress_minutes: 15
  *   channels:
  *     - {name: telegram, alternate: whatsapp, chats: ["-1001"], rate_per_minute: 20, burst: 5,
- *        max_attempts: 4, backoff_ms: 1000, backoff_max_ms: 60000}
+ *        max_attempts: 4, backoff_ms: 1000, backoff_max_ms: 60000,
+ *        settings: {base_url: "https://api.telegram.org", token_file: /etc/robot-sre/tg.token}}
  *   routes:                                  # first match wins unless `continue: true`
  *     - match: {environment: [production], domain: [...], incident_type: [...],
  *               severity: [critical, high]}

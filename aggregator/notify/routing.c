@@ -169,7 +169,8 @@ static int get_i64(yaml_document_t *doc, yaml_node_t *m, const char *key, long l
 static int parse_channel(yaml_document_t *doc, yaml_node_t *m, struct rsre_notify_channel_conf *c,
                          struct rsre_yerr *err) {
     static const char *const keys[] = {"name",  "alternate",    "chats",       "rate_per_minute",
-                                       "burst", "max_attempts", "backoff_ms", "backoff_max_ms"};
+                                       "burst", "max_attempts", "backoff_ms", "backoff_max_ms",
+                                       "settings"};
     int rc = only_keys(doc, m, "channel", keys, sizeof(keys) / sizeof(keys[0]), err);
     if (rc) {
         return rc;
@@ -186,6 +187,41 @@ static int parse_channel(yaml_document_t *doc, yaml_node_t *m, struct rsre_notif
     yaml_node_t *chats = rsre_yaml_get(doc, m, "chats");
     if (chats && (rc = parse_chats(doc, chats, "chats", c->chats, &c->nchats, err))) {
         return rc;
+    }
+    yaml_node_t *set = rsre_yaml_get(doc, m, "settings");
+    if (set) {
+        if (set->type != YAML_MAPPING_NODE) {
+            return rsre_yaml_fail(err, set, RSRE_EINVALID, "settings: expected a mapping");
+        }
+        for (yaml_node_pair_t *p = set->data.mapping.pairs.start; p < set->data.mapping.pairs.top;
+             p++) {
+            yaml_node_t *k = yaml_document_get_node(doc, p->key);
+            yaml_node_t *v = yaml_document_get_node(doc, p->value);
+            const char *ks = rsre_yaml_str(k), *vs = rsre_yaml_str(v);
+            if (!ks || !vs) {
+                return rsre_yaml_fail(err, k, RSRE_EINVALID, "settings: expected text values");
+            }
+            if (c->nsettings == RSRE_NOTIFY_SETTINGS_MAX) {
+                return rsre_yaml_fail(err, k, RSRE_ELIMIT, "settings: more than %d",
+                                      RSRE_NOTIFY_SETTINGS_MAX);
+            }
+            if (strlen(ks) >= sizeof(c->settings[0][0]) || strlen(vs) >= sizeof(c->settings[0][1])) {
+                return rsre_yaml_fail(err, k, RSRE_ELIMIT, "settings: '%.40s' too long", ks);
+            }
+            static const char *const secrets[] = {"token", "secret", "password", "app_secret",
+                                                  "access_token", "verify_token"};
+            for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
+                if (!strcmp(ks, secrets[i])) {
+                    return rsre_yaml_fail(err, k, RSRE_EINVALID,
+                                          "settings: '%s' would put a secret in this file; use "
+                                          "%s_file or %s_env",
+                                          ks, ks, ks);
+                }
+            }
+            snprintf(c->settings[c->nsettings][0], sizeof(c->settings[0][0]), "%s", ks);
+            snprintf(c->settings[c->nsettings][1], sizeof(c->settings[0][1]), "%s", vs);
+            c->nsettings++;
+        }
     }
     long long rate = 20, burst = 5, attempts = 4, base = 1000, max = 60000;
     if ((rc = get_i64(doc, m, "rate_per_minute", 1, 6000, &rate, err)) ||
