@@ -424,8 +424,8 @@ out:
 static int evaluate_holder(struct rsre_incident_engine *e, rsre_store_txn *txn,
                            struct rsre__node *h, int64_t now_ms, int tick) {
     enum rsre__scope scope = h == &e->cluster ? RSRE__SCOPE_CLUSTER
-                             : h->scope[0]     ? RSRE__SCOPE_OBS
-                                               : RSRE__SCOPE_NODE;
+                             : h->scope[0]    ? RSRE__SCOPE_OBS
+                                              : RSRE__SCOPE_NODE;
     for (size_t b = 0; b < rsre__inc_nbindings; b++) {
         if (e->defs[b] && rsre__inc_bindings[b].scope == scope) {
             int rc = evaluate_one(e, txn, h, b, now_ms, tick);

@@ -16,6 +16,11 @@ static double V(const struct rsre__eval *ev, int slot) {
 
 #define SL (&ev->e->sl)
 
+/* A value of the holder's own row (derived held durations), also for per-source rows. */
+static double H(const struct rsre__eval *ev, int slot) {
+    return slot >= 0 ? ev->n->row[slot] : NAN;
+}
+
 void rsre__inc_fmt_bytes(double v, char *buf, size_t cap) {
     static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
     if (!isfinite(v) || v < 0) {
@@ -155,16 +160,19 @@ static void gc_stuck_d(const struct rsre__eval *ev, char *b, size_t cap) {
 }
 
 static const struct rsre__ev_row disk_pressure_ev[] = {
-    {"node_condition.DiskPressure", "kubelet", RSRE_EVIDENCE_STRONG, 1, 0, dp_cond, dp_cond_d, 0, 0},
+    {"node_condition.DiskPressure", "kubelet", RSRE_EVIDENCE_STRONG, 1, 0, dp_cond, dp_cond_d, 0,
+     0},
     {"node_taint.disk-pressure", "node-lifecycle-controller", RSRE_EVIDENCE_STRONG, 1, 0, dp_taint,
      dp_taint_d, 0, 0},
     {"filesystem.eviction_threshold", "agent/filesystem", RSRE_EVIDENCE_STRONG, 1, 0, fs_evict,
      fs_evict_d, 0, 0},
     {"pods.evicted_recently", "agent/pods", RSRE_EVIDENCE_STRONG, 1, 0, evicted, evicted_d, 0, 0},
-    {"filesystem.filling", "agent/filesystem", RSRE_EVIDENCE_WEAK, 0, 0, fs_filling, fs_filling_d, 0, 0},
+    {"filesystem.filling", "agent/filesystem", RSRE_EVIDENCE_WEAK, 0, 0, fs_filling, fs_filling_d,
+     0, 0},
     {"kernel.no_space", "agent/kmsg", RSRE_EVIDENCE_WEAK, 0, 0, no_space, no_space_d, 0, 0},
     {"pods.finished_backlog", "agent/pods", RSRE_EVIDENCE_WEAK, 0, 0, backlog, backlog_d, 0, 0},
-    {"imagefs.gc_cannot_recover", "agent/image-gc", RSRE_EVIDENCE_WEAK, 0, 0, gc_stuck, gc_stuck_d, 0, 0},
+    {"imagefs.gc_cannot_recover", "agent/image-gc", RSRE_EVIDENCE_WEAK, 0, 0, gc_stuck, gc_stuck_d,
+     0, 0},
 };
 
 /* --- node_unreachable_or_notready ------------------------------------------------------------ */
@@ -259,8 +267,7 @@ static void jobs_churn_d(const struct rsre__eval *ev, char *b, size_t cap) {
 #define OBS_CHECKS (RSRE__K_PROBE | RSRE__K_OBSERVER)
 
 static const struct rsre__ev_row jobs_ev[] = {
-    {"pods.finished", "agent/pods", RSRE_EVIDENCE_STRONG, 1, 1, node_backlog, node_backlog_d, 0,
-     0},
+    {"pods.finished", "agent/pods", RSRE_EVIDENCE_STRONG, 1, 1, node_backlog, node_backlog_d, 0, 0},
     {"nodes.disk_pressure", "kubelet", RSRE_EVIDENCE_WEAK, 0, 0, nodes_in_pressure,
      nodes_in_pressure_d, 0, 0},
     {"jobs.finished_pods", NULL, RSRE_EVIDENCE_STRONG, 1, 0, jobs_obs, jobs_obs_d, OBS_CHECKS, 0},
@@ -292,13 +299,12 @@ static int pull_failing(const struct rsre__eval *ev) {
 
 static void pull_failing_d(const struct rsre__eval *ev, char *b, size_t cap) {
     double n = V(ev, SL->pull_failing), c = V(ev, SL->pull_core);
-    count_d(b, cap, isfinite(n) ? n : c, "workload(s) in ErrImagePull/ImagePullBackOff", c,
-            "core");
+    count_d(b, cap, isfinite(n) ? n : c, "workload(s) in ErrImagePull/ImagePullBackOff", c, "core");
 }
 
 static const struct rsre__ev_row pull_ev[] = {
-    {"registry.pull_probe_failed", NULL, RSRE_EVIDENCE_DIRECT, 1, 0, pull_failing,
-     pull_failing_d, OBS_PROBE, 0},
+    {"registry.pull_probe_failed", NULL, RSRE_EVIDENCE_DIRECT, 1, 0, pull_failing, pull_failing_d,
+     OBS_PROBE, 0},
     {"pods.image_pull_failing", NULL, RSRE_EVIDENCE_STRONG, 1, 0, pull_failing, pull_failing_d,
      OBS_OBSERVER, 0},
     {"pull.failing_reported", NULL, RSRE_EVIDENCE_WEAK, 0, 0, pull_failing, pull_failing_d,
@@ -347,8 +353,7 @@ static int routes_failing(const struct rsre__eval *ev) {
 
 static void routes_failing_d(const struct rsre__eval *ev, char *b, size_t cap) {
     double n = V(ev, SL->ingress_failing), c = V(ev, SL->ingress_core);
-    count_d(b, cap, isfinite(n) ? n : c, "expected route(s) not answering as expected", c,
-            "core");
+    count_d(b, cap, isfinite(n) ? n : c, "expected route(s) not answering as expected", c, "core");
 }
 
 static int tls_failing(const struct rsre__eval *ev) {
@@ -393,8 +398,7 @@ static const struct rsre__ev_row ingress_ev[] = {
      OBS_OBSERVER, 0},
     {"ingress.failing_reported", NULL, RSRE_EVIDENCE_WEAK, 0, 0, ingress_any, ingress_any_d,
      OBS_NOTIFY | OBS_OTHER, 0},
-    {"tls.expiring_soon", NULL, RSRE_EVIDENCE_WEAK, 0, 0, tls_expiring, tls_expiring_d, OBS_ANY,
-     0},
+    {"tls.expiring_soon", NULL, RSRE_EVIDENCE_WEAK, 0, 0, tls_expiring, tls_expiring_d, OBS_ANY, 0},
 };
 
 /* identity_provider_unreachable */
@@ -404,13 +408,13 @@ static int ldap_failing(const struct rsre__eval *ev) {
 
 static void ldap_failing_d(const struct rsre__eval *ev, char *b, size_t cap) {
     char d[32];
-    fmt_secs(V(ev, SL->ldap_held), d, sizeof(d));
+    fmt_secs(H(ev, SL->ldap_held), d, sizeof(d));
     snprintf(b, cap, "LDAP bind/search failing (for %s)", d);
 }
 
 static const struct rsre__ev_row ldap_ev[] = {
-    {"ldap.probe_failed", NULL, RSRE_EVIDENCE_DIRECT, 1, 0, ldap_failing, ldap_failing_d,
-     OBS_PROBE, 0},
+    {"ldap.probe_failed", NULL, RSRE_EVIDENCE_DIRECT, 1, 0, ldap_failing, ldap_failing_d, OBS_PROBE,
+     0},
     {"identity.auth_errors", NULL, RSRE_EVIDENCE_STRONG, 1, 0, ldap_failing, ldap_failing_d,
      OBS_OBSERVER, 0},
     {"identity.failing_reported", NULL, RSRE_EVIDENCE_WEAK, 0, 0, ldap_failing, ldap_failing_d,
@@ -425,7 +429,7 @@ static int http_high(const struct rsre__eval *ev) {
 static void http_high_d(const struct rsre__eval *ev, char *b, size_t cap) {
     double slope = V(ev, SL->http_slope);
     char d[32];
-    fmt_secs(V(ev, SL->http_held), d, sizeof(d));
+    fmt_secs(H(ev, SL->http_held), d, sizeof(d));
     if (isfinite(slope) && slope > 0) {
         snprintf(b, cap, "5xx ratio %.1f%% (above 5%% for %s, rising %.2f%%/min)",
                  V(ev, SL->http_ratio) * 100, d, slope * 100);
@@ -486,14 +490,13 @@ static void rel_unhealthy_d(const struct rsre__eval *ev, char *b, size_t cap) {
 }
 
 static const struct rsre__ev_row release_ev[] = {
-    {"release.drift", NULL, RSRE_EVIDENCE_STRONG, 1, 0, rel_drifted, rel_drifted_d, OBS_CHECKS,
-     0},
+    {"release.drift", NULL, RSRE_EVIDENCE_STRONG, 1, 0, rel_drifted, rel_drifted_d, OBS_CHECKS, 0},
     {"release.drift_reported", NULL, RSRE_EVIDENCE_WEAK, 0, 0, rel_drifted, rel_drifted_d,
      OBS_NOTIFY | OBS_OTHER, 0},
-    {"release.rollout_blocked", NULL, RSRE_EVIDENCE_WEAK, 0, 0, rel_blocked, rel_blocked_d,
+    {"release.rollout_blocked", NULL, RSRE_EVIDENCE_WEAK, 0, 0, rel_blocked, rel_blocked_d, OBS_ANY,
+     0},
+    {"release.unhealthy_workloads", NULL, RSRE_EVIDENCE_WEAK, 0, 0, rel_unhealthy, rel_unhealthy_d,
      OBS_ANY, 0},
-    {"release.unhealthy_workloads", NULL, RSRE_EVIDENCE_WEAK, 0, 0, rel_unhealthy,
-     rel_unhealthy_d, OBS_ANY, 0},
 };
 
 /* chatops_delivery_failure */
@@ -535,19 +538,15 @@ const struct rsre__binding rsre__inc_bindings[] = {
      "node unreachable / NotReady", notready_since},
     {"background_job_buildup", RSRE__SCOPE_CLUSTER, ROWS(jobs_ev), "background job buildup", NULL},
     {"registry_pull_failure", RSRE__SCOPE_OBS, ROWS(pull_ev), "image pull failures", NULL},
-    {"runtime_dependency_outage", RSRE__SCOPE_OBS, ROWS(dep_ev), "runtime dependency outage",
-     NULL},
+    {"runtime_dependency_outage", RSRE__SCOPE_OBS, ROWS(dep_ev), "runtime dependency outage", NULL},
     {"ingress_configuration_drift", RSRE__SCOPE_OBS, ROWS(ingress_ev), "ingress/TLS/DNS failure",
      NULL},
-    {"identity_provider_unreachable", RSRE__SCOPE_OBS, ROWS(ldap_ev),
-     "identity provider failure", NULL},
+    {"identity_provider_unreachable", RSRE__SCOPE_OBS, ROWS(ldap_ev), "identity provider failure",
+     NULL},
     {"http_error_rate_spike", RSRE__SCOPE_OBS, ROWS(http_ev), "HTTP 5xx error rate", NULL},
-    {"database_connectivity_degraded", RSRE__SCOPE_OBS, ROWS(db_ev), "database connectivity",
-     NULL},
-    {"release_drift_or_partial_apply", RSRE__SCOPE_OBS, ROWS(release_ev), "release drift",
-     NULL},
-    {"chatops_delivery_failure", RSRE__SCOPE_OBS, ROWS(chat_ev), "operator channel failure",
-     NULL},
+    {"database_connectivity_degraded", RSRE__SCOPE_OBS, ROWS(db_ev), "database connectivity", NULL},
+    {"release_drift_or_partial_apply", RSRE__SCOPE_OBS, ROWS(release_ev), "release drift", NULL},
+    {"chatops_delivery_failure", RSRE__SCOPE_OBS, ROWS(chat_ev), "operator channel failure", NULL},
 };
 const size_t rsre__inc_nbindings = sizeof(rsre__inc_bindings) / sizeof(rsre__inc_bindings[0]);
 
@@ -560,8 +559,8 @@ static int src_sub(const struct rsre__ev_row *row, const struct rsre__eval *ev, 
     if (!o || i >= o->nsrc || !(o->src[i].kind & row->src_kinds)) {
         return 0;
     }
-    *sub = (struct rsre__eval){ev->e, ev->n, rsre__inc_obs_vals(ev->e, o, i), ev->now_ms,
-                               (int)i + 1};
+    *sub =
+        (struct rsre__eval){ev->e, ev->n, rsre__inc_obs_vals(ev->e, o, i), ev->now_ms, (int)i + 1};
     return 1;
 }
 
@@ -675,8 +674,8 @@ size_t rsre__inc_evidence_items(const struct rsre__binding *b, const struct rsre
                     c = k < 1000 ? (unsigned)k : 1000;
                 }
                 snprintf(srcbuf[n], sizeof(srcbuf[0]), "%s", s->name);
-                items[n] = (struct rsre_evidence_item){srcbuf[n], row->strength, c ? c : 1,
-                                                       row->primary};
+                items[n] =
+                    (struct rsre_evidence_item){srcbuf[n], row->strength, c ? c : 1, row->primary};
                 n++;
             }
             continue;

@@ -43,12 +43,12 @@
 #define RSRE__RING 16             /* windowed event counters */
 #define RSRE__WINDOW_MS (10 * 60 * 1000)     /* "in the last window" of kernel.* and events.* */
 #define RSRE__FUTURE_SKEW_MS (5 * 60 * 1000) /* observations further ahead are clamped to now */
-#define RSRE__SCOPE_MAX 253         /* observation scope length ("dependency/redis") */
-#define RSRE__MAX_SCOPES 4096       /* observation scopes held at once */
-#define RSRE__OBS_SOURCES 8         /* independent sources per scope */
-#define RSRE__OBS_SOURCE_MAX 63     /* source name length ("probe:redis") */
-#define RSRE__OBS_DETAIL_MAX 512    /* detail text kept per source (longer: RSRE_EINVALID) */
-#define RSRE__OBS_VALUES 32         /* (signal, value) pairs in one observation */
+#define RSRE__SCOPE_MAX 253                  /* observation scope length ("dependency/redis") */
+#define RSRE__MAX_SCOPES 4096                /* observation scopes held at once */
+#define RSRE__OBS_SOURCES 8                  /* independent sources per scope */
+#define RSRE__OBS_SOURCE_MAX 63              /* source name length ("probe:redis") */
+#define RSRE__OBS_DETAIL_MAX 512 /* detail text kept per source (longer: RSRE_EINVALID) */
+#define RSRE__OBS_VALUES 32      /* (signal, value) pairs in one observation */
 #define RSRE__OBS_SOURCE_IDLE_MS (60 * 60 * 1000) /* a source silent this long may be replaced */
 
 /* --- raw per-node values (signal_state.c's map table writes them) ----------------------- */
@@ -107,10 +107,10 @@ struct rsre__slots {
         evictions_10m, eviction_threshold_met, free_disk_space_failed, pods_succeeded, pods_failed,
         pods_evicted, customer_facing_failing, jobs_finished, incidents_active;
     /* observation signals */
-    int pull_failing, pull_core, dep_failing, dep_core, dep_cascading, dep_consec,
-        ingress_failing, ingress_core, tls_failures, tls_days, dns_mismatches, ldap_failing,
-        ldap_held, http_ratio, http_held, http_slope, db_failing, rel_drifted, rel_blocked,
-        rel_unhealthy, jobs_churn, chat_down, chat_total;
+    int pull_failing, pull_core, dep_failing, dep_core, dep_cascading, dep_consec, ingress_failing,
+        ingress_core, tls_failures, tls_days, dns_mismatches, ldap_failing, ldap_held, http_ratio,
+        http_held, http_slope, db_failing, rel_drifted, rel_blocked, rel_unhealthy, jobs_churn,
+        chat_down, chat_total;
     int internal[RSRE__I_COUNT]; /* nsignals + i */
 };
 
@@ -145,7 +145,7 @@ struct rsre__node {
     char scope[RSRE__SCOPE_MAX + 1];    /* observation scope ("dependency/redis"); "" otherwise */
     struct rsre__obs *obs; /* observed values (scope holders, the cluster holder), or NULL */
     uint64_t obs_undo_gen;
-    size_t index;                       /* position in e->nodes (rows) */
+    size_t index; /* position in e->nodes (rows) */
     struct rsre__node *hnext;
     struct rsre__node_state s;
     uint64_t undo_gen;
@@ -215,9 +215,9 @@ struct rsre__binding {
 struct rsre__obs_src {
     char name[RSRE__OBS_SOURCE_MAX + 1];
     char detail[RSRE__OBS_DETAIL_MAX + 1];
-    unsigned kind;           /* RSRE__K_* */
-    int64_t seen_ms;         /* its last observation */
-    double http_prev;        /* http.error_ratio at http_prev_ms, for the derived slope */
+    unsigned kind;    /* RSRE__K_* */
+    int64_t seen_ms;  /* its last observation */
+    double http_prev; /* http.error_ratio at http_prev_ms, for the derived slope */
     int64_t http_prev_ms;
     uint16_t streak[RSRE__MAX_BIND][RSRE__MAX_EV]; /* consecutive observations the row held */
     uint32_t recorded[RSRE__MAX_BIND];             /* rows with an Evidence record this episode */
@@ -383,7 +383,7 @@ struct rsre_incident_engine {
     struct rsre__node cluster;
     struct rsre__node **scopes; /* observation scope holders */
     size_t nscopes, capscopes;
-    size_t obs_size; /* bytes of one struct rsre__obs with its values */
+    size_t obs_size;              /* bytes of one struct rsre__obs with its values */
     double cluster_jobs_finished; /* cached aggregate, NaN when unknown */
     double incidents_active;
     int64_t first_now_ms, last_now_ms;

@@ -102,8 +102,8 @@ static unsigned source_kind(const char *s) {
     static const struct {
         const char *prefix;
         unsigned kind;
-    } kinds[] = {{"probe:", RSRE__K_PROBE}, {"observer:", RSRE__K_OBSERVER},
-                 {"notify:", RSRE__K_NOTIFY}};
+    } kinds[] = {
+        {"probe:", RSRE__K_PROBE}, {"observer:", RSRE__K_OBSERVER}, {"notify:", RSRE__K_NOTIFY}};
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         size_t n = strlen(kinds[i].prefix);
         if (strncmp(s, kinds[i].prefix, n) == 0 && s[n]) {
@@ -290,9 +290,9 @@ void rsre__inc_obs_refresh(struct rsre_incident_engine *e, struct rsre__node *h,
     for (size_t k = 0; k < e->t->nsignals; k++) {
         double v = agg_slot(e, o, (int)k);
         if (isfinite(v)) {
-            row[k] = !isfinite(row[k])           ? v
+            row[k] = !isfinite(row[k])          ? v
                      : (int)k == e->sl.tls_days ? fmin(row[k], v)
-                                                 : fmax(row[k], v);
+                                                : fmax(row[k], v);
         }
     }
     const struct rsre__slots *sl = &e->sl;
@@ -303,9 +303,9 @@ void rsre__inc_obs_refresh(struct rsre_incident_engine *e, struct rsre__node *h,
                       : NAN);
     double ratio = sl->http_ratio >= 0 ? row[sl->http_ratio] : NAN;
     put(row, sl->http_held,
-        !isfinite(ratio)                ? NAN
+        !isfinite(ratio)               ? NAN
         : ratio > HTTP_ERROR_THRESHOLD ? held_s(o->http_since_ms, now_ms)
-                                        : 0.0);
+                                       : 0.0);
     if (scope_holder) {
         size_t own = 0;
         for (size_t b = 0; b < rsre__inc_nbindings; b++) {
@@ -373,7 +373,8 @@ static void update_streaks(struct rsre_incident_engine *e, struct rsre__node *h,
     }
 }
 
-int rsre__inc_obs_gate(const struct rsre_incident_engine *e, size_t b, const struct rsre__eval *ev) {
+int rsre__inc_obs_gate(const struct rsre_incident_engine *e, size_t b,
+                       const struct rsre__eval *ev) {
     const struct rsre__binding *bd = &rsre__inc_bindings[b];
     (void)e;
     for (size_t r = 0; r < bd->nev; r++) {
@@ -495,8 +496,7 @@ int rsre__inc_obs_apply(struct rsre_incident_engine *e, struct rsre__node *h,
         if (given && !slope_given && e->sl.http_slope >= 0) {
             if (r > HTTP_ERROR_THRESHOLD && s->http_prev > HTTP_ERROR_THRESHOLD &&
                 s->http_prev_ms > 0 && now_ms - s->http_prev_ms >= 1000) {
-                double slope =
-                    (r - s->http_prev) / ((double)(now_ms - s->http_prev_ms) / 60000.0);
+                double slope = (r - s->http_prev) / ((double)(now_ms - s->http_prev_ms) / 60000.0);
                 vals[e->sl.http_slope] = fmax(-1.0, fmin(1.0, slope));
             } else if (!(r > HTTP_ERROR_THRESHOLD && s->http_prev > HTTP_ERROR_THRESHOLD &&
                          now_ms - s->http_prev_ms < 1000)) {

@@ -57,13 +57,12 @@ static const struct {
     {"dependency/",
      {"restart_noncritical_dependency", "restart_shared_dependency", "scale_dependency", NULL}},
     {"workload/", {"patch_image_refs", "rollout_restart", NULL}},
-    {"release/", {"helm_reconcile", "helm_rollback", "force_field_ownership",
-                  "query_release_state", NULL}},
+    {"release/",
+     {"helm_reconcile", "helm_rollback", "force_field_ownership", "query_release_state", NULL}},
     {"ingress/", {"patch_ingress", NULL}},
 };
 
-static int scope_target(const char *scope, const struct rsre_action_def *a, char *buf,
-                        size_t cap) {
+static int scope_target(const char *scope, const struct rsre_action_def *a, char *buf, size_t cap) {
     for (size_t i = 0; i < sizeof(scope_targets) / sizeof(scope_targets[0]); i++) {
         size_t n = strlen(scope_targets[i].prefix);
         if (strncmp(scope, scope_targets[i].prefix, n) != 0 || !scope[n]) {
@@ -434,9 +433,8 @@ static void render_prompt(const struct rsre_incident_engine *e, const struct rsr
     snprintf(p->why, sizeof(p->why), "%s on %s for %s (%.700s); severity %s, confidence %s",
              bd->problem,
              inc->holder->name[0] || inc->holder->scope[0] ? rsre__inc_holder_label(inc->holder)
-                                                          : "the cluster",
-             held, body,
-             rsre_severity_name(inc->severity), rsre_confidence_name(inc->confidence));
+                                                           : "the cluster",
+             held, body, rsre_severity_name(inc->severity), rsre_confidence_name(inc->confidence));
     snprintf(p->impact, sizeof(p->impact), "%s", impact);
     char nt[RSRE__NODE_NAME_MAX + 1], ntw[300];
     const struct rsre_action_def *next = next_fallback(e, inc, pos, nt, sizeof(nt));

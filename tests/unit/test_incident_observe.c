@@ -13,6 +13,9 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/yamldoc.h"
+#include "engine/rules.h"
+#include "engine/taxonomy.h"
 #include "store/store.h"
 
 /* cmocka needs these first. */
@@ -250,8 +253,8 @@ struct ev_find {
 static int ev_cb(const rsre_store_evidence *ev, void *ud) {
     struct ev_find *x = ud;
     x->n++;
-    if (x->needle && ev->raw.len && memmem(ev->raw.data, ev->raw.len, x->needle,
-                                           strlen(x->needle))) {
+    if (x->needle && ev->raw.len &&
+        memmem(ev->raw.data, ev->raw.len, x->needle, strlen(x->needle))) {
         x->found++;
     }
     return 0;
@@ -306,8 +309,8 @@ static void test_dependency_outage(void **state) {
     struct fx *f = fx_new(RSRE_ENV_STAGING);
     const char *err = "dial tcp 10.0.0.7:6379: connect: connection refused";
     /* Healthy: nothing opens. */
-    OBS(f, "dependency/redis", "probe:redis", NULL, T0, {"dep.failing", 0},
-        {"dep.core_failing", 0}, {"dep.consecutive_failures", 0});
+    OBS(f, "dependency/redis", "probe:redis", NULL, T0, {"dep.failing", 0}, {"dep.core_failing", 0},
+        {"dep.consecutive_failures", 0});
     tick(f, T0 + 500);
     assert_int_equal(count_fp(f, DEP_FP), 0);
 
@@ -339,8 +342,8 @@ static void test_dependency_outage(void **state) {
     assert_true(has_str(inc->signal_sources, inc->n_signal_sources, "probe:redis"));
     assert_true(evidence_with(f, inc->id, "CrashLoopBackOff", NULL) >= 1);
     /* approval for restarting the shared dependency, target from the scope */
-    assert_true(has_str(inc->recommended_actions, inc->n_recommended_actions,
-                        "restart_shared_dependency"));
+    assert_true(
+        has_str(inc->recommended_actions, inc->n_recommended_actions, "restart_shared_dependency"));
     rsre_store_incident_free(inc);
     for (size_t i = 0; i < f->nexec; i++) {
         assert_true(f->exec[i].cls <= 1); /* observe/notify only: redis is not allowlisted */
@@ -534,9 +537,7 @@ struct class_case {
 };
 
 #define VALS(...)                                                                                  \
-    {                                                                                              \
-        {__VA_ARGS__}, sizeof((ov[]){__VA_ARGS__}) / sizeof(ov)                                    \
-    }
+    { {__VA_ARGS__}, sizeof((ov[]){__VA_ARGS__}) / sizeof(ov) }
 
 static const struct class_case CASES[] = {
     {"registry_pull_failure", "workload/prod/api", "observer:pods", "probe:registry", 0,
@@ -544,14 +545,14 @@ static const struct class_case CASES[] = {
      VALS({"pull.failing_workloads", 1}, {"pull.failing_core_workloads", 1}),
      VALS({"pull.failing_workloads", 0}, {"pull.failing_core_workloads", 0}), 0, 0, 10 * MIN,
      "toomanyrequests: rate limit exceeded"},
-    {"runtime_dependency_outage", "dependency/nats", "probe:nats", "observer:pods", 1,
-     SEV_WARNING, VALS({"dep.failing", 1}), VALS({"dep.failing", 1}, {"dep.cascading", 2}),
+    {"runtime_dependency_outage", "dependency/nats", "probe:nats", "observer:pods", 1, SEV_WARNING,
+     VALS({"dep.failing", 1}), VALS({"dep.failing", 1}, {"dep.cascading", 2}),
      VALS({"dep.failing", 0}, {"dep.cascading", 0}), 0, 0, 5 * MIN, "nats: no servers available"},
-    {"ingress_configuration_drift", "route/app.example/healthz", "probe:routes",
-     "observer:ingress", 1, SEV_WARNING, VALS({"ingress.failing_routes", 1}),
+    {"ingress_configuration_drift", "route/app.example/healthz", "probe:routes", "observer:ingress",
+     1, SEV_WARNING, VALS({"ingress.failing_routes", 1}),
      VALS({"ingress.failing_routes", 1}, {"tls.failures", 1}),
-     VALS({"ingress.failing_routes", 0}, {"tls.failures", 0}, {"dns.mismatches", 0}), 0, 0,
-     5 * MIN, "GET https://app.example/healthz: 404"},
+     VALS({"ingress.failing_routes", 0}, {"tls.failures", 0}, {"dns.mismatches", 0}), 0, 0, 5 * MIN,
+     "GET https://app.example/healthz: 404"},
     {"identity_provider_unreachable", "identity/ldap", "probe:ldap", "observer:backend-logs", 1,
      SEV_WARNING, VALS({"ldap.failing", 1}), VALS({"ldap.failing", 1}), VALS({"ldap.failing", 0}),
      6 * MIN, 0, 5 * MIN, "ldap_sasl_bind: Can't contact LDAP server"},
@@ -559,8 +560,8 @@ static const struct class_case CASES[] = {
      SEV_WARNING, VALS({"http.error_ratio", 0.08}), VALS({"http.error_ratio", 0.08}),
      VALS({"http.error_ratio", 0.01}), 11 * MIN, 0, 10 * MIN, "5xx 80 of 1000 requests"},
     {"database_connectivity_degraded", "database/main", "probe:postgres", "observer:api-logs", 1,
-     SEV_CRITICAL, VALS({"db.failing", 1}), VALS({"db.failing", 1}), VALS({"db.failing", 0}), 0,
-     0, 5 * MIN, "connection to server at 10.0.0.9 port 5432 failed"},
+     SEV_CRITICAL, VALS({"db.failing", 1}), VALS({"db.failing", 1}), VALS({"db.failing", 0}), 0, 0,
+     5 * MIN, "connection to server at 10.0.0.9 port 5432 failed"},
     {"release_drift_or_partial_apply", "release/prod/api", "observer:helm", "probe:release", 0,
      SEV_WARNING, VALS({"release.drifted", 1}),
      VALS({"release.drifted", 1}, {"release.rollout_blocked", 1},
@@ -574,7 +575,8 @@ static const struct class_case CASES[] = {
      VALS({"chat.channels_down", 0}, {"chat.channels_total", 2}), 0, 1, 5 * MIN,
      "sendMessage: 403 Forbidden: bot was blocked by the user"},
     {"background_job_buildup", "cluster", "observer:pods", "probe:apiserver", 0, SEV_WARNING,
-     VALS({"jobs.finished_pods", 500}), VALS({"jobs.finished_pods", 500}, {"jobs.apiserver_churn", 3}),
+     VALS({"jobs.finished_pods", 500}),
+     VALS({"jobs.finished_pods", 500}, {"jobs.apiserver_churn", 3}),
      VALS({"jobs.finished_pods", 20}, {"jobs.apiserver_churn", 0}), 0, 0, 5 * MIN,
      "500 Succeeded pods in ci"},
 };
@@ -775,34 +777,47 @@ struct rscope {
  * (fail-over is auto everywhere) and the cluster (finished-pod cleanup) are where something
  * could run without a human. */
 static const struct rscope RSCOPES[] = {
-    {"dependency/headlamp", {{"dep.failing", 1}, {"dep.consecutive_failures", 3}},
-     {{"dep.failing", 0}, {"dep.consecutive_failures", 0}}, 2},
-    {"dependency/trivy-db-warmup", {{"dep.failing", 1}, {"dep.core_failing", 1}},
-     {{"dep.failing", 0}, {"dep.core_failing", 0}}, 2},
-    {"dependency/redis", {{"dep.failing", 1}, {"dep.cascading", 4}},
-     {{"dep.failing", 0}, {"dep.cascading", 0}}, 2},
-    {"channels", {{"chat.channels_down", 2}, {"chat.channels_total", 2}},
-     {{"chat.channels_down", 0}, {"chat.channels_total", 2}}, 2},
-    {"cluster", {{"jobs.finished_pods", 900}, {"jobs.apiserver_churn", 5}},
-     {{"jobs.finished_pods", 3}, {"jobs.apiserver_churn", 0}}, 2},
-    {"workload/prod/api", {{"pull.failing_workloads", 2}, {"pull.failing_core_workloads", 1}},
-     {{"pull.failing_workloads", 0}, {"pull.failing_core_workloads", 0}}, 2},
-    {"release/prod/api", {{"release.drifted", 1}, {"release.rollout_blocked", 1},
-                          {"release.unhealthy_workloads", 3}},
+    {"dependency/headlamp",
+     {{"dep.failing", 1}, {"dep.consecutive_failures", 3}},
+     {{"dep.failing", 0}, {"dep.consecutive_failures", 0}},
+     2},
+    {"dependency/trivy-db-warmup",
+     {{"dep.failing", 1}, {"dep.core_failing", 1}},
+     {{"dep.failing", 0}, {"dep.core_failing", 0}},
+     2},
+    {"dependency/redis",
+     {{"dep.failing", 1}, {"dep.cascading", 4}},
+     {{"dep.failing", 0}, {"dep.cascading", 0}},
+     2},
+    {"channels",
+     {{"chat.channels_down", 2}, {"chat.channels_total", 2}},
+     {{"chat.channels_down", 0}, {"chat.channels_total", 2}},
+     2},
+    {"cluster",
+     {{"jobs.finished_pods", 900}, {"jobs.apiserver_churn", 5}},
+     {{"jobs.finished_pods", 3}, {"jobs.apiserver_churn", 0}},
+     2},
+    {"workload/prod/api",
+     {{"pull.failing_workloads", 2}, {"pull.failing_core_workloads", 1}},
+     {{"pull.failing_workloads", 0}, {"pull.failing_core_workloads", 0}},
+     2},
+    {"release/prod/api",
+     {{"release.drifted", 1}, {"release.rollout_blocked", 1}, {"release.unhealthy_workloads", 3}},
      {{"release.drifted", 0}, {"release.rollout_blocked", 0}, {"release.unhealthy_workloads", 0}},
      3},
     {"identity/ldap", {{"ldap.failing", 1}}, {{"ldap.failing", 0}}, 1},
     {"service/prod/api", {{"http.error_ratio", 0.4}}, {{"http.error_ratio", 0.0}}, 1},
     {"database/main", {{"db.failing", 1}}, {{"db.failing", 0}}, 1},
-    {"route/app.example/login", {{"ingress.failing_routes", 1}, {"tls.failures", 1},
-                                 {"dns.mismatches", 1}},
-     {{"ingress.failing_routes", 0}, {"tls.failures", 0}, {"dns.mismatches", 0}}, 3},
+    {"route/app.example/login",
+     {{"ingress.failing_routes", 1}, {"tls.failures", 1}, {"dns.mismatches", 1}},
+     {{"ingress.failing_routes", 0}, {"tls.failures", 0}, {"dns.mismatches", 0}},
+     3},
 };
 #define NRSCOPES (sizeof(RSCOPES) / sizeof(RSCOPES[0]))
 
 static const char *const STRONG_SRC[] = {"probe:a", "observer:b", "notify:c"};
-static const char *const WEAK_SRC[] = {"webhook:x", "probe:", "PROBE:a", "observer", "cli",
-                                       "notify", "observer-b", "x:probe:a"};
+static const char *const WEAK_SRC[] = {"webhook:x", "probe:", "PROBE:a",    "observer",
+                                       "cli",       "notify", "observer-b", "x:probe:a"};
 
 static int incident_conf(struct fx *f, const char *id) {
     rsre_store_txn *txn;
@@ -839,8 +854,8 @@ static void test_random_weak_never_acts(void **state) {
             size_t n = 1 + rnd((uint32_t)sc->n);
             t += (int64_t)(1 + rnd(90)) * SEC;
             size_t before = f->nexec;
-            rc = observe_n(f, sc->scope, src, bad ? "failing" : NULL, bad ? sc->bad : sc->good,
-                               n, t);
+            rc = observe_n(f, sc->scope, src, bad ? "failing" : NULL, bad ? sc->bad : sc->good, n,
+                           t);
             /* at most 8 sources per scope: the 9th is refused (none idles for an hour here) */
             /* at most 8 sources per scope: a 9th replaces one silent for an hour, else it is
              * refused */
@@ -919,6 +934,178 @@ static void test_random_weak_never_acts(void **state) {
            (unsigned long long)seed, runs, weak_runs, steps, contained, refused);
 }
 
+/* --- rules reload ------------------------------------------------------------------------------
+ */
+
+static struct rsre_ruleset *ruleset(const char *yaml) {
+    struct rsre_ruleset *rs = NULL;
+    struct rsre_rule_error err;
+    assert_int_equal(rsre_ruleset_create(NULL, &rs), 0);
+    if (yaml) {
+        assert_int_equal(rsre_ruleset_add_yaml(rs, "test", yaml, strlen(yaml), &err), 0);
+    }
+    return rs;
+}
+
+static const char CERT_RULE[] = "id: cert-expiry\n"
+                                "name: certificate expires within a week\n"
+                                "enabled: true\n"
+                                "domain: network_ingress\n"
+                                "incident_type: ingress_configuration_drift\n"
+                                "environment_scope: [demo, staging, production]\n"
+                                "threshold_expression: \"tls.days_to_expiry < 7\"\n"
+                                "severity: warning\n"
+                                "owner: platform-team\n"
+                                "version: 3\n";
+
+/* A rule change takes effect at the next evaluation; the previous set can be destroyed at once
+ * (ASan would see a dangling pointer); a set of another taxonomy and a call inside a
+ * transaction are refused and change nothing. */
+static void test_set_rules(void **state) {
+    (void)state;
+    struct rsre_ruleset *first = ruleset(NULL);
+    struct fx *f = fx_new(RSRE_ENV_STAGING);
+    rsre_incident_engine_destroy(f->eng);
+    f->cfg.rules = first;
+    engine_start(f);
+    const char *fp = "ingress_configuration_drift/route/app.example";
+    OBS(f, "route/app.example", "probe:tls", "certificate expires 2023-11-19", T0,
+        {"tls.days_to_expiry", 5}, {"ingress.failing_routes", 0}, {"tls.failures", 0},
+        {"dns.mismatches", 0});
+    tick(f, T0 + MIN);
+    assert_int_equal(count_fp(f, fp), 0); /* the built-in rule needs failing routes */
+
+    struct rsre_ruleset *second = ruleset(CERT_RULE);
+    assert_int_equal(rsre_incident_engine_set_rules(f->eng, second), 0);
+    rsre_ruleset_destroy(first);
+    tick(f, T0 + 2 * MIN);
+    rsre_store_incident *inc = incident(f, fp);
+    assert_non_null(inc);
+    assert_string_equal(inc->rule_id, "cert-expiry");
+    assert_int_equal(inc->rule_version, 3);
+    assert_int_equal(inc->severity, SEV_WARNING);
+    assert_int_equal(inc->confidence, CONF_LOW); /* an expiry date is a weak signal */
+    rsre_store_incident_free(inc);
+
+    /* refused: another taxonomy's rules; inside a transaction */
+    char path[512];
+    snprintf(path, sizeof(path), "%s/aggregator/engine/taxonomy.yaml", RSRE_SOURCE_DIR);
+    FILE *fp_y = fopen(path, "rb");
+    assert_non_null(fp_y);
+    static char ybuf[1 << 17];
+    size_t ylen = fread(ybuf, 1, sizeof(ybuf), fp_y);
+    fclose(fp_y);
+    struct rsre_taxonomy *t2 = NULL;
+    struct rsre_yerr terr;
+    assert_int_equal(rsre_taxonomy_load(ybuf, ylen, &t2, &terr), 0);
+    struct rsre_ruleset *other = NULL;
+    assert_int_equal(rsre_ruleset_create(t2, &other), 0);
+    assert_int_equal(rsre_incident_engine_set_rules(f->eng, other), RSRE_EINVALID);
+    rsre_ruleset_destroy(other);
+    rsre_taxonomy_destroy(t2);
+    rsre_store_txn *txn;
+    assert_int_equal(rsre_store_txn_begin(f->store, 0, &txn), 0);
+    const ov v[] = {{"tls.days_to_expiry", 4}};
+    struct rsre_observation o = {"route/app.example", "probe:tls", NULL, v, 1};
+    assert_int_equal(rsre_incident_engine_observe(f->eng, txn, &o, T0 + 3 * MIN), 0);
+    assert_int_equal(rsre_incident_engine_set_rules(f->eng, NULL), -EBUSY);
+    rsre_store_txn_abort(txn);
+    rsre_incident_engine_aborted(f->eng);
+    assert_int_equal(rsre_incident_engine_set_rules(NULL, NULL), -EINVAL);
+
+    /* back to the built-ins: the threshold no longer fires, the exit criteria hold -> resolved
+     * after the exit window */
+    assert_int_equal(rsre_incident_engine_set_rules(f->eng, NULL), 0);
+    rsre_ruleset_destroy(second);
+    tick(f, T0 + 4 * MIN);
+    expect_state(f, fp, 0);
+    tick(f, T0 + 9 * MIN + SEC);
+    expect_state(f, fp, 1);
+    fx_free(f);
+}
+
+/* --- transactions and restarts ------------------------------------------------------------ */
+
+/* An aborted observation leaves nothing behind: the next one is the first check again. */
+static void test_abort(void **state) {
+    (void)state;
+    struct fx *f = fx_new(RSRE_ENV_DEMO);
+    const ov v[] = {{"db.failing", 1}};
+    struct rsre_observation o = {"database/main", "probe:postgres", "refused", v, 1};
+    rsre_store_txn *txn;
+    assert_int_equal(rsre_store_txn_begin(f->store, 0, &txn), 0);
+    assert_int_equal(rsre_incident_engine_observe(f->eng, txn, &o, T0), 0);
+    rsre_store_txn_abort(txn);
+    rsre_incident_engine_aborted(f->eng);
+    assert_int_equal(count_fp(f, "database_connectivity_degraded/database/main"), 0);
+    OBS(f, "database/main", "probe:postgres", "refused", T0 + 30 * SEC, {"db.failing", 1});
+    /* one check (medium), not two */
+    rsre_store_incident_free(
+        expect(f, "database_connectivity_degraded/database/main", SEV_CRITICAL, CONF_MEDIUM));
+    fx_free(f);
+}
+
+/* A restarted engine picks the scope incidents up from the store: the same incident continues,
+ * "sustained" LDAP failure counts from when it opened, and it resolves normally. */
+static void test_restart(void **state) {
+    (void)state;
+    struct fx *f = fx_new(RSRE_ENV_STAGING);
+    const char *fp = "identity_provider_unreachable/identity/ldap";
+    OBS(f, "identity/ldap", "probe:ldap", "Can't contact LDAP server", T0, {"ldap.failing", 1});
+    rsre_store_incident *inc = expect(f, fp, SEV_WARNING, CONF_MEDIUM);
+    char id[64];
+    snprintf(id, sizeof(id), "%s", inc->id);
+    rsre_store_incident_free(inc);
+
+    rsre_incident_engine_destroy(f->eng);
+    engine_start(f);
+    /* observed values live in memory: the first check after a restart is one check */
+    OBS(f, "identity/ldap", "probe:ldap", "Can't contact LDAP server", T0 + 3 * MIN,
+        {"ldap.failing", 1});
+    inc = expect(f, fp, SEV_WARNING, CONF_MEDIUM);
+    assert_string_equal(inc->id, id);
+    assert_non_null(strstr(inc->evidence_summary, "failing (for 3m)"));
+    rsre_store_incident_free(inc);
+    OBS(f, "identity/ldap", "probe:ldap", "Can't contact LDAP server", T0 + 4 * MIN,
+        {"ldap.failing", 1});
+    rsre_store_incident_free(expect(f, fp, SEV_WARNING, CONF_HIGH));
+    tick(f, T0 + 5 * MIN + 30 * SEC); /* > 5m since it opened */
+    rsre_store_incident_free(expect(f, fp, SEV_CRITICAL, CONF_HIGH));
+    assert_int_equal(count_fp(f, fp), 1);
+    OBS(f, "identity/ldap", "probe:ldap", NULL, T0 + 6 * MIN, {"ldap.failing", 0});
+    tick(f, T0 + 11 * MIN + SEC);
+    expect_state(f, fp, 1);
+    fx_free(f);
+}
+
+/* Each source's detail is kept and shown with its own evidence; long text is truncated,
+ * control characters flattened. */
+static void test_detail(void **state) {
+    (void)state;
+    struct fx *f = fx_new(RSRE_ENV_DEMO);
+    char longd[2000];
+    memset(longd, 'e', sizeof(longd) - 1);
+    longd[sizeof(longd) - 1] = '\0';
+    memcpy(longd, "line1\nline2\t", 12);
+    OBS(f, "registry/ghcr.io", "probe:ghcr", longd, T0, {"pull.failing_workloads", 1});
+    OBS(f, "registry/ghcr.io", "observer:pods", "manifest unknown", T0 + SEC,
+        {"pull.failing_workloads", 3});
+    rsre_store_incident *inc =
+        expect(f, "registry_pull_failure/registry/ghcr.io", SEV_WARNING, CONF_HIGH);
+    assert_string_equal(inc->resource_scope[0]->kind, "registry");
+    assert_string_equal(inc->resource_scope[0]->name, "ghcr.io");
+    assert_true(evidence_with(f, inc->id, "line1 line2 eee", NULL) == 1);
+    assert_true(evidence_with(f, inc->id, "manifest unknown", NULL) == 1);
+    char tail[600];
+    memset(tail, 'e', 520);
+    tail[520] = '\0';
+    assert_int_equal(evidence_with(f, inc->id, tail, NULL), 0); /* cut at 512 bytes */
+    assert_non_null(strstr(inc->evidence_summary, "[observer:pods: manifest unknown]"));
+    assert_int_equal(inc->n_raw_evidence_refs, 2);
+    rsre_store_incident_free(inc);
+    fx_free(f);
+}
+
 int main(void) {
     rsre_log_threshold = RSRE_LOG_WARN;
     const struct CMUnitTest tests[] = {
@@ -929,6 +1116,10 @@ int main(void) {
         cmocka_unit_test(test_http_rising),
         cmocka_unit_test(test_chatops_alone),
         cmocka_unit_test(test_random_weak_never_acts),
+        cmocka_unit_test(test_set_rules),
+        cmocka_unit_test(test_abort),
+        cmocka_unit_test(test_restart),
+        cmocka_unit_test(test_detail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
