@@ -107,14 +107,6 @@ int rsre_probe_state_update(struct rsre_probe_state *st, const struct rsre_probe
         }
         if (rc == 0) {
             out->has_ratio = 1;
-            if (out->ratio.ratio > def->ratio_threshold) {
-                if (!st->ratio_above_since_ms) {
-                    st->ratio_above_since_ms = now_ms;
-                }
-            } else {
-                st->ratio_above_since_ms = 0;
-            }
-            out->ratio_above_since_ms = st->ratio_above_since_ms;
         } else {
             rsre__probe_fail(res, "RATIO", "error ratio: %s", rsre_strerror(rc));
         }
@@ -152,83 +144,90 @@ void rsre_probe_state_clear(struct rsre_probe_state *st) {
 
 /* ---- observation -------------------------------------------------------------------- */
 
-static size_t put(struct rsre_probe_obs_value *v, size_t n, size_t cap, const char *sig,
-                  double val) {
-    if (n < cap) {
-        v[n].signal = sig;
-        v[n].value = val;
+static void put(struct rsre_probe_obs *o, const char *sig, double val) {
+    if (o->nvalues < RSRE_PROBE_OBS_VALUES) {
+        o->values[o->nvalues].signal = sig;
+        o->values[o->nvalues].value = val;
+        o->nvalues++;
     }
-    return n + 1;
 }
 
-int rsre_probe_observation(const struct rsre_probe_status *st, char *scope, size_t scope_len,
-                           char *source, size_t source_len, const char **detail,
-                           struct rsre_probe_obs_value *vals, size_t nvals) {
-    if (!st || !st->def || !st->result || !scope || !source || !detail || !vals ||
-        (unsigned)st->def->kind >= RSRE_PROBE_NKINDS) {
+static void obs_init(struct rsre_probe_obs *o, const struct rsre_probe_status *st,
+                     const char *prefix) {
+    memset(o, 0, sizeof *o);
+    snprintf(o->scope, sizeof o->scope, "%s/%s", prefix, st->def->name);
+    snprintf(o->source, sizeof o->source, "probe:%s", st->def->name);
+    o->detail = st->result->ok ? "ok" : st->result->error;
+}
+
+static double clamp(double v, double lo, double hi) {
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+int rsre_probe_observations(const struct rsre_probe_status *st,
+                            struct rsre_probe_obs out[RSRE_PROBE_OBS_MAX]) {
+    if (!st || !st->def || !st->result || !out || (unsigned)st->def->kind >= RSRE_PROBE_NKINDS) {
         return -EINVAL;
     }
     const struct rsre_probe_def *d = st->def;
+    const struct rsre_probe_result *r = st->result;
     const struct kind_row *k = &KINDS[d->kind];
-    if ((size_t)snprintf(scope, scope_len, "%s/%s", k->scope_prefix, d->name) >= scope_len ||
-        (size_t)snprintf(source, source_len, "probe:%s", d->name) >= source_len) {
-        return RSRE_ELIMIT;
-    }
-    *detail = st->result->ok ? "ok" : st->result->error;
+    struct rsre_probe_obs *o = &out[0];
     double f = st->failing ? 1 : 0;
-    double held = st->failing ? (double)(st->at_ms - st->failing_since_ms) / 1000.0 : 0;
-    size_t n = 0;
+    obs_init(o, st, k->scope_prefix);
     switch (k->family) {
-    case FAM_DEP:
-        n = put(vals, n, nvals, "dep.failing", f);
-        n = put(vals, n, nvals, "dep.core_failing", d->core ? f : 0);
-        n = put(vals, n, nvals, "dep.consecutive_failures", st->consecutive_failures);
-        break;
+    case FAM_DEP: {
+        /* A registry that answers /v2/ but lacks (or refuses) a wanted image is up: that is a
+         * pull failure for the workloads wanting the image, not a dependency outage. */
+        int images = r->image_unknown + r->image_unauthorized;
+        double dep = images > 0 ? 0 : f;
+        put(o, "dep.failing", dep);
+        put(o, "dep.core_failing", d->core ? dep : 0);
+        put(o, "dep.consecutive_failures", images > 0 ? 0 : st->consecutive_failures);
+        if (d->kind == RSRE_PROBE_REGISTRY && (r->ok || images > 0)) {
+            struct rsre_probe_obs *p = &out[1];
+            obs_init(p, st, "registry");
+            double pull = st->failing ? images : 0;
+            put(p, "pull.failing_workloads", pull);
+            put(p, "pull.failing_core_workloads", d->core ? pull : 0);
+            return 2;
+        }
+        return 1;
+    }
     case FAM_LDAP:
-        n = put(vals, n, nvals, "ldap.failing", f);
-        n = put(vals, n, nvals, "ldap.failing_held", held);
-        break;
+        put(o, "ldap.failing", f); /* the engine derives ldap.failing_held */
+        return 1;
     case FAM_DB:
-        n = put(vals, n, nvals, "db.failing", f);
-        break;
+        put(o, "db.failing", f);
+        return 1;
     case FAM_ROUTE:
     case FAM_TLS:
-    case FAM_DNS:
+    case FAM_DNS: {
         /* All three of the class's exit signals for this scope, so its exit expression holds
-         * once this probe is healthy. */
-        n = put(vals, n, nvals, "ingress.failing_routes", k->family == FAM_ROUTE ? f : 0);
-        n = put(vals, n, nvals, "ingress.failing_core_routes",
-                k->family == FAM_ROUTE && d->core ? f : 0);
-        n = put(vals, n, nvals, "tls.failures",
-                k->family == FAM_TLS && st->failing && st->result->tls_failed ? 1 : 0);
-        n = put(vals, n, nvals, "dns.mismatches",
-                k->family == FAM_DNS && st->failing ? st->result->dns_mismatches : 0);
-        if (k->family == FAM_TLS && st->result->has_days) {
-            n = put(vals, n, nvals, "tls.days_to_expiry", st->result->days_to_expiry);
+         * once this probe is healthy. A TLS endpoint that does not answer at all fails as a
+         * route. */
+        int route = (k->family == FAM_ROUTE && st->failing) ||
+                    (k->family == FAM_TLS && st->failing && !r->tls_failed);
+        put(o, "ingress.failing_routes", route);
+        put(o, "ingress.failing_core_routes", d->core ? route : 0);
+        put(o, "tls.failures", k->family == FAM_TLS && st->failing && r->tls_failed ? 1 : 0);
+        put(o, "dns.mismatches", k->family == FAM_DNS && st->failing ? r->dns_mismatches : 0);
+        if (k->family == FAM_TLS && r->has_days) {
+            put(o, "tls.days_to_expiry", clamp(r->days_to_expiry, -36500, 36500));
         }
-        if (k->family == FAM_TLS && st->failing && !st->result->tls_failed) {
-            /* The endpoint does not answer at all: the route behind it fails. */
-            vals[0].value = 1;
-            if (d->core) {
-                vals[1].value = 1;
-            }
-        }
-        break;
+        return 1;
+    }
     case FAM_RATIO:
         if (!st->has_ratio) {
             return 0; /* a failed scrape says nothing about the ratio */
         }
-        n = put(vals, n, nvals, "http.error_ratio", st->ratio.ratio);
-        n = put(vals, n, nvals, "http.error_ratio_slope", st->ratio.slope_per_min);
-        n = put(vals, n, nvals, "http.error_ratio_held",
-                st->ratio_above_since_ms ? (double)(st->at_ms - st->ratio_above_since_ms) / 1000.0
-                                         : 0);
-        break;
+        /* The engine derives http.error_ratio_held; the slope is clamped to the catalogue's
+         * plausible range [-1, 1] per minute. */
+        put(o, "http.error_ratio", clamp(st->ratio.ratio, 0, 1));
+        put(o, "http.error_ratio_slope", clamp(st->ratio.slope_per_min, -1, 1));
+        return 1;
     }
-    if (n > nvals) {
-        return RSRE_ELIMIT;
-    }
-    return (int)n;
+    return -EINVAL;
 }
 
 /* ---- scheduler ---------------------------------------------------------------------- */

@@ -75,7 +75,6 @@ struct rsre_probe_def {
     char match_label[64];   /* http5xx: optional filter label name ... */
     char match_value[256];  /* ... and value (e.g. ingress=api) */
     int64_t window_ms;      /* http5xx: ratio window (default 5 min) */
-    double ratio_threshold; /* http5xx: ratio counted as "above" for _held (default 0.05) */
 };
 
 /* The outcome of one run. */
@@ -136,7 +135,6 @@ struct rsre_probe_status {
     /* http5xx (when has_ratio): the window's ratio and its slope per minute */
     int has_ratio;
     struct rsre_err_ratio_result ratio;
-    int64_t ratio_above_since_ms; /* first scrape above ratio_threshold, 0 when below */
 };
 
 /* Per-probe state kept between runs (embedded by the scheduler; exposed for tests). */
@@ -145,7 +143,6 @@ struct rsre_probe_state {
     int failing;
     int64_t failing_since_ms;
     struct rsre_err_ratio *ratio; /* http5xx */
-    int64_t ratio_above_since_ms;
 };
 
 /*
@@ -161,21 +158,30 @@ int rsre_probe_state_update(struct rsre_probe_state *st, const struct rsre_probe
 void rsre_probe_state_clear(struct rsre_probe_state *st);
 
 /*
- * The incident-engine observation for a status: the scope ("dependency/<name>",
- * "route/<name>", "tls/<name>", "dns/<name>", "http/<name>"), source ("probe:<name>"),
- * detail (the error text or "ok") and catalogue values (docs/probes.md "Signals"). The
- * values are written into vals[0..nvals) (8 is enough); scope/source are written to the
- * caller's buffers. Returns the number of values, or -EINVAL / RSRE_ELIMIT. The struct it
- * fills is the engine's struct rsre_observation; declared here as plain fields so that this
- * module does not depend on the engine.
+ * The incident-engine observations for a status (docs/probes.md "Signals"): each names a scope
+ * ("dependency/<name>", "registry/<name>", "route/<name>", "tls/<name>", "dns/<name>",
+ * "http/<name>"), a source ("probe:<name>"), the detail (the error text or "ok"; borrowed from
+ * the status' result) and catalogue values. Most kinds give one; the registry gives two (the
+ * registry as a dependency, and its wanted images as pull failures). The fields map one to one
+ * onto the engine's struct rsre_observation; declared here so that this module does not
+ * depend on the engine. Returns the number filled (0 when the run says nothing, e.g. a failed
+ * http5xx scrape), or -EINVAL.
  */
+#define RSRE_PROBE_OBS_MAX 2
+#define RSRE_PROBE_OBS_VALUES 8
 struct rsre_probe_obs_value {
     const char *signal;
     double value;
 };
-int rsre_probe_observation(const struct rsre_probe_status *st, char *scope, size_t scope_len,
-                           char *source, size_t source_len, const char **detail,
-                           struct rsre_probe_obs_value *vals, size_t nvals);
+struct rsre_probe_obs {
+    char scope[96];
+    char source[80];
+    const char *detail;
+    struct rsre_probe_obs_value values[RSRE_PROBE_OBS_VALUES];
+    size_t nvalues;
+};
+int rsre_probe_observations(const struct rsre_probe_status *st,
+                            struct rsre_probe_obs out[RSRE_PROBE_OBS_MAX]);
 
 /* ---- scheduler on a libuv loop ------------------------------------------------------ */
 

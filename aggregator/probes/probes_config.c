@@ -21,7 +21,7 @@
 #define ALL ((1u << RSRE_PROBE_NKINDS) - 1)
 #define HTTPISH (K(MINIO) | K(REGISTRY) | K(HTTP) | K(HTTP5XX))
 
-enum ftype { F_STR, F_INT, F_BOOL, F_DURATION, F_SECRET, F_LIST, F_RATIO };
+enum ftype { F_STR, F_INT, F_BOOL, F_DURATION, F_SECRET, F_LIST };
 
 struct field {
     const char *key;
@@ -69,8 +69,6 @@ static const struct field FIELDS[] = {
     {"match_label", F_STR, D(match_label), 0, K(HTTP5XX), 0, 0, "only series with this label"},
     {"match_value", F_STR, D(match_value), 0, K(HTTP5XX), 0, 0, "... equal to this value"},
     {"window", F_DURATION, D(window_ms), 0, K(HTTP5XX), 10000, 86400000, "ratio window"},
-    {"ratio_threshold", F_RATIO, D(ratio_threshold), 0, K(HTTP5XX), 0, 0,
-     "ratio counted as above threshold for http.error_ratio_held"},
 };
 
 /* What each kind needs. */
@@ -238,16 +236,6 @@ static int apply_field(yaml_document_t *doc, yaml_node_t *vn, const struct field
             return rsre_yaml_fail(err, vn, RSRE_EINVALID, "%s: expected true or false", f->key);
         }
         return 0;
-    case F_RATIO: {
-        char *end;
-        double v = strtod(s, &end);
-        if (end == s || *end || !(v > 0 && v < 1)) {
-            return rsre_yaml_fail(err, vn, RSRE_EINVALID, "%s: expected a ratio in (0, 1)",
-                                  f->key);
-        }
-        *(double *)(base + f->off) = v;
-        return 0;
-    }
     case F_LIST:
         break;
     }
@@ -276,7 +264,6 @@ static void defaults(struct rsre_probe_def *d) {
     d->threshold = 3;
     d->expect_status = 200;
     d->window_ms = 300000;
-    d->ratio_threshold = 0.05;
     strcpy(d->metric, "nginx_ingress_controller_requests");
     strcpy(d->status_label, "status");
 }

@@ -154,38 +154,36 @@ static int64_t pe_clock(void *arg) {
     return ((struct pe *)arg)->now;
 }
 
-/* Feeds one status to the engine in its own transaction (what wire_probes.c does). */
+/* Feeds one status to the engine, one transaction per observation (what wire_probes.c does). */
 static int pe_feed(struct pe *e, const struct rsre_probe_status *st) {
-    char scope[160], source[96];
-    const char *detail;
-    struct rsre_probe_obs_value pv[8];
-    int n = rsre_probe_observation(st, scope, sizeof scope, source, sizeof source, &detail, pv, 8);
-    if (n <= 0) {
-        return n;
+    struct rsre_probe_obs o[RSRE_PROBE_OBS_MAX];
+    int n = rsre_probe_observations(st, o);
+    for (int k = 0; k < n; k++) {
+        struct rsre_observation_value v[RSRE_PROBE_OBS_VALUES];
+        for (size_t i = 0; i < o[k].nvalues; i++) {
+            v[i].signal = o[k].values[i].signal;
+            v[i].value = o[k].values[i].value;
+        }
+        struct rsre_observation obs = {o[k].scope, o[k].source, o[k].detail, v, o[k].nvalues};
+        rsre_store_txn *txn;
+        int rc = rsre_store_txn_begin(e->store, 0, &txn);
+        if (rc) {
+            return rc;
+        }
+        rc = rsre_incident_engine_observe(e->eng, txn, &obs, st->at_ms);
+        if (rc == 0) {
+            rc = rsre_store_txn_commit(txn);
+        } else {
+            rsre_store_txn_abort(txn);
+        }
+        if (rc == 0) {
+            rsre_incident_engine_committed(e->eng);
+        } else {
+            rsre_incident_engine_aborted(e->eng);
+            return rc;
+        }
     }
-    struct rsre_observation_value v[8];
-    for (int i = 0; i < n; i++) {
-        v[i].signal = pv[i].signal;
-        v[i].value = pv[i].value;
-    }
-    struct rsre_observation obs = {scope, source, detail, v, (size_t)n};
-    rsre_store_txn *txn;
-    int rc = rsre_store_txn_begin(e->store, 0, &txn);
-    if (rc) {
-        return rc;
-    }
-    rc = rsre_incident_engine_observe(e->eng, txn, &obs, st->at_ms);
-    if (rc == 0) {
-        rc = rsre_store_txn_commit(txn);
-    } else {
-        rsre_store_txn_abort(txn);
-    }
-    if (rc == 0) {
-        rsre_incident_engine_committed(e->eng);
-    } else {
-        rsre_incident_engine_aborted(e->eng);
-    }
-    return rc;
+    return n < 0 ? n : 0;
 }
 
 static void pe_on_status(void *arg, const struct rsre_probe_status *st) {
@@ -242,6 +240,9 @@ static const struct pe_seen *pe_run(struct pe *e, const char *name, int64_t adva
     }
     while (e->got == before) {
         uv_run(&e->loop, UV_RUN_ONCE);
+    }
+    if (e->feed_rc != 0) {
+        fail_msg("engine refused the observation of %s: %s", name, rsre_strerror(e->feed_rc));
     }
     return &e->last;
 }

@@ -173,8 +173,23 @@ static struct rsre_probe_def def_of(enum rsre_probe_kind k, const char *name, in
     d.threshold = threshold;
     d.core = core;
     d.window_ms = 300000;
-    d.ratio_threshold = 0.05;
     return d;
+}
+
+/* The first observation of a status, flattened for the checks below. */
+static int observe(const struct rsre_probe_status *s, char *scope, size_t sl, char *source,
+                   size_t srcl, const char **detail, struct rsre_probe_obs_value *v, size_t nv) {
+    struct rsre_probe_obs o[RSRE_PROBE_OBS_MAX];
+    int n = rsre_probe_observations(s, o);
+    if (n <= 0) {
+        return n;
+    }
+    snprintf(scope, sl, "%s", o[0].scope);
+    snprintf(source, srcl, "%s", o[0].source);
+    *detail = o[0].detail;
+    assert_true(o[0].nvalues <= nv);
+    memcpy(v, o[0].values, o[0].nvalues * sizeof *v);
+    return (int)o[0].nvalues;
 }
 
 static double value_of(const struct rsre_probe_obs_value *v, int n, const char *sig) {
@@ -203,7 +218,7 @@ static void test_threshold_and_recovery(void **state) {
         assert_int_equal(s.consecutive_failures, i);
         assert_int_equal(s.failing, i >= 3);
         assert_int_equal(s.changed, i == 3);
-        int n = rsre_probe_observation(&s, scope, sizeof scope, source, sizeof source, &detail, v, 8);
+        int n = observe(&s, scope, sizeof scope, source, sizeof source, &detail, v, 8);
         assert_int_equal(n, 3);
         assert_string_equal(scope, "dependency/redis");
         assert_string_equal(source, "probe:redis");
@@ -218,7 +233,7 @@ static void test_threshold_and_recovery(void **state) {
     assert_int_equal(s.failing, 0);
     assert_int_equal(s.changed, 1);
     assert_int_equal(s.consecutive_failures, 0);
-    int n = rsre_probe_observation(&s, scope, sizeof scope, source, sizeof source, &detail, v, 8);
+    int n = observe(&s, scope, sizeof scope, source, sizeof source, &detail, v, 8);
     assert_string_equal(detail, "ok");
     assert_true(value_of(v, n, "dep.failing") == 0);
     /* A single failure after recovery does not report failing again. */
@@ -242,22 +257,22 @@ static void test_observation_families(void **state) {
     snprintf(res.error, sizeof res.error, "ldap bind: Invalid credentials (49)");
     rsre_probe_state_update(&st, &d, &res, 10000, &s);
     rsre_probe_state_update(&st, &d, &res, 70000, &s);
-    int n = rsre_probe_observation(&s, scope, sizeof scope, source, sizeof source, &detail, v, 8);
+    int n = observe(&s, scope, sizeof scope, source, sizeof source, &detail, v, 8);
     assert_string_equal(scope, "dependency/corp-ldap");
     assert_true(value_of(v, n, "ldap.failing") == 1);
-    assert_true(value_of(v, n, "ldap.failing_held") == 60);
+    assert_int_equal(n, 1); /* ldap.failing_held is the engine's own */
     /* postgres */
     d = def_of(RSRE_PROBE_POSTGRES, "pg", 1, 1);
     memset(&st, 0, sizeof st);
     rsre_probe_state_update(&st, &d, &res, 1000, &s);
-    n = rsre_probe_observation(&s, scope, sizeof scope, source, sizeof source, &detail, v, 8);
+    n = observe(&s, scope, sizeof scope, source, sizeof source, &detail, v, 8);
     assert_int_equal(n, 1);
     assert_true(value_of(v, n, "db.failing") == 1);
     /* http route (core) */
     d = def_of(RSRE_PROBE_HTTP, "app-home", 1, 1);
     memset(&st, 0, sizeof st);
     rsre_probe_state_update(&st, &d, &res, 1000, &s);
-    n = rsre_probe_observation(&s, scope, sizeof scope, source, sizeof source, &detail, v, 8);
+    n = observe(&s, scope, sizeof scope, source, sizeof source, &detail, v, 8);
     assert_string_equal(scope, "route/app-home");
     assert_true(value_of(v, n, "ingress.failing_routes") == 1);
     assert_true(value_of(v, n, "ingress.failing_core_routes") == 1);
@@ -270,7 +285,7 @@ static void test_observation_families(void **state) {
     res.has_days = 1;
     res.days_to_expiry = -2.5;
     rsre_probe_state_update(&st, &d, &res, 1000, &s);
-    n = rsre_probe_observation(&s, scope, sizeof scope, source, sizeof source, &detail, v, 8);
+    n = observe(&s, scope, sizeof scope, source, sizeof source, &detail, v, 8);
     assert_string_equal(scope, "tls/app-cert");
     assert_true(value_of(v, n, "tls.failures") == 1);
     assert_true(value_of(v, n, "tls.days_to_expiry") == -2.5);
@@ -282,11 +297,46 @@ static void test_observation_families(void **state) {
     res.dns_mismatches = 2;
     snprintf(res.error, sizeof res.error, "dns: missing 10.0.0.1, unexpected 10.0.0.9");
     rsre_probe_state_update(&st, &d, &res, 1000, &s);
-    n = rsre_probe_observation(&s, scope, sizeof scope, source, sizeof source, &detail, v, 8);
+    n = observe(&s, scope, sizeof scope, source, sizeof source, &detail, v, 8);
     assert_true(value_of(v, n, "dns.mismatches") == 0);
     rsre_probe_state_update(&st, &d, &res, 2000, &s);
-    n = rsre_probe_observation(&s, scope, sizeof scope, source, sizeof source, &detail, v, 8);
+    n = observe(&s, scope, sizeof scope, source, sizeof source, &detail, v, 8);
     assert_true(value_of(v, n, "dns.mismatches") == 2);
+}
+
+static void test_registry_two_scopes(void **state) {
+    (void)state;
+    struct rsre_probe_def d = def_of(RSRE_PROBE_REGISTRY, "registry", 1, 1);
+    struct rsre_probe_state st = {0};
+    struct rsre_probe_result res = {0};
+    struct rsre_probe_status s;
+    struct rsre_probe_obs o[RSRE_PROBE_OBS_MAX];
+    /* /v2/ answers, one wanted image unknown: a pull failure, not a dependency outage. */
+    res.image_unknown = 1;
+    snprintf(res.error, sizeof res.error, "registry manifests: team/api:1.0: 404 MANIFEST_UNKNOWN");
+    rsre_probe_state_update(&st, &d, &res, 1000, &s);
+    assert_int_equal(rsre_probe_observations(&s, o), 2);
+    assert_string_equal(o[0].scope, "dependency/registry");
+    assert_true(value_of(o[0].values, (int)o[0].nvalues, "dep.failing") == 0);
+    assert_string_equal(o[1].scope, "registry/registry");
+    assert_true(value_of(o[1].values, (int)o[1].nvalues, "pull.failing_workloads") == 1);
+    assert_true(value_of(o[1].values, (int)o[1].nvalues, "pull.failing_core_workloads") == 1);
+    assert_non_null(strstr(o[1].detail, "MANIFEST_UNKNOWN"));
+    /* /v2/ does not answer: a dependency failure; nothing known about the images. */
+    memset(&res, 0, sizeof res);
+    snprintf(res.error, sizeof res.error, "refused");
+    rsre_probe_state_update(&st, &d, &res, 2000, &s);
+    assert_int_equal(rsre_probe_observations(&s, o), 1);
+    assert_true(value_of(o[0].values, (int)o[0].nvalues, "dep.failing") == 1);
+    assert_true(value_of(o[0].values, (int)o[0].nvalues, "dep.core_failing") == 1);
+    /* Healthy: both scopes clear. */
+    memset(&res, 0, sizeof res);
+    res.ok = 1;
+    rsre_probe_state_update(&st, &d, &res, 3000, &s);
+    assert_int_equal(rsre_probe_observations(&s, o), 2);
+    assert_true(value_of(o[0].values, (int)o[0].nvalues, "dep.failing") == 0);
+    assert_true(value_of(o[1].values, (int)o[1].nvalues, "pull.failing_workloads") == 0);
+    assert_string_equal(o[1].detail, "ok");
 }
 
 static void test_http5xx_ratio_state(void **state) {
@@ -307,13 +357,12 @@ static void test_http5xx_ratio_state(void **state) {
         res.series[1] = (struct rsre_err_series){2, er[i], 1};
         res.nseries = 2;
         assert_int_equal(rsre_probe_state_update(&st, &d, &res, i * 60000, &s), 0);
-        int n = rsre_probe_observation(&s, scope, sizeof scope, source, sizeof source, &detail,
+        int n = observe(&s, scope, sizeof scope, source, sizeof source, &detail,
                                        v, 8);
-        assert_int_equal(n, 3);
+        assert_int_equal(n, 2);
         assert_string_equal(scope, "http/ingress");
         if (i == 2) {
             assert_true(value_of(v, n, "http.error_ratio") > 0.099);
-            assert_true(value_of(v, n, "http.error_ratio_held") == 60);
         }
         if (i == 3) {
             assert_true(value_of(v, n, "http.error_ratio_slope") < 0);
@@ -324,7 +373,7 @@ static void test_http5xx_ratio_state(void **state) {
     struct rsre_probe_result bad = {0};
     snprintf(bad.error, sizeof bad.error, "connect refused");
     rsre_probe_state_update(&st, &d, &bad, 300000, &s);
-    assert_int_equal(rsre_probe_observation(&s, scope, sizeof scope, source, sizeof source,
+    assert_int_equal(observe(&s, scope, sizeof scope, source, sizeof source,
                                             &detail, v, 8),
                      0);
     rsre_probe_state_clear(&st);
@@ -337,6 +386,7 @@ int main(void) {
         cmocka_unit_test(test_load_file_error_format),
         cmocka_unit_test(test_threshold_and_recovery),
         cmocka_unit_test(test_observation_families),
+        cmocka_unit_test(test_registry_two_scopes),
         cmocka_unit_test(test_http5xx_ratio_state),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,169 @@
+/*
+ * Integration: the ldap probe against a real slapd (OpenLDAP 2.5, Debian's) on 127.0.0.1 with
+ * a temp slapd.conf (mdb backend, suffix dc=test,dc=example) and a service-account entry
+ * loaded with slapadd. The right password binds and reads the rootDSE; a wrong one is result
+ * 49 (invalid credentials); a killed server is -1 (can't contact). Failures open
+ * identity_provider_unreachable at dependency/<name> (warning, critical once failing for more
+ * than 5 minutes) and it resolves after the exit window once the bind works again.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "../support/probe_env.h"
+
+#define SLAPD "/usr/sbin/slapd"
+#define SLAPADD "/usr/sbin/slapadd"
+
+static char dir[128], conf[192];
+static int port;
+static pid_t pid;
+
+static void start_slapd(void) {
+    char url[64], log[256];
+    snprintf(url, sizeof url, "ldap://127.0.0.1:%d/", port);
+    snprintf(log, sizeof log, "%s/slapd.log", dir);
+    char *argv[] = {SLAPD, "-f", conf, "-h", url, "-d", "0", NULL};
+    pid = pe_spawn(argv, log, NULL);
+    assert_true(pid > 0);
+    assert_int_equal(pe_wait_port(pid, port, 15000), 0);
+}
+
+static void test_ldap_probe(void **state) {
+    (void)state;
+    if (access(SLAPD, X_OK) != 0) {
+        fail_msg("slapd not installed (deploy/local/install-deps.sh --test)");
+    }
+    snprintf(dir, sizeof dir, "/tmp/rsre-probe-ldap-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    char p[256], text[2048];
+    snprintf(p, sizeof p, "%s/db", dir);
+    assert_int_equal(mkdir(p, 0700), 0);
+    snprintf(conf, sizeof conf, "%s/slapd.conf", dir);
+    snprintf(text, sizeof text,
+             "include /etc/ldap/schema/core.schema\n"
+             "include /etc/ldap/schema/cosine.schema\n"
+             "include /etc/ldap/schema/inetorgperson.schema\n"
+             "pidfile %s/slapd.pid\n"
+             "modulepath /usr/lib/ldap\n"
+             "moduleload back_mdb\n"
+             "database mdb\n"
+             "suffix \"dc=test,dc=example\"\n"
+             "rootdn \"cn=admin,dc=test,dc=example\"\n"
+             "directory %s/db\n"
+             "maxsize 10485760\n",
+             dir, dir);
+    pe_write(conf, text);
+    snprintf(p, sizeof p, "%s/data.ldif", dir);
+    pe_write(p, "dn: dc=test,dc=example\n"
+                "objectClass: dcObject\n"
+                "objectClass: organization\n"
+                "dc: test\n"
+                "o: Test\n"
+                "\n"
+                "dn: cn=robot-sre,dc=test,dc=example\n"
+                "objectClass: person\n"
+                "cn: robot-sre\n"
+                "sn: probe\n"
+                "userPassword: svc-pw\n");
+    char log[256];
+    snprintf(log, sizeof log, "%s/slapadd.log", dir);
+    char *add[] = {SLAPADD, "-f", conf, "-l", p, NULL};
+    pid_t a = pe_spawn(add, log, NULL);
+    int st;
+    assert_int_equal(waitpid(a, &st, 0), a);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    snprintf(p, sizeof p, "%s/right.pass", dir);
+    pe_write(p, "svc-pw\n");
+    snprintf(p, sizeof p, "%s/wrong.pass", dir);
+    pe_write(p, "not-svc-pw\n");
+    port = pe_free_port();
+    start_slapd();
+
+    char yaml[1536];
+    snprintf(yaml, sizeof yaml,
+             "probes:\n"
+             "  - {kind: ldap, name: ldap, url: \"ldap://127.0.0.1:%d/\","
+             " bind_dn: \"cn=robot-sre,dc=test,dc=example\", password_file: right.pass,"
+             " threshold: 2, timeout: 2s}\n"
+             "  - {kind: ldap, name: ldap-wrong, url: \"ldap://127.0.0.1:%d/\","
+             " bind_dn: \"cn=robot-sre,dc=test,dc=example\", password_file: wrong.pass,"
+             " threshold: 1, timeout: 2s}\n",
+             port, port);
+    struct pe e;
+    assert_int_equal(pe_open(&e, yaml, dir), 0);
+
+    const struct pe_seen *s = pe_run(&e, "ldap", 0);
+    if (!s->ok) {
+        print_error("ldap probe: %s %s\n", s->code, s->error);
+    }
+    assert_int_equal(s->ok, 1);
+
+    s = pe_run(&e, "ldap-wrong", 1000);
+    assert_string_equal(s->code, "LDAP_49");
+    assert_non_null(strstr(s->error, "Invalid credentials"));
+    assert_null(strstr(s->error, "not-svc-pw"));
+    rsre_store_incident *inc =
+        pe_incident(&e, "identity_provider_unreachable", "dependency/ldap-wrong");
+    assert_non_null(inc);
+    assert_int_equal(inc->severity, ROBOT_SRE__STORE__SEVERITY__SEVERITY_WARNING);
+    rsre_store_incident_free(inc);
+
+    pe_stop(pid, SIGKILL);
+    pid = 0;
+    s = pe_run(&e, "ldap", 30000);
+    assert_string_equal(s->code, "LDAP_-1");
+    assert_int_equal(s->failing, 0);
+    assert_null(pe_incident(&e, "identity_provider_unreachable", "dependency/ldap"));
+    s = pe_run(&e, "ldap", 30000);
+    assert_int_equal(s->failing, 1);
+    inc = pe_incident(&e, "identity_provider_unreachable", "dependency/ldap");
+    assert_non_null(inc);
+    assert_int_equal(inc->severity, ROBOT_SRE__STORE__SEVERITY__SEVERITY_WARNING);
+    print_message("ldap incident: confidence=%d score=%.2f\n", inc->confidence,
+                  inc->confidence_score);
+    assert_int_equal(inc->confidence, ROBOT_SRE__STORE__CONFIDENCE__CONFIDENCE_MEDIUM);
+    rsre_store_incident_free(inc);
+    /* Still failing 6 minutes later: sustained, critical. */
+    for (int i = 0; i < 6; i++) {
+        s = pe_run(&e, "ldap", 60000);
+        assert_int_equal(s->failing, 1);
+    }
+    assert_int_equal(pe_tick(&e, 0), 0);
+    inc = pe_incident(&e, "identity_provider_unreachable", "dependency/ldap");
+    assert_int_equal(inc->severity, ROBOT_SRE__STORE__SEVERITY__SEVERITY_CRITICAL);
+    assert_int_equal(inc->resolved_at_ms, 0);
+    rsre_store_incident_free(inc);
+
+    start_slapd();
+    for (int i = 0; i < 6; i++) {
+        s = pe_run(&e, "ldap", 30000);
+        assert_int_equal(s->ok, 1);
+        assert_int_equal(pe_tick(&e, 30000), 0);
+    }
+    inc = pe_incident(&e, "identity_provider_unreachable", "dependency/ldap");
+    assert_true(inc->resolved_at_ms > 0);
+    rsre_store_incident_free(inc);
+
+    pe_close(&e);
+    pe_stop(pid, SIGTERM);
+    pid = 0;
+    pe_rmrf(dir);
+}
+
+/* Whatever happened in the test: no server left running, no temp dir left behind. */
+static int teardown(void **state) {
+    (void)state;
+    pe_stop(pid, SIGTERM);
+    pid = 0;
+    pe_rmrf(dir);
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_ldap_probe)};
+    return cmocka_run_group_tests(tests, NULL, teardown);
+}
