@@ -36,6 +36,14 @@ static const struct rsre_cfg_entry entries[] = {
     RSRE_CFG_U32_ENTRY(T, max_connections, "4096", 1, 100000, "concurrent agent streams"),
     RSRE_CFG_STR_ENTRY(T, kube_api, "", "Kubernetes API base URL (empty: in-cluster service account)"),
     RSRE_CFG_STR_ENTRY(T, kubeconfig, "", "kubeconfig for running outside a cluster"),
+    RSRE_CFG_BOOL_ENTRY(T, observe, "true",
+                        "watch the cluster (pods, workloads, Helm releases, jobs, ingresses, "
+                        "events) and feed the aggregates to the incident engine"),
+    RSRE_CFG_STR_ENTRY(T, observe_core_namespaces, "kube-system",
+                       "comma-separated namespaces whose workloads are core (critical pull "
+                       "failures)"),
+    RSRE_CFG_STR_ENTRY(T, observe_core_label, "robot-sre.io/core=true",
+                       "label key=value marking a workload or pod as core"),
     RSRE_CFG_STR_ENTRY(T, api_listen, "127.0.0.1:8080", "admin API (HTTP) listen address"),
     RSRE_CFG_STR_ENTRY(T, api_tokens_file, "", "admin API token file (docs/api.md); empty: no API"),
     RSRE_CFG_STR_ENTRY(T, api_tls_cert, "", "admin API TLS certificate (empty: plain HTTP)"),

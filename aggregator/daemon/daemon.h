@@ -32,6 +32,9 @@ struct rsre_aggregator_config {
     char operators_file[512];             /* operator identities and roles (approvals) */
     char notify_file[512];                /* notification routing and chat channels */
     char kubeconfig[512];                 /* kubeconfig for running outside a cluster */
+    int observe;                          /* Kubernetes observers (docs/observers.md) */
+    char observe_core_namespaces[512];    /* comma-separated namespaces of core workloads */
+    char observe_core_label[384];         /* "key=value" marking core workloads */
     size_t nnode_actions;
 };
 

@@ -676,6 +676,8 @@ static int agg_same(const struct agg *a, const struct agg *b) {
     return 1;
 }
 
+static void on_settle(uv_timer_t *t);
+
 void rsre_observe_recompute(struct rsre_observe *o) {
     if (o->closing) {
         return;
@@ -725,15 +727,26 @@ void rsre_observe_recompute(struct rsre_observe *o) {
             j++;
         }
     }
-    struct aggvec old = o->cur;
-    o->cur = next;
-    o->stats.scopes = next.n;
+    int refused = 0;
     if (nout && o->emit) {
-        o->stats.emitted += nout;
-        o->emit(o->arg, out, nout);
+        refused = o->emit(o->arg, out, nout) != 0;
     }
     free(out);
     free(gone);
+    if (refused) {
+        /* Keep what the consumer has; recompute (and send the difference) later. */
+        o->stats.emit_refused++;
+        free(next.v);
+        if (!o->settle_armed) {
+            o->settle_armed = 1;
+            uv_timer_start(&o->settle, on_settle, o->cfg.retry_ms, 0);
+        }
+        return;
+    }
+    o->stats.emitted += nout;
+    struct aggvec old = o->cur;
+    o->cur = next;
+    o->stats.scopes = next.n;
     free(old.v);
 }
 
@@ -842,6 +855,7 @@ int rsre_observe_create(struct rsre_kube *kube, const struct rsre_observe_config
     }
     struct rsre_observe_config *c = &o->cfg;
     c->settle_ms = c->settle_ms ? c->settle_ms : 200;
+    c->retry_ms = c->retry_ms ? c->retry_ms : 5000;
     c->tick_ms = c->tick_ms ? c->tick_ms : 30000;
     c->rollout_stuck_ms = c->rollout_stuck_ms ? c->rollout_stuck_ms : 600000;
     c->event_window_ms = c->event_window_ms ? c->event_window_ms : 600000;

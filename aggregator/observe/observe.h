@@ -65,6 +65,7 @@ struct rsre_observe_config {
     size_t max_scopes;           /* 0 = 4096 */
     uint32_t backoff_min_ms, backoff_max_ms; /* informer backoff; 0 = kube.h defaults */
     uint32_t watch_timeout_s;                /* 0 = kube.h default */
+    uint32_t retry_ms;                       /* after a refused emission; 0 = 5000 */
 };
 
 struct rsre_observe_value {
@@ -81,9 +82,11 @@ struct rsre_observe_aggregate {
     size_t nvalues;
 };
 
-/* Changed aggregates after one recomputation (n >= 1). */
-typedef void (*rsre_observe_emit_fn)(void *arg, const struct rsre_observe_aggregate *aggs,
-                                     size_t n);
+/* Changed aggregates after one recomputation (n >= 1). Returns 0 when they were taken; non-zero
+ * (e.g. a failed store transaction) makes the observers keep what they had emitted before and
+ * try again after retry_ms, so the consumer never misses a change (or a scope's zeroing). */
+typedef int (*rsre_observe_emit_fn)(void *arg, const struct rsre_observe_aggregate *aggs,
+                                    size_t n);
 
 /* The informers, one row each (rsre_observe_counts). */
 enum rsre_observe_kind {
@@ -144,7 +147,7 @@ const char *rsre_observe_detail(const struct rsre_observe *o, const char *scope)
 void rsre_observe_recompute(struct rsre_observe *o);
 
 struct rsre_observe_stats {
-    uint64_t recomputes, emitted, scopes_dropped;
+    uint64_t recomputes, emitted, emit_refused, scopes_dropped;
     size_t scopes;
 };
 void rsre_observe_stats(const struct rsre_observe *o, struct rsre_observe_stats *out);

@@ -74,7 +74,7 @@ struct fx {
 
 static struct fx *F;
 
-static void on_emit(void *arg, const struct rsre_observe_aggregate *aggs, size_t n) {
+static int on_emit(void *arg, const struct rsre_observe_aggregate *aggs, size_t n) {
     struct fx *f = arg;
     f->emit_calls++;
     for (size_t i = 0; i < n; i++) {
@@ -97,6 +97,7 @@ static void on_emit(void *arg, const struct rsre_observe_aggregate *aggs, size_t
             e->v[k].value = aggs[i].values[k].value;
         }
     }
+    return 0;
 }
 
 static const struct emitted *emitted(const char *scope) {

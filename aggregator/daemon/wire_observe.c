@@ -1,0 +1,152 @@
+/* The Kubernetes observers wired to the incident engine (contract in wire_observe.h). */
+#include "daemon/wire_observe.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "common/log.h"
+
+struct rsre__wire_observe {
+    rsre_store *store;
+    struct rsre_incident_engine *engine;
+    struct rsre_observe *obs;
+    uint64_t applied, skipped, failed_txns;
+};
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Scopes the engine has observation slots for (observe/observe.h lists what each carries). */
+static int engine_scope(const char *scope) {
+    static const char *const prefixes[] = {"workload/", "release/", "ingress/", "cluster"};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        if (strncmp(scope, prefixes[i], strlen(prefixes[i])) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Applies aggs[from..] in one transaction; *bad receives the index of an observation the engine
+ * refused (RSRE_EINVALID), which is then retried without it. */
+static int apply_all(struct rsre__wire_observe *w, const struct rsre_observe_aggregate *aggs,
+                     size_t n, const unsigned char *skip, size_t *bad) {
+    rsre_store_txn *txn;
+    int rc = rsre_store_txn_begin(w->store, 0, &txn);
+    if (rc) {
+        return rc;
+    }
+    int64_t now = wall_ms();
+    size_t applied = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (skip[i]) {
+            continue;
+        }
+        struct rsre_observation_value vals[RSRE_OBSERVE_MAX_VALUES];
+        size_t nv = aggs[i].nvalues < RSRE_OBSERVE_MAX_VALUES ? aggs[i].nvalues
+                                                              : RSRE_OBSERVE_MAX_VALUES;
+        for (size_t k = 0; k < nv; k++) {
+            vals[k].signal = aggs[i].values[k].signal;
+            vals[k].value = aggs[i].values[k].value;
+        }
+        struct rsre_observation ob = {.scope = aggs[i].scope,
+                                      .source = aggs[i].source,
+                                      .detail = aggs[i].detail[0] ? aggs[i].detail : NULL,
+                                      .values = vals,
+                                      .nvalues = nv};
+        rc = rsre_incident_engine_observe(w->engine, txn, &ob, now);
+        if (rc == RSRE_EINVALID) {
+            *bad = i;
+        }
+        applied++;
+    }
+    if (rc == 0) {
+        rc = rsre_store_txn_commit(txn);
+    } else {
+        rsre_store_txn_abort(txn);
+    }
+    if (rc == 0) {
+        rsre_incident_engine_committed(w->engine);
+        w->applied += applied;
+    } else {
+        rsre_incident_engine_aborted(w->engine);
+    }
+    return rc;
+}
+
+static int on_emit(void *arg, const struct rsre_observe_aggregate *aggs, size_t n) {
+    struct rsre__wire_observe *w = arg;
+    unsigned char *skip = calloc(n, 1);
+    if (!skip) {
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        skip[i] = !engine_scope(aggs[i].scope);
+    }
+    int rc;
+    for (;;) {
+        size_t bad = n;
+        rc = apply_all(w, aggs, n, skip, &bad);
+        if (rc == RSRE_EINVALID && bad < n) {
+            RSRE_LOG(RSRE_LOG_WARN, "observe", "engine refused observation scope=%s source=%s",
+                     aggs[bad].scope, aggs[bad].source);
+            skip[bad] = 1;
+            w->skipped++;
+            continue;
+        }
+        break;
+    }
+    free(skip);
+    if (rc) {
+        w->failed_txns++;
+        RSRE_LOG(RSRE_LOG_ERROR, "observe", "observations not recorded (retried): %s",
+                 rsre_strerror(rc));
+    }
+    return rc;
+}
+
+int rsre__wire_observe_start(struct rsre_kube *kube, rsre_store *store,
+                             struct rsre_incident_engine *engine, const char *core_namespaces,
+                             const char *core_label, struct rsre__wire_observe **out) {
+    *out = NULL;
+    if (!kube || !store || !engine) {
+        return -EINVAL;
+    }
+    struct rsre__wire_observe *w = calloc(1, sizeof(*w));
+    if (!w) {
+        return -ENOMEM;
+    }
+    w->store = store;
+    w->engine = engine;
+    struct rsre_observe_config oc = {.core_namespaces = core_namespaces,
+                                     .core_label = core_label && core_label[0] ? core_label
+                                                                               : NULL};
+    int rc = rsre_observe_create(kube, &oc, on_emit, w, &w->obs);
+    if (rc) {
+        RSRE_LOG(RSRE_LOG_ERROR, "observe", "Kubernetes observers not started: %s",
+                 rsre_strerror(rc));
+        free(w);
+        return rc;
+    }
+    RSRE_LOG(RSRE_LOG_INFO, "observe", "Kubernetes observers started core_namespaces=\"%s\"",
+             core_namespaces ? core_namespaces : "");
+    *out = w;
+    return 0;
+}
+
+struct rsre_observe *rsre__wire_observe_observers(struct rsre__wire_observe *w) {
+    return w ? w->obs : NULL;
+}
+
+void rsre__wire_observe_stop(struct rsre__wire_observe *w) {
+    if (w) {
+        rsre_observe_destroy(w->obs);
+        free(w);
+    }
+}

@@ -1,0 +1,38 @@
+#ifndef RSRE_WIRE_OBSERVE_H
+#define RSRE_WIRE_OBSERVE_H
+
+/*
+ * The Kubernetes observers (observe/observe.h) wired to the incident engine: every changed
+ * aggregate becomes one rsre_incident_engine_observe() call (scope, source "observer:...",
+ * values, detail as evidence), all of one recomputation in one store transaction whose effects
+ * are released after the commit. An observation the engine refuses (RSRE_EINVALID: e.g. a
+ * scope longer than the engine's bound) is logged and skipped, the others still apply. When
+ * the transaction fails (store error), the observers forget what they emitted, so the next
+ * recomputation sends every scope again.
+ *
+ * Aggregates the engine has no observation slot for (node/<name> event counts) stay in the
+ * observers and are not sent.
+ */
+
+#include <stdint.h>
+
+#include "common/kube.h"
+#include "incidents/engine.h"
+#include "observe/observe.h"
+#include "store/store.h"
+
+struct rsre__wire_observe;
+
+/* Starts the observers on `kube` (borrowed, like store and engine). core_namespaces and
+ * core_label as in rsre_observe_config ("" = none). Returns 0 or an error (logged). */
+int rsre__wire_observe_start(struct rsre_kube *kube, rsre_store *store,
+                             struct rsre_incident_engine *engine, const char *core_namespaces,
+                             const char *core_label, struct rsre__wire_observe **out);
+
+/* The observers (tests, the admin API), or NULL. */
+struct rsre_observe *rsre__wire_observe_observers(struct rsre__wire_observe *w);
+
+/* Stops the observers; memory is released as the loop closes their handles. NULL: no-op. */
+void rsre__wire_observe_stop(struct rsre__wire_observe *w);
+
+#endif
