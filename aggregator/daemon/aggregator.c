@@ -24,7 +24,6 @@
 #include "common/yamldoc.h"
 #include "daemon/open_latency.h"
 #include "daemon/wire_notify.h"
-#include "daemon/wire_observe.h"
 #include "daemon/wire_rules.h"
 #include "exec/kube_exec.h"
 #include "http/api.h"
@@ -54,7 +53,6 @@ struct rsre_aggregator {
     struct rsre_http *http;
     struct rsre_kube *kube;
     struct rsre_kube_exec *kexec;
-    struct rsre__wire_observe *observe; /* Kubernetes observers -> engine */
     struct rsre_operators *operators;
     struct rsre_approvals *approvals;
     struct rsre_metrics *metrics;
@@ -408,11 +406,20 @@ static int api_decide(void *ud, const char *approval_id, const char *operator_id
     return v.outcome.err;
 }
 
+/* One agent: last seen, its current boot (Hello.boot_id) with the committed seq and counts. */
 static int agent_json(const rsre_store_agent *rec, void *ud) {
     json_t *arr = ud;
-    json_array_append_new(arr, json_pack("{s:s, s:I, s:i}", "node", rec->node,
-                                         "last_seen_ms", (json_int_t)rec->last_seen_ms,
-                                         "boots", (int)rec->n_boots));
+    const rsre_store_agent_boot *b =
+        rec->boot_id && rec->boot_id[0] ? rsre_store_agent_boot_find(rec, rec->boot_id) : NULL;
+    json_array_append_new(
+        arr, json_pack("{s:s, s:I, s:i, s:s, s:I, s:I, s:I, s:I, s:s}", "node", rec->node,
+                       "last_seen_ms", (json_int_t)rec->last_seen_ms, "boots", (int)rec->n_boots,
+                       "boot_id", rec->boot_id ? rec->boot_id : "", "seq",
+                       (json_int_t)(b ? b->committed_seq : 0), "batches",
+                       (json_int_t)(b ? b->batches : 0), "lost_batches",
+                       (json_int_t)(b ? b->lost_batches : 0), "last_batch_ms",
+                       (json_int_t)(b ? b->last_batch_ms : 0), "agent_version",
+                       rec->agent_version ? rec->agent_version : ""));
     return 0;
 }
 
@@ -526,15 +533,9 @@ static void start_kube(struct rsre_aggregator *ag) {
                  rsre_strerror(rc), err);
     }
     rsre_kube_config_clear(&kc);
-    if (ag->kube && ag->cfg.observe) {
-        rsre__wire_observe_start(ag->kube, ag->store, ag->engine, ag->cfg.observe_core_namespaces,
-                                 ag->cfg.observe_core_label, &ag->observe);
-    }
 }
 
 static void stop_kube(struct rsre_aggregator *ag) {
-    rsre__wire_observe_stop(ag->observe); /* informers stop before their client */
-    ag->observe = NULL;
     rsre_kube_exec_destroy(ag->kexec);
     ag->kexec = NULL;
     rsre_kube_destroy(ag->kube);

@@ -194,6 +194,32 @@ static const struct {
     {"owner", 0},
 };
 
+/* RFC 7386 JSON merge patch of one member: null removes it, an object merges into an object
+ * member key by key (so {"notification_policy": {"route": "x"}} keeps the channels), anything
+ * else replaces it. */
+static void merge_patch(json_t *target, const char *key, json_t *v) {
+    json_t *cur = json_object_get(target, key);
+    if (json_is_null(v)) {
+        json_object_del(target, key);
+    } else if (json_is_object(v) && json_is_object(cur)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x) {
+            merge_patch(cur, k, x);
+        }
+    } else if (json_is_object(v)) {
+        json_t *fresh = json_object();
+        const char *k;
+        json_t *x;
+        json_object_foreach(v, k, x) {
+            merge_patch(fresh, k, x);
+        }
+        json_object_set_new(target, key, fresh);
+    } else {
+        json_object_set(target, key, v);
+    }
+}
+
 int rsre__h_rule_patch(struct api_call *c) {
     const char *id = c->params[0], *comment;
     if (need_comment(c, &comment)) {
@@ -241,11 +267,7 @@ int rsre__h_rule_patch(struct api_call *c) {
         if (!strcmp(k, "comment")) {
             continue;
         }
-        if (json_is_null(v)) {
-            json_object_del(rule, k);
-        } else {
-            json_object_set(rule, k, v);
-        }
+        merge_patch(rule, k, v);
     }
     int rc = commit_json(c, id, rule, prev, "patch", fields, comment, NULL);
     json_decref(rule);

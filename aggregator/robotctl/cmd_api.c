@@ -346,33 +346,100 @@ static int add_query(char *path, size_t cap, const char *key, const char *value)
     return 0;
 }
 
+/*
+ * One API command, the part every command shares: its flags (COMMON_FLAGS plus its own),
+ * `npos` positional ids, the query built from flags, one request, and --json printing.
+ * `path` and `what` may hold "{1}" and "{2}" for the positional ids; `query` maps API query
+ * keys to flags ({"state", "--state", ..., NULL}); `body` (NULL: none) builds the JSON body
+ * from the flags. Returns RCTL_OK with *doc set for the caller to render and free when the
+ * output is a table (or `keep_json` is set); with --json the answer is printed and *doc is
+ * NULL. Any failure is printed and returned.
+ */
+struct api_cmd {
+    const char *usage, *method, *path, *what;
+    int npos;
+    const char *const *query;
+    int (*body)(const struct flag *flags, const char **pos, json_t **out);
+    int keep_json;
+};
+
+static void expand(char *out, size_t cap, const char *fmt, const char **pos, int npos) {
+    size_t n = 0;
+    out[0] = '\0';
+    for (const char *p = fmt; *p && n + 1 < cap; p++) {
+        if (p[0] == '{' && (p[1] == '1' || p[1] == '2') && p[2] == '}' && p[1] - '1' < npos) {
+            int w = snprintf(out + n, cap - n, "%s", pos[p[1] - '1']);
+            n += w > 0 ? (size_t)w : 0;
+            n = n < cap ? n : cap - 1;
+            p += 2;
+        } else {
+            out[n++] = *p;
+            out[n] = '\0';
+        }
+    }
+}
+
+static int api_cmd_run(const struct api_cmd *cmd, int argc, char **argv, struct flag *flags,
+                       const struct rctl_opts *o, json_t **doc) {
+    *doc = NULL;
+    struct client cl;
+    const char *pos[2] = {NULL, NULL};
+    int rc = setup(argc, argv, flags, &cl, pos, cmd->npos, cmd->usage);
+    if (rc) {
+        return rc;
+    }
+    char path[512], what[256];
+    expand(path, sizeof(path), cmd->path, pos, cmd->npos);
+    expand(what, sizeof(what), cmd->what ? cmd->what : "", pos, cmd->npos);
+    for (const char *const *q = cmd->query; q && q[0]; q += 2) {
+        if (add_query(path, sizeof(path), q[0], flag(flags, q[1]))) {
+            return RCTL_USAGE;
+        }
+    }
+    char *body = NULL;
+    if (cmd->body) {
+        json_t *req = NULL;
+        if ((rc = cmd->body(flags, pos, &req))) {
+            return rc;
+        }
+        body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+        json_decref(req);
+        if (!body) {
+            return rctl_usage_error("the options must be valid UTF-8");
+        }
+    }
+    rc = api_call(&cl, cmd->method, path, body, body ? "application/json" : NULL,
+                  cmd->what ? what : NULL, doc);
+    free(body);
+    if (rc) {
+        return rc;
+    }
+    if (o->json) {
+        print_json(*doc);
+        if (!cmd->keep_json) {
+            json_decref(*doc);
+            *doc = NULL;
+        }
+    }
+    return RCTL_OK;
+}
+
 /* ---- incidents ------------------------------------------------------------------------------- */
 
 int rctl_incidents_list(int argc, char **argv, const struct rctl_opts *o) {
     struct flag flags[] = {
         COMMON_FLAGS, {"--state", NULL}, {"--type", NULL}, {"--limit", NULL}, {NULL, NULL}};
-    struct client cl;
-    const char *pos[1];
-    int rc = setup(argc, argv, flags, &cl, pos, 0,
-                   "robotctl incidents list [--state S] "
-                   "[--type T] [--limit N]");
-    if (rc) {
-        return rc;
-    }
-    char path[512] = "/api/v1/incidents";
-    if (add_query(path, sizeof(path), "state", flag(flags, "--state")) ||
-        add_query(path, sizeof(path), "type", flag(flags, "--type")) ||
-        add_query(path, sizeof(path), "limit", flag(flags, "--limit"))) {
-        return RCTL_USAGE;
-    }
+    static const char *const query[] = {"state", "--state", "type", "--type",
+                                        "limit", "--limit", NULL};
+    static const struct api_cmd cmd = {
+        .usage = "robotctl incidents list [--state S] [--type T] [--limit N]",
+        .method = "GET",
+        .path = "/api/v1/incidents",
+        .query = query};
     json_t *doc;
-    if ((rc = api_call(&cl, "GET", path, NULL, NULL, NULL, &doc))) {
+    int rc = api_cmd_run(&cmd, argc, argv, flags, o, &doc);
+    if (rc || !doc) {
         return rc;
-    }
-    if (o->json) {
-        print_json(doc);
-        json_decref(doc);
-        return RCTL_OK;
     }
     static const char *const hdr[] = {"ID",         "TYPE", "STATE",  "SEVERITY",
                                       "CONFIDENCE", "ENV",  "OPENED", "SUMMARY"};
@@ -413,23 +480,15 @@ static void print_strs(const char *label, json_t *arr) {
 
 int rctl_incidents_show(int argc, char **argv, const struct rctl_opts *o) {
     struct flag flags[] = {COMMON_FLAGS, {NULL, NULL}};
-    struct client cl;
-    const char *pos[1];
-    int rc = setup(argc, argv, flags, &cl, pos, 1, "robotctl incidents show ID");
-    if (rc) {
-        return rc;
-    }
-    char path[256], what[200];
-    snprintf(path, sizeof(path), "/api/v1/incidents/%s", pos[0]);
-    snprintf(what, sizeof(what), "incident %s", pos[0]);
+    static const struct api_cmd cmd = {.usage = "robotctl incidents show ID",
+                                       .method = "GET",
+                                       .path = "/api/v1/incidents/{1}",
+                                       .what = "incident {1}",
+                                       .npos = 1};
     json_t *doc;
-    if ((rc = api_call(&cl, "GET", path, NULL, NULL, what, &doc))) {
+    int rc = api_cmd_run(&cmd, argc, argv, flags, o, &doc);
+    if (rc || !doc) {
         return rc;
-    }
-    if (o->json) {
-        print_json(doc);
-        json_decref(doc);
-        return RCTL_OK;
     }
     char tb[32];
     printf("%-20s%s\n%-20s%s (%s)\n%-20s%s\n%-20s%s\n%-20s%s (%.2f)\n%-20s%s\n%-20s%s\n",
@@ -483,27 +542,16 @@ int rctl_incidents_show(int argc, char **argv, const struct rctl_opts *o) {
 
 int rctl_approvals_list(int argc, char **argv, const struct rctl_opts *o) {
     struct flag flags[] = {COMMON_FLAGS, {"--state", NULL}, {"--incident", NULL}, {NULL, NULL}};
-    struct client cl;
-    const char *pos[1];
-    int rc = setup(argc, argv, flags, &cl, pos, 0,
-                   "robotctl approvals list [--state S] "
-                   "[--incident ID]");
-    if (rc) {
-        return rc;
-    }
-    char path[512] = "/api/v1/approvals";
-    if (add_query(path, sizeof(path), "state", flag(flags, "--state")) ||
-        add_query(path, sizeof(path), "incident", flag(flags, "--incident"))) {
-        return RCTL_USAGE;
-    }
+    static const char *const query[] = {"state", "--state", "incident", "--incident", NULL};
+    static const struct api_cmd cmd = {.usage =
+                                           "robotctl approvals list [--state S] [--incident ID]",
+                                       .method = "GET",
+                                       .path = "/api/v1/approvals",
+                                       .query = query};
     json_t *doc;
-    if ((rc = api_call(&cl, "GET", path, NULL, NULL, NULL, &doc))) {
+    int rc = api_cmd_run(&cmd, argc, argv, flags, o, &doc);
+    if (rc || !doc) {
         return rc;
-    }
-    if (o->json) {
-        print_json(doc);
-        json_decref(doc);
-        return RCTL_OK;
     }
     static const char *const hdr[] = {"ID",       "STATE",     "ACTION", "TARGET",
                                       "INCIDENT", "REQUESTER", "VOTES",  "EXPIRES"};
@@ -534,39 +582,40 @@ int rctl_approvals_list(int argc, char **argv, const struct rctl_opts *o) {
     return RCTL_OK;
 }
 
+/* {"comment": --comment} (or {}). */
+static int comment_body(const struct flag *flags, const char **pos, json_t **out) {
+    (void)pos;
+    const char *comment = flag(flags, "--comment");
+    *out = comment ? json_pack("{s:s}", "comment", comment) : json_object();
+    return 0;
+}
+
 static int vote(int argc, char **argv, const struct rctl_opts *o, const char *verb) {
     struct flag flags[] = {COMMON_FLAGS, {"--comment", NULL}, {NULL, NULL}};
-    struct client cl;
-    const char *pos[1];
-    char usage[96];
-    snprintf(usage, sizeof(usage), "robotctl approvals %s ID [--comment C]", verb);
-    int rc = setup(argc, argv, flags, &cl, pos, 1, usage);
-    if (rc) {
-        return rc;
-    }
-    const char *comment = flag(flags, "--comment");
-    json_t *req = comment ? json_pack("{s:s}", "comment", comment) : json_object();
-    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
-    json_decref(req);
-    if (!body) {
-        return rctl_usage_error("--comment must be valid UTF-8");
-    }
-    char path[256], what[200];
-    snprintf(path, sizeof(path), "/api/v1/approvals/%s/%s", pos[0], verb);
-    snprintf(what, sizeof(what), "approval %s", pos[0]);
+    static const struct api_cmd approve = {.usage = "robotctl approvals approve ID [--comment C]",
+                                           .method = "POST",
+                                           .path = "/api/v1/approvals/{1}/approve",
+                                           .what = "approval {1}",
+                                           .npos = 1,
+                                           .body = comment_body,
+                                           .keep_json = 1};
+    static const struct api_cmd deny = {.usage = "robotctl approvals deny ID [--comment C]",
+                                        .method = "POST",
+                                        .path = "/api/v1/approvals/{1}/deny",
+                                        .what = "approval {1}",
+                                        .npos = 1,
+                                        .body = comment_body,
+                                        .keep_json = 1};
     json_t *doc;
-    rc = api_call(&cl, "POST", path, body, "application/json", what, &doc);
-    free(body);
-    if (rc) {
+    int rc = api_cmd_run(strcmp(verb, "deny") ? &approve : &deny, argc, argv, flags, o, &doc);
+    if (rc || !doc) {
         return rc;
     }
-    if (o->json) {
-        print_json(doc);
-    } else {
+    if (!o->json) {
         const char *msg = jstr(doc, "message");
-        printf("approval %s: %s recorded for %s; the approval is now %s%s%s\n", pos[0],
-               jstr(doc, "vote"), jstr(doc, "operator"), jstr(doc, "state"), *msg ? " — " : "",
-               msg);
+        printf("approval %s: %s recorded for %s; the approval is now %s%s%s\n",
+               jstr(doc, "approval_id"), jstr(doc, "vote"), jstr(doc, "operator"),
+               jstr(doc, "state"), *msg ? " — " : "", msg);
     }
     json_decref(doc);
     return RCTL_OK;
@@ -584,27 +633,15 @@ int rctl_approvals_deny(int argc, char **argv, const struct rctl_opts *o) {
 
 int rctl_audit_list(int argc, char **argv, const struct rctl_opts *o) {
     struct flag flags[] = {COMMON_FLAGS, {"--from", NULL}, {"--limit", NULL}, {NULL, NULL}};
-    struct client cl;
-    const char *pos[1];
-    int rc = setup(argc, argv, flags, &cl, pos, 0,
-                   "robotctl audit list [--from SEQ] "
-                   "[--limit N]");
-    if (rc) {
-        return rc;
-    }
-    char path[512] = "/api/v1/audit";
-    if (add_query(path, sizeof(path), "from_seq", flag(flags, "--from")) ||
-        add_query(path, sizeof(path), "limit", flag(flags, "--limit"))) {
-        return RCTL_USAGE;
-    }
+    static const char *const query[] = {"from_seq", "--from", "limit", "--limit", NULL};
+    static const struct api_cmd cmd = {.usage = "robotctl audit list [--from SEQ] [--limit N]",
+                                       .method = "GET",
+                                       .path = "/api/v1/audit",
+                                       .query = query};
     json_t *doc;
-    if ((rc = api_call(&cl, "GET", path, NULL, NULL, NULL, &doc))) {
+    int rc = api_cmd_run(&cmd, argc, argv, flags, o, &doc);
+    if (rc || !doc) {
         return rc;
-    }
-    if (o->json) {
-        print_json(doc);
-        json_decref(doc);
-        return RCTL_OK;
     }
     static const char *const hdr[] = {"SEQ", "TIME", "ACTOR", "VERB", "OBJECT", "REASON"};
     struct rctl_table *t = rctl_table_new(6, hdr);
@@ -632,19 +669,18 @@ int rctl_audit_list(int argc, char **argv, const struct rctl_opts *o) {
 
 int rctl_audit_verify(int argc, char **argv, const struct rctl_opts *o) {
     struct flag flags[] = {COMMON_FLAGS, {NULL, NULL}};
-    struct client cl;
-    const char *pos[1];
-    int rc = setup(argc, argv, flags, &cl, pos, 0, "robotctl audit verify");
-    if (rc) {
-        return rc;
-    }
+    static const struct api_cmd cmd = {.usage = "robotctl audit verify",
+                                       .method = "POST",
+                                       .path = "/api/v1/audit/verify",
+                                       .keep_json = 1};
     json_t *doc;
-    if ((rc = api_call(&cl, "POST", "/api/v1/audit/verify", NULL, NULL, NULL, &doc))) {
+    int rc = api_cmd_run(&cmd, argc, argv, flags, o, &doc);
+    if (rc || !doc) {
         return rc;
     }
     int ok = json_is_true(json_object_get(doc, "ok"));
     if (o->json) {
-        print_json(doc);
+        /* printed */
     } else if (ok) {
         printf("audit log OK: %lld record(s) verified, head seq %lld hash %s\n", jint(doc, "count"),
                jint(doc, "head_seq"), jstr(doc, "head_hash"));
@@ -674,20 +710,12 @@ static void enabled_envs(json_t *en, char *buf, size_t cap) {
 
 int rctl_rules_list(int argc, char **argv, const struct rctl_opts *o) {
     struct flag flags[] = {COMMON_FLAGS, {NULL, NULL}};
-    struct client cl;
-    const char *pos[1];
-    int rc = setup(argc, argv, flags, &cl, pos, 0, "robotctl rules list");
-    if (rc) {
-        return rc;
-    }
+    static const struct api_cmd cmd = {
+        .usage = "robotctl rules list", .method = "GET", .path = "/api/v1/rules"};
     json_t *doc;
-    if ((rc = api_call(&cl, "GET", "/api/v1/rules", NULL, NULL, NULL, &doc))) {
+    int rc = api_cmd_run(&cmd, argc, argv, flags, o, &doc);
+    if (rc || !doc) {
         return rc;
-    }
-    if (o->json) {
-        print_json(doc);
-        json_decref(doc);
-        return RCTL_OK;
     }
     static const char *const hdr[] = {"ID",     "KIND", "VERSION", "ENABLED IN", "INCIDENT/AUTHOR",
                                       "UPDATED"};
@@ -715,23 +743,15 @@ int rctl_rules_list(int argc, char **argv, const struct rctl_opts *o) {
 
 int rctl_rules_show(int argc, char **argv, const struct rctl_opts *o) {
     struct flag flags[] = {COMMON_FLAGS, {NULL, NULL}};
-    struct client cl;
-    const char *pos[1];
-    int rc = setup(argc, argv, flags, &cl, pos, 1, "robotctl rules show ID");
-    if (rc) {
-        return rc;
-    }
-    char path[256], what[200];
-    snprintf(path, sizeof(path), "/api/v1/rules/%s", pos[0]);
-    snprintf(what, sizeof(what), "rule %s", pos[0]);
+    static const struct api_cmd cmd = {.usage = "robotctl rules show ID",
+                                       .method = "GET",
+                                       .path = "/api/v1/rules/{1}",
+                                       .what = "rule {1}",
+                                       .npos = 1};
     json_t *doc;
-    if ((rc = api_call(&cl, "GET", path, NULL, NULL, what, &doc))) {
+    int rc = api_cmd_run(&cmd, argc, argv, flags, o, &doc);
+    if (rc || !doc) {
         return rc;
-    }
-    if (o->json) {
-        print_json(doc);
-        json_decref(doc);
-        return RCTL_OK;
     }
     char en[40], tb[32];
     if (json_is_true(json_object_get(doc, "builtin"))) {
@@ -766,6 +786,335 @@ int rctl_rules_show(int argc, char **argv, const struct rctl_opts *o) {
     size_t yl = strlen(yaml);
     printf("\n--- version %lld ---\n%s%s", jint(latest, "version"), yaml,
            yl && yaml[yl - 1] == '\n' ? "" : "\n");
+    json_decref(doc);
+    return RCTL_OK;
+}
+
+/* ---- rule changes (admin) -------------------------------------------------------------------- */
+
+static int need_flag(const struct flag *flags, const char *name, const char *why) {
+    if (!flag(flags, name) || !*flag(flags, name)) {
+        return rctl_usage_error("%s is required: %s", name, why);
+    }
+    return 0;
+}
+
+/* Prints the new version of a changed rule. */
+static int print_change(json_t *doc) {
+    char en[40];
+    enabled_envs(json_object_get(doc, "enabled"), en, sizeof(en));
+    printf("rule %s: version %lld stored (%s; was version %lld), enabled in: %s\n", jstr(doc, "id"),
+           jint(doc, "version"), jstr(doc, "change"), jint(doc, "previous_version"), en);
+    json_decref(doc);
+    return RCTL_OK;
+}
+
+static int clone_body(const struct flag *flags, const char **pos, json_t **out) {
+    if (need_flag(flags, "--comment", "why this clone (it is audited)")) {
+        return RCTL_USAGE;
+    }
+    *out = json_pack("{s:s, s:s}", "new_id", pos[1], "comment", flag(flags, "--comment"));
+    if (*out && flag(flags, "--owner")) {
+        json_object_set_new(*out, "owner", json_string(flag(flags, "--owner")));
+    }
+    return 0;
+}
+
+int rctl_rules_clone(int argc, char **argv, const struct rctl_opts *o) {
+    struct flag flags[] = {COMMON_FLAGS, {"--comment", NULL}, {"--owner", NULL}, {NULL, NULL}};
+    static const struct api_cmd cmd = {
+        .usage = "robotctl rules clone ID NEW_ID --comment WHY [--owner O]",
+        .method = "POST",
+        .path = "/api/v1/rules/{1}/clone",
+        .what = "rule {1}",
+        .npos = 2,
+        .body = clone_body};
+    json_t *doc;
+    int rc = api_cmd_run(&cmd, argc, argv, flags, o, &doc);
+    return rc || !doc ? rc : print_change(doc);
+}
+
+static int env_body(const struct flag *flags, const char **pos, json_t **out) {
+    (void)pos;
+    if (need_flag(flags, "--env", "demo, staging, production or all") ||
+        need_flag(flags, "--comment", "why (it is audited)")) {
+        return RCTL_USAGE;
+    }
+    *out =
+        json_pack("{s:s, s:s}", "env", flag(flags, "--env"), "comment", flag(flags, "--comment"));
+    return 0;
+}
+
+static int toggle(int argc, char **argv, const struct rctl_opts *o, int enable) {
+    struct flag flags[] = {COMMON_FLAGS, {"--env", NULL}, {"--comment", NULL}, {NULL, NULL}};
+    static const struct api_cmd en = {.usage = "robotctl rules enable ID --env E --comment WHY",
+                                      .method = "POST",
+                                      .path = "/api/v1/rules/{1}/enable",
+                                      .what = "rule {1}",
+                                      .npos = 1,
+                                      .body = env_body};
+    static const struct api_cmd dis = {.usage = "robotctl rules disable ID --env E --comment WHY",
+                                       .method = "POST",
+                                       .path = "/api/v1/rules/{1}/disable",
+                                       .what = "rule {1}",
+                                       .npos = 1,
+                                       .body = env_body};
+    json_t *doc;
+    int rc = api_cmd_run(enable ? &en : &dis, argc, argv, flags, o, &doc);
+    return rc || !doc ? rc : print_change(doc);
+}
+
+int rctl_rules_enable(int argc, char **argv, const struct rctl_opts *o) {
+    return toggle(argc, argv, o, 1);
+}
+
+int rctl_rules_disable(int argc, char **argv, const struct rctl_opts *o) {
+    return toggle(argc, argv, o, 0);
+}
+
+/* A number flag (integer, in range) into the JSON object. */
+static int set_int(json_t *obj, const char *key, const char *flagname, const char *v) {
+    char *end;
+    long long n = v ? strtoll(v, &end, 10) : 0;
+    if (!v) {
+        return 0;
+    }
+    if (!*v || *end || n < 0 || n > 1000000000LL) {
+        return rctl_usage_error("%s wants a number of seconds, got '%s'", flagname, v);
+    }
+    json_object_set_new(obj, key, json_integer(n));
+    return 0;
+}
+
+/*
+ * The PATCH body (docs/api.md): a JSON merge patch of the rule. --threshold, --severity,
+ * --selector, --name, --owner set strings; --cooldown seconds; --channels a,b / --route R /
+ * --dedupe S change notification_policy (merged: only the given keys change); "none" removes
+ * --cooldown, --route or --selector.
+ */
+static int edit_body(const struct flag *flags, const char **pos, json_t **out) {
+    (void)pos;
+    if (need_flag(flags, "--comment", "why this change (it is audited)")) {
+        return RCTL_USAGE;
+    }
+    json_t *b = json_pack("{s:s}", "comment", flag(flags, "--comment"));
+    static const struct {
+        const char *flag, *key;
+    } strs[] = {{"--threshold", "threshold_expression"},
+                {"--severity", "severity"},
+                {"--selector", "signal_selector"},
+                {"--name", "name"},
+                {"--owner", "owner"}};
+    for (size_t i = 0; b && i < sizeof(strs) / sizeof(strs[0]); i++) {
+        const char *v = flag(flags, strs[i].flag);
+        if (v) {
+            json_object_set_new(b, strs[i].key, strcmp(v, "none") ? json_string(v) : json_null());
+        }
+    }
+    const char *cd = flag(flags, "--cooldown");
+    json_t *np = json_object();
+    int rc = 0;
+    if (cd && !strcmp(cd, "none")) {
+        json_object_set_new(b, "cooldown_seconds", json_null());
+    } else {
+        rc = set_int(b, "cooldown_seconds", "--cooldown", cd);
+    }
+    if (!rc) {
+        rc = set_int(np, "dedupe_seconds", "--dedupe", flag(flags, "--dedupe"));
+    }
+    const char *route = flag(flags, "--route");
+    if (route) {
+        json_object_set_new(np, "route", strcmp(route, "none") ? json_string(route) : json_null());
+    }
+    const char *ch = flag(flags, "--channels");
+    if (ch) {
+        json_t *arr = json_array();
+        char buf[256];
+        snprintf(buf, sizeof(buf), "%s", ch);
+        char *save = NULL;
+        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            json_array_append_new(arr, json_string(t));
+        }
+        json_object_set_new(np, "channels", arr);
+    }
+    if (json_object_size(np)) {
+        json_object_set(b, "notification_policy", np);
+    }
+    json_decref(np);
+    if (rc || json_object_size(b) < 2) {
+        json_decref(b);
+        return rc ? rc
+                  : rctl_usage_error("nothing to change: give --threshold, --severity, "
+                                     "--cooldown, --channels, --route, --dedupe, --selector, "
+                                     "--name or --owner");
+    }
+    *out = b;
+    return 0;
+}
+
+int rctl_rules_edit(int argc, char **argv, const struct rctl_opts *o) {
+    struct flag flags[] = {COMMON_FLAGS,         {"--comment", NULL},  {"--threshold", NULL},
+                           {"--severity", NULL}, {"--cooldown", NULL}, {"--channels", NULL},
+                           {"--route", NULL},    {"--dedupe", NULL},   {"--selector", NULL},
+                           {"--name", NULL},     {"--owner", NULL},    {NULL, NULL}};
+    static const struct api_cmd cmd = {
+        .usage = "robotctl rules edit ID --comment WHY [--threshold EXPR] [--severity S] "
+                 "[--cooldown SECONDS|none] [--channels a,b] [--route R|none] [--dedupe SECONDS]",
+        .method = "PATCH",
+        .path = "/api/v1/rules/{1}",
+        .what = "rule {1}",
+        .npos = 1,
+        .body = edit_body};
+    json_t *doc;
+    int rc = api_cmd_run(&cmd, argc, argv, flags, o, &doc);
+    return rc || !doc ? rc : print_change(doc);
+}
+
+static int preview_body(const struct flag *flags, const char **pos, json_t **out) {
+    (void)pos;
+    if (need_flag(flags, "--action", "the action to decide (robotctl taxonomy show)") ||
+        need_flag(flags, "--env", "demo, staging or production")) {
+        return RCTL_USAGE;
+    }
+    *out = json_pack("{s:s, s:s}", "action", flag(flags, "--action"), "env", flag(flags, "--env"));
+    static const struct {
+        const char *flag, *key;
+    } opt[] = {{"--incident", "incident"}, {"--confidence", "confidence"}, {"--target", "target"}};
+    for (size_t i = 0; *out && i < sizeof(opt) / sizeof(opt[0]); i++) {
+        if (flag(flags, opt[i].flag)) {
+            json_object_set_new(*out, opt[i].key, json_string(flag(flags, opt[i].flag)));
+        }
+    }
+    return 0;
+}
+
+int rctl_rules_preview(int argc, char **argv, const struct rctl_opts *o) {
+    struct flag flags[] = {COMMON_FLAGS,         {"--action", NULL}, {"--env", NULL},
+                           {"--incident", NULL}, {"--target", NULL}, {"--confidence", NULL},
+                           {NULL, NULL}};
+    static const struct api_cmd cmd = {
+        .usage = "robotctl rules preview ID --action A --env E [--incident T] [--confidence C] "
+                 "[--target X]",
+        .method = "POST",
+        .path = "/api/v1/rules/{1}/preview",
+        .what = "rule {1}",
+        .npos = 1,
+        .body = preview_body};
+    json_t *doc;
+    int rc = api_cmd_run(&cmd, argc, argv, flags, o, &doc);
+    if (rc || !doc) {
+        return rc;
+    }
+    printf("%s for %s on %s (%s) in %s at %s confidence%s%s: %s", jstr(doc, "rule"),
+           jstr(doc, "action"), jstr(doc, "incident"), jstr(doc, "action_class"),
+           jstr(doc, "environment"), jstr(doc, "confidence"),
+           *jstr(doc, "target") ? ", target " : "", jstr(doc, "target"), jstr(doc, "decision"));
+    if (jint(doc, "quorum") > 0) {
+        printf(" (quorum %lld)", jint(doc, "quorum"));
+    }
+    printf("%s\n", json_is_true(json_object_get(doc, "rule_applies"))
+                       ? ""
+                       : "\n(the rule does not apply to this incident/environment: shown for the "
+                         "rule set as it is)");
+    static const char *const hdr[] = {"LAYER", "REASON"};
+    struct rctl_table *t = rctl_table_new(2, hdr);
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(doc, "reasons"), i, it) {
+        const char *row[] = {jstr(it, "layer"), jstr(it, "reason")};
+        rctl_table_row(t, row);
+    }
+    rctl_table_print(t, stdout);
+    json_decref(doc);
+    return RCTL_OK;
+}
+
+static int test_body(const struct flag *flags, const char **pos, json_t **out) {
+    (void)pos;
+    *out = json_object();
+    const char *l = flag(flags, "--limit");
+    if (l) {
+        char *end;
+        long n = strtol(l, &end, 10);
+        if (!*l || *end || n < 1 || n > 200) {
+            return rctl_usage_error("--limit wants 1..200 incidents, got '%s'", l);
+        }
+        json_object_set_new(*out, "limit", json_integer(n));
+    }
+    return 0;
+}
+
+int rctl_rules_test(int argc, char **argv, const struct rctl_opts *o) {
+    struct flag flags[] = {COMMON_FLAGS, {"--limit", NULL}, {NULL, NULL}};
+    static const struct api_cmd cmd = {.usage = "robotctl rules test ID [--limit N]",
+                                       .method = "POST",
+                                       .path = "/api/v1/rules/{1}/test",
+                                       .what = "rule {1}",
+                                       .npos = 1,
+                                       .body = test_body};
+    json_t *doc;
+    int rc = api_cmd_run(&cmd, argc, argv, flags, o, &doc);
+    if (rc || !doc) {
+        return rc;
+    }
+    printf("rule %s: %s\n  on the last %lld %s incident(s): %lld would match (%lld evidence "
+           "record(s) evaluated%s)\n\n",
+           jstr(doc, "rule"), jstr(doc, "threshold_expression"), jint(doc, "incidents_tested"),
+           jstr(doc, "incident_type"), jint(doc, "incidents_matched"),
+           jint(doc, "evidence_evaluated"),
+           json_is_true(json_object_get(doc, "evidence_budget_exhausted"))
+               ? "; budget reached, older ones not read"
+               : "");
+    static const char *const hdr[] = {"INCIDENT", "SCOPE", "EVALUATED", "MATCHED", "FIRST MATCH"};
+    struct rctl_table *t = rctl_table_new(5, hdr);
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(doc, "incidents"), i, it) {
+        char ev[24], m[24], tb[32];
+        snprintf(ev, sizeof(ev), "%lld", jint(it, "evaluated"));
+        snprintf(m, sizeof(m), "%lld", jint(it, "matched"));
+        const char *row[] = {jstr(it, "incident_id"), jstr(it, "scope"), ev, m,
+                             when(jint(it, "first_match_at_ms"), tb, sizeof(tb))};
+        rctl_table_row(t, row);
+    }
+    rctl_table_print(t, stdout);
+    json_decref(doc);
+    return RCTL_OK;
+}
+
+/* ---- agents ---------------------------------------------------------------------------------- */
+
+int rctl_agents_list(int argc, char **argv, const struct rctl_opts *o) {
+    struct flag flags[] = {COMMON_FLAGS, {NULL, NULL}};
+    static const struct api_cmd cmd = {
+        .usage = "robotctl agents list", .method = "GET", .path = "/api/v1/agents"};
+    json_t *doc;
+    int rc = api_cmd_run(&cmd, argc, argv, flags, o, &doc);
+    if (rc || !doc) {
+        return rc;
+    }
+    static const char *const hdr[] = {"NODE", "CONNECTED", "LAST SEEN", "BOOT ID",
+                                      "SEQ",  "BATCHES",   "LOST",      "VERSION"};
+    struct rctl_table *t = rctl_table_new(8, hdr);
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(doc, "agents"), i, it) {
+        char tb[32], seq[24], b[24], lost[24];
+        snprintf(seq, sizeof(seq), "%lld", jint(it, "seq"));
+        snprintf(b, sizeof(b), "%lld", jint(it, "batches"));
+        snprintf(lost, sizeof(lost), "%lld", jint(it, "lost_batches"));
+        const char *row[] = {jstr(it, "node"),
+                             json_is_true(json_object_get(it, "connected")) ? "yes" : "no",
+                             when(jint(it, "last_seen_ms"), tb, sizeof(tb)),
+                             *jstr(it, "boot_id") ? jstr(it, "boot_id") : "-",
+                             seq,
+                             b,
+                             lost,
+                             *jstr(it, "agent_version") ? jstr(it, "agent_version") : "-"};
+        rctl_table_row(t, row);
+    }
+    rctl_table_print(t, stdout);
+    printf("\n%zu agent(s)\n", json_array_size(json_object_get(doc, "agents")));
     json_decref(doc);
     return RCTL_OK;
 }

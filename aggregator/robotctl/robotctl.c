@@ -52,6 +52,35 @@ static const struct {
     {"rules", "list", "", "built-in rules and the latest version of every operator rule",
      rctl_rules_list},
     {"rules", "show", "ID", "one rule with every stored version", rctl_rules_show},
+    {"rules", "clone", "ID NEW_ID --comment WHY [--owner O]",
+     "copy a built-in or operator rule under a new id (starts disabled; role admin)",
+     rctl_rules_clone},
+    {"rules", "enable", "ID --env E --comment WHY",
+     "enable an operator rule in an environment (demo, staging, production, all; role admin)",
+     rctl_rules_enable},
+    {"rules", "disable", "ID --env E --comment WHY", "disable an operator rule in an environment",
+     rctl_rules_disable},
+    {"rules", "edit",
+     "ID --comment WHY [--threshold EXPR] [--severity S] [--cooldown S|none] [--channels a,b] "
+     "[--route R|none] [--dedupe S] [--selector X] [--name N] [--owner O]",
+     "change thresholds and routing; the server refuses what crosses a boundary (role admin)",
+     rctl_rules_edit},
+    {"rules", "preview", "ID --action A --env E [--incident T] [--confidence C] [--target X]",
+     "the policy outcome of an action under the current rules, with every reason",
+     rctl_rules_preview},
+    {"rules", "test", "ID [--limit N]",
+     "which recent incidents' stored evidence the rule's threshold would match", rctl_rules_test},
+    {"agents", "list", "", "agents with connection, last seen, boot id and committed seq",
+     rctl_agents_list},
+    {"notifications", "list", "[--unacked] [--limit N]",
+     "in-app notifications, newest first (incidents, approvals, delivery failures)",
+     rctl_notifications_list},
+    {"notifications", "ack", "ID", "acknowledge an in-app notification (role operator)",
+     rctl_notifications_ack},
+    {"backup", "store", "--data-dir DIR --to DEST",
+     "online, verified copy of the store, taken directly on the data directory (not over the "
+     "API)",
+     rctl_backup},
 };
 
 static void usage(FILE *f) {
@@ -61,7 +90,7 @@ static void usage(FILE *f) {
         fprintf(f, "  %s %s %s\n      %s\n", commands[i].group, commands[i].verb, commands[i].args,
                 commands[i].summary);
     }
-    fprintf(f, "\nAPI commands (incidents, approvals, audit, rules list/show) also take\n"
+    fprintf(f, "\nAPI commands (incidents, approvals, audit, rules except validate, agents) also take\n"
                "  --server URL    (ROBOT_SRE_SERVER, default http://127.0.0.1:8080)\n"
                "  --token-file F  (ROBOT_SRE_TOKEN_FILE; or the token itself in ROBOT_SRE_TOKEN)\n"
                "  --cacert F      (ROBOT_SRE_CACERT) CA bundle for https with a private CA\n");

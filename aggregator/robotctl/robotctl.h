@@ -30,6 +30,18 @@ int rctl_audit_list(int argc, char **argv, const struct rctl_opts *o);
 int rctl_audit_verify(int argc, char **argv, const struct rctl_opts *o);
 int rctl_rules_list(int argc, char **argv, const struct rctl_opts *o);
 int rctl_rules_show(int argc, char **argv, const struct rctl_opts *o);
+int rctl_rules_clone(int argc, char **argv, const struct rctl_opts *o);
+int rctl_rules_enable(int argc, char **argv, const struct rctl_opts *o);
+int rctl_rules_disable(int argc, char **argv, const struct rctl_opts *o);
+int rctl_rules_edit(int argc, char **argv, const struct rctl_opts *o);
+int rctl_rules_preview(int argc, char **argv, const struct rctl_opts *o);
+int rctl_rules_test(int argc, char **argv, const struct rctl_opts *o);
+int rctl_agents_list(int argc, char **argv, const struct rctl_opts *o);
+/* In-app notifications over the admin API (cmd_notify.c). */
+int rctl_notifications_list(int argc, char **argv, const struct rctl_opts *o);
+int rctl_notifications_ack(int argc, char **argv, const struct rctl_opts *o);
+/* Directly on a data directory (cmd_backup.c). */
+int rctl_backup(int argc, char **argv, const struct rctl_opts *o);
 
 /* A plain-text table: add rows of `ncols` cells, then print with aligned columns. */
 struct rctl_table;

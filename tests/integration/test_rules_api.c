@@ -26,6 +26,8 @@
  *              then gets no cordon approval (the first one did): the engine uses the new rule
  *              without a restart.
  *   preview    cordon_node in production for the clone: approval_required with reasons.
+ *   agents     GET /api/v1/agents shows the node with its boot id and a committed seq at least
+ *              the highest one its agent was acknowledged.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -329,6 +331,16 @@ static void test_rules_api(void **state) {
     /* An incident with evidence, and its cordon approval (the built-in plan in demo). */
     int cordon_a = stream_until_incident(&F.nodes[0]);
     assert_int_equal(cordon_a, 1);
+
+    /* The agent as the API shows it: its boot and the seq it was acknowledged up to. */
+    json_t *ag = call("GET", "/api/v1/agents", NULL, TOKEN_VICTOR, 200);
+    json_t *a0 = json_array_get(json_object_get(ag, "agents"), 0);
+    assert_string_equal(json_string_value(json_object_get(a0, "node")), F.nodes[0].name);
+    assert_string_equal(json_string_value(json_object_get(a0, "boot_id")), F.nodes[0].boot);
+    assert_true(F.nodes[0].acked > 0);
+    assert_true((uint64_t)json_integer_value(json_object_get(a0, "seq")) >= F.nodes[0].acked);
+    assert_true(json_integer_value(json_object_get(a0, "last_seen_ms")) > 0);
+    json_decref(ag);
 
     test_refusals();
 
