@@ -537,17 +537,39 @@ struct vctx {
 
 /* Appends ".name" (or "name" at the root) or "[index]" to the path; returns the old length. */
 static size_t path_push(struct vctx *v, const char *name, long index) {
+    /* Runs for every field of every message received, so no printf: the ingest's hot path
+     * (docs/performance.md). Same result as snprintf, truncated to the buffer. */
     size_t old = v->plen;
-    size_t room = sizeof(v->path) - v->plen;
-    int n;
+    char tmp[32];
+    size_t n = 0;
+    const char *src = tmp;
     if (index >= 0) {
-        n = snprintf(v->path + v->plen, room, "[%ld]", index);
+        char digits[24];
+        size_t nd = 0;
+        unsigned long u = (unsigned long)index;
+        do {
+            digits[nd++] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        tmp[n++] = '[';
+        while (nd) {
+            tmp[n++] = digits[--nd];
+        }
+        tmp[n++] = ']';
     } else {
-        n = snprintf(v->path + v->plen, room, "%s%s", v->plen ? "." : "", name ? name : "?");
+        if (v->plen && v->plen < sizeof(v->path) - 1) {
+            v->path[v->plen++] = '.';
+        }
+        src = name ? name : "?";
+        n = strlen(src);
     }
-    if (n > 0) {
-        v->plen += (size_t)n < room ? (size_t)n : room - 1;
+    size_t room = sizeof(v->path) - 1 - v->plen;
+    if (n > room) {
+        n = room;
     }
+    memcpy(v->path + v->plen, src, n);
+    v->plen += n;
+    v->path[v->plen] = '\0';
     return old;
 }
 
