@@ -186,5 +186,8 @@ int rsre__rule_latest(struct api_call *c, const char *id, rsre_store_rule **out)
 int rsre__rule_current_set(struct api_call *c, struct rsre_ruleset **out);
 int rsre__h_audit(struct api_call *c);
 int rsre__h_audit_verify(struct api_call *c);
+/* notify_api.c: in-app notifications. */
+int rsre__h_notifications(struct api_call *c);
+int rsre__h_notification_ack(struct api_call *c);
 
 #endif

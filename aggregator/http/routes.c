@@ -14,6 +14,7 @@ static const char *const q_incidents[] = {"state", "type", "limit", NULL};
 static const char *const q_approvals[] = {"state", "incident", "limit", NULL};
 static const char *const q_actions[] = {"state", "incident", "limit", NULL};
 static const char *const q_audit[] = {"from_seq", "limit", NULL};
+static const char *const q_notifications[] = {"unacked", "limit", NULL};
 static const char *const f_vote[] = {"comment", NULL};
 static const char *const f_preview[] = {
     "incident", "action", "env", "confidence", "target", "last_run_ago_seconds", NULL};
@@ -65,6 +66,10 @@ const struct api_route rsre__api_routes[] = {
     {"POST", "/api/v1/rules/{id}/test", V, BODY_JSON, NULL, f_rule_test, rsre__h_rule_test, 0},
     {"GET", "/api/v1/audit", V, BODY_NONE, q_audit, NULL, rsre__h_audit, 0},
     {"POST", "/api/v1/audit/verify", V, BODY_NONE, NULL, NULL, rsre__h_audit_verify, 0},
+    {"GET", "/api/v1/notifications", V, BODY_NONE, q_notifications, NULL, rsre__h_notifications,
+     0},
+    {"POST", "/api/v1/notifications/{id}/ack", RSRE_API_ROLE_OPERATOR, BODY_NONE, NULL, NULL,
+     rsre__h_notification_ack, 0},
 };
 const size_t rsre__api_nroutes = sizeof(rsre__api_routes) / sizeof(rsre__api_routes[0]);
 

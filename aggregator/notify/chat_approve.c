@@ -125,7 +125,8 @@ static void announce(struct rsre_notify *n, const rsre_store_approval *a, int64_
     snprintf(t.subject, sizeof(t.subject), "%s", a->id);
     snprintf(t.severity, sizeof(t.severity), "warning");
     approval_link(n, a->id, t.link, sizeof(t.link));
-    snprintf(t.text, sizeof(t.text), "%.3500s\nApproval %s for incident %s: %u approval(s) needed.%s%s",
+    snprintf(t.text, sizeof(t.text),
+             "%.3000s\nApproval %.128s for incident %.128s: %u approval(s) needed.%s%.500s",
              a->prompt, a->id, a->incident_id, a->quorum ? a->quorum : 1,
              t.link[0] ? "\nDetails: " : "", t.link);
     t.buttons = 1;
@@ -185,7 +186,7 @@ static void decided(struct rsre_notify *n, const rsre_store_approval *a, int64_t
     t.kind = JOB_APPROVAL;
     snprintf(t.subject, sizeof(t.subject), "%s", a->id);
     approval_link(n, a->id, t.link, sizeof(t.link));
-    snprintf(t.text, sizeof(t.text), "%.3500s\nDecision: %s%s.%s%s", a->prompt, state,
+    snprintf(t.text, sizeof(t.text), "%.3000s\nDecision: %.32s%s.%s%.500s", a->prompt, state,
              (int)a->state == ROBOT_SRE__STORE__APPROVAL_STATE__APPROVAL_STATE_APPROVED ||
                      (int)a->state == ROBOT_SRE__STORE__APPROVAL_STATE__APPROVAL_STATE_DENIED
                  ? who
@@ -226,7 +227,7 @@ static void decided(struct rsre_notify *n, const rsre_store_approval *a, int64_t
     }
     free(l);
     char title[256];
-    snprintf(title, sizeof(title), "Approval %s %s%s", a->id, state, who);
+    snprintf(title, sizeof(title), "Approval %.64s %.32s%.140s", a->id, state, who);
     rsre__notify_inapp(n, "approval", a->id, "info", title, t.text, t.link, now);
 }
 
