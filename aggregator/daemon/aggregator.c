@@ -24,6 +24,7 @@
 #include "common/yamldoc.h"
 #include "daemon/open_latency.h"
 #include "daemon/wire_notify.h"
+#include "daemon/wire_probes.h"
 #include "daemon/wire_rules.h"
 #include "exec/kube_exec.h"
 #include "http/api.h"
@@ -57,6 +58,7 @@ struct rsre_aggregator {
     struct rsre_approvals *approvals;
     struct rsre_metrics *metrics;
     struct rsre__wire_notify *notify; /* chat channels and in-app (wire_notify.h) */
+    struct rsre__wire_probes *probes; /* dependency probes -> engine (wire_probes.h) */
     struct rsre_open_latency open_latency; /* receipt-to-incident-open histogram */
     rsre_api *api;
     uv_timer_t tick, deferred_timer;
@@ -625,6 +627,11 @@ int rsre_aggregator_create(uv_loop_t *loop, const struct rsre_aggregator_config 
     uv_timer_init(loop, &ag->deferred_timer);
     ag->tick.data = ag->deferred_timer.data = ag;
     uv_timer_start(&ag->tick, on_tick, cfg->tick_ms, cfg->tick_ms);
+    if ((rc = rsre__wire_probes_start(loop, cfg->probes_file, ag->store, ag->engine,
+                                      &ag->probes))) {
+        *out = ag;
+        return rc; /* partly started: the caller closes it */
+    }
     RSRE_LOG(RSRE_LOG_INFO, "aggregator", "started env=%s listen=%s port=%d store=%s rules=%zu",
              cfg->env, cfg->listen, rsre_ingest_port(ag->ingest), cfg->data_dir,
              rsre_ruleset_count(ag->rules));
@@ -691,6 +698,11 @@ static void on_ingest_closed(void *arg) {
     struct rsre_aggregator *ag = arg;
     ag->ingest = NULL;
     ag->pending = 1; /* the gRPC bridge */
+    if (ag->probes) {
+        ag->pending++;
+        rsre__wire_probes_close(ag->probes, on_notify_closed, ag); /* finish(ag) when done */
+        ag->probes = NULL;
+    }
     if (ag->notify) {
         ag->pending++;
         rsre__wire_notify_close(ag->notify, on_notify_closed, ag);

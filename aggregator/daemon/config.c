@@ -50,6 +50,9 @@ static const struct rsre_cfg_entry entries[] = {
     RSRE_CFG_STR_ENTRY(T, api_tls_key, "", "admin API TLS key"),
     RSRE_CFG_STR_ENTRY(T, notify_file, "", "notification routing and chat channels "
                                            "(docs/chatops.md); empty: in-app only"),
+    RSRE_CFG_STR_ENTRY(T, probes_file, "", "dependency probes: Redis, NATS, MinIO, registry, LDAP, "
+                                           "PostgreSQL, HTTP, TLS, DNS, 5xx ratio "
+                                           "(docs/probes.md); empty: none"),
     RSRE_CFG_STR_ENTRY(T, operators_file, "", "operators and their roles (docs/approvals.md); "
                                               "empty: nobody can approve"),
     RSRE_CFG_LIST_ENTRY(T, node_actions, nnode_actions,

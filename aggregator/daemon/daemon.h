@@ -31,6 +31,7 @@ struct rsre_aggregator_config {
     char api_tls_cert[512], api_tls_key[512];
     char operators_file[512];             /* operator identities and roles (approvals) */
     char notify_file[512];                /* notification routing and chat channels */
+    char probes_file[512];                /* dependency probes (docs/probes.md); "" = none */
     char kubeconfig[512];                 /* kubeconfig for running outside a cluster */
     int observe;                          /* Kubernetes observers (docs/observers.md) */
     char observe_core_namespaces[512];    /* comma-separated namespaces of core workloads */

@@ -16,9 +16,10 @@
 # round rate) and reports its CPU per alert beside the aggregator's CPU per signal.
 #
 # Usage: tests/bench/aggregator_load.sh [BUILD_DIR]
-# Environment: AGENTS ("1000 2000"), RATE (100000), DURATION (20s), INTERVAL (200ms),
-#   PRESSURE (1), AM_DURATION (20), RATE_PER_SEC (aggregator per-agent message rate; default
-#   the aggregator's own), EXTRA_AGG_FLAGS.
+# Environment: AGENTS ("1000 2000"), RATE (100000), DURATION (20s), INTERVAL (1s),
+#   PRESSURE (1), AM_DURATION (20), AM_ROUNDS (Alertmanager rounds per second; default one per
+#   INTERVAL, as the agents), RATE_PER_SEC (aggregator per-agent message rate; default the
+#   aggregator's own), EXTRA_AGG_FLAGS.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -26,9 +27,10 @@ BUILD=${1:-$ROOT/build-bench-aggregator}
 AGENTS=${AGENTS:-"1000 2000"}
 RATE=${RATE:-100000}
 DURATION=${DURATION:-20s}
-INTERVAL=${INTERVAL:-200ms}
+INTERVAL=${INTERVAL:-1s}
 PRESSURE=${PRESSURE:-1}
 AM_DURATION=${AM_DURATION:-20}
+AM_ROUNDS=${AM_ROUNDS:-}
 RATE_PER_SEC=${RATE_PER_SEC:-}
 EXTRA_AGG_FLAGS=${EXTRA_AGG_FLAGS:-}
 AM_BIN=/usr/bin/prometheus-alertmanager
@@ -154,11 +156,11 @@ for N in $AGENTS; do
         (exec 3<>"/dev/tcp/127.0.0.1/$AMPORT") 2>/dev/null && break
         sleep 0.1
     done
-    rounds=$(python3 -c "
+    rounds=${AM_ROUNDS:-$(python3 -c "
 import re
 iv = '$INTERVAL'
 ms = float(iv[:-2]) if iv.endswith('ms') else float(iv.rstrip('s')) * 1000
-print(1000.0 / ms)")
+print(1000.0 / ms)")}
     ac0=$(cpu_ticks "$AMPID")
     amsum=$(python3 tests/bench/alertmanager_load.py --port "$AMPORT" --nodes "$N" \
         --duration "$AM_DURATION" --rounds-per-sec "$rounds")
