@@ -25,6 +25,7 @@
 #include "daemon/open_latency.h"
 #include "daemon/wire_notify.h"
 #include "daemon/wire_probes.h"
+#include "daemon/wire_oci.h"
 #include "daemon/wire_rules.h"
 #include "exec/kube_exec.h"
 #include "http/api.h"
@@ -54,6 +55,7 @@ struct rsre_aggregator {
     struct rsre_http *http;
     struct rsre_kube *kube;
     struct rsre_kube_exec *kexec;
+    struct rsre__wire_oci *oci; /* NULL: not configured (reboot/replace fail, said so) */
     struct rsre_operators *operators;
     struct rsre_approvals *approvals;
     struct rsre_metrics *metrics;
@@ -108,9 +110,10 @@ static int in_txn(struct rsre_aggregator *ag, txn_fn fn, void *arg) {
 
 /* Node-scoped actions with a node go to that node's agent (it re-checks its own allowlist);
  * everything else the Kubernetes executor knows goes there (it re-reads before writing and
- * verifies after). OCI operations (reboot/replace) have no executor wired in this daemon yet:
- * they fail and the incident escalates to a human. */
-enum executor { EXEC_AGENT, EXEC_KUBE };
+ * verifies after). OCI operations (reboot/replace) go to the OCI executor (wire_oci.h), which
+ * reads the node's providerID from the Kubernetes API; without OCI configuration they fail
+ * with "OCI executor not configured" and the incident escalates to a human. */
+enum executor { EXEC_AGENT, EXEC_KUBE, EXEC_OCI };
 
 static const struct {
     const char *action;
@@ -128,6 +131,8 @@ static const struct {
     {"scale_workload_to_zero", EXEC_KUBE},
     {"scale_shared_controllers_down", EXEC_KUBE},
     {"suspend_cronjob", EXEC_KUBE},
+    {"reboot_worker", EXEC_OCI},
+    {"replace_worker", EXEC_OCI},
 };
 
 static int record_failures(struct rsre_aggregator *ag, rsre_store_txn *txn, void *arg) {
@@ -221,6 +226,35 @@ static void run_kube(struct rsre_aggregator *ag, const struct rsre_planned_actio
     }
 }
 
+static void on_oci_done(void *arg, const char *record_id, int ok, const char *message) {
+    struct rsre_aggregator *ag = arg;
+    defer_result(ag, record_id, ok, 0, "%s", message);
+}
+
+static void run_oci(struct rsre_aggregator *ag, const struct rsre_planned_action *pa) {
+    if (!ag->oci) {
+        defer_failure(ag, pa->action_record_id,
+                      "OCI executor not configured: %s on node %s was not run (set oci_tenancy, "
+                      "oci_user, oci_fingerprint, oci_key_file and oci_region; docs/oci.md)",
+                      pa->action->id, pa->node && pa->node[0] ? pa->node : "-");
+        return;
+    }
+    if (!ag->kube) {
+        defer_failure(ag, pa->action_record_id,
+                      "%s needs the node's providerID from the Kubernetes API, which this "
+                      "aggregator could not reach",
+                      pa->action->id);
+        return;
+    }
+    char err[256] = "";
+    int rc = rsre__wire_oci_run(ag->oci, ag->kube, pa->action->id, pa->node,
+                                pa->action_record_id, pa->dry_run, on_oci_done, ag, err,
+                                sizeof(err));
+    if (rc) {
+        defer_failure(ag, pa->action_record_id, "%s refused: %s", pa->action->id, err);
+    }
+}
+
 static void hook_execute(void *arg, const struct rsre_planned_action *pa) {
     struct rsre_aggregator *ag = arg;
     /* Observe and notify run in-process: the engine already keeps the evidence from the
@@ -249,6 +283,10 @@ static void hook_execute(void *arg, const struct rsre_planned_action *pa) {
     if (i == sizeof(executors) / sizeof(executors[0])) {
         defer_failure(ag, pa->action_record_id,
                       "no executor for %s is configured in this aggregator", pa->action->id);
+        return;
+    }
+    if (executors[i].exec == EXEC_OCI) {
+        run_oci(ag, pa);
         return;
     }
     if (executors[i].exec == EXEC_KUBE || !pa->node || !pa->node[0]) {
@@ -592,6 +630,15 @@ int rsre_aggregator_create(uv_loop_t *loop, const struct rsre_aggregator_config 
     if ((rc = rsre__wire_notify_create(&nd, &ag->notify))) {
         goto fail;
     }
+    char oci_err[300] = "";
+    if ((rc = rsre__wire_oci_create(loop, cfg, &ag->oci, oci_err, sizeof(oci_err)))) {
+        RSRE_LOG(RSRE_LOG_ERROR, "aggregator", "OCI executor: %s", oci_err);
+        goto fail;
+    }
+    if (!ag->oci) {
+        RSRE_LOG(RSRE_LOG_WARN, "aggregator",
+                 "OCI executor not configured: reboot_worker and replace_worker fail if approved");
+    }
     if ((rc = rsre_grpc_loop_create(loop, &ag->grpc))) {
         goto fail;
     }
@@ -638,6 +685,7 @@ int rsre_aggregator_create(uv_loop_t *loop, const struct rsre_aggregator_config 
     *out = ag;
     return 0;
 fail:
+    rsre__wire_oci_destroy(ag->oci);
     if (ag->api) {
         rsre_api_close(ag->api, NULL, NULL); /* nothing served yet: closes at the next turn */
     }
@@ -727,6 +775,8 @@ void rsre_aggregator_close(struct rsre_aggregator *ag, void (*closed)(void *), v
     ag->closing = 1;
     ag->closed = closed;
     ag->closed_arg = arg;
+    rsre__wire_oci_destroy(ag->oci); /* in-flight OCI runs are abandoned (record stays running) */
+    ag->oci = NULL;
     stop_kube(ag); /* in-flight Kubernetes actions end now with -ECANCELED */
     if (ag->tick.loop) {
         uv_timer_stop(&ag->tick);

@@ -37,6 +37,12 @@ struct rsre_aggregator_config {
     char observe_core_namespaces[512];    /* comma-separated namespaces of core workloads */
     char observe_core_label[384];         /* "key=value" marking core workloads */
     size_t nnode_actions;
+    /* OCI executor (reboot_worker, replace_worker; docs/oci.md); empty oci_tenancy: off */
+    char oci_tenancy[128], oci_user[128], oci_fingerprint[64], oci_key_file[256];
+    char oci_region[64], oci_compute_url[256], oci_containerengine_url[256];
+    char oci_node_pool_id[128], oci_ca_file[256];
+    char oci_options[8][64]; /* further OCI keys as key=value (timeouts, polling) */
+    size_t noci_options;
 };
 
 struct rsre_aggregator;

@@ -1,0 +1,489 @@
+/*
+ * The aggregator's OCI executor end to end (docs/executors.md "OCI"): an approved
+ * reboot_worker runs against tests/support/oci_api_server.py, which verifies every request's
+ * signature with the public key; without OCI configuration the same approval fails with "OCI
+ * executor not configured" and nothing reaches OCI.
+ *
+ * Processes on 127.0.0.1, port 0, in a temp dir: tests/support/kube_api_server.py with two
+ * Nodes whose spec.providerID names OCI instances (oci://ocid1.instance...) and whose node-pool
+ * label names the pool; tests/support/oci_api_server.py with that pool and its instances
+ * RUNNING (public key of a key made here with openssl genrsa); the real robot-sre-aggregator
+ * in demo mode with --kube_api and the oci_* rows (key file, fingerprint, tenancy, user,
+ * region, both base URLs at the test server, shorter polling through oci_options). The
+ * scripted agent (tests/support/aggregator_harness.c) streams disk pressure for both nodes:
+ * two nodes in pressure make the incidents critical, so the engine asks for reboot_worker.
+ *
+ *   configured      alice and bob (approvers) approve node a's reboot_worker: the record
+ *                   succeeds naming the instance; the OCI server performed exactly one SOFTRESET
+ *                   on node a's instance, every API request it got verified (keyId, signed
+ *                   headers, body digest, RSA-SHA256), and the instance is RUNNING again; the
+ *                   incident moved on from where it was (recovering) and its audit shows the
+ *                   result.
+ *   not configured  the aggregator restarts on the same store without oci_* rows: approving
+ *                   node b's reboot_worker fails the record with "OCI executor not configured"
+ *                   and the incident escalates; the OCI server got no request at all.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <poll.h>
+#include <sys/stat.h>
+
+#include "common/error.h"
+#include "exec/oci_sign.h"
+#include "store/store.h"
+
+#define AGGREGATOR RSRE_BINARY_DIR "/aggregator/daemon/robot-sre-aggregator"
+#define KUBE_SERVER RSRE_SOURCE_DIR "/tests/support/kube_api_server.py"
+#define OCI_SERVER RSRE_SOURCE_DIR "/tests/support/oci_api_server.py"
+#define WAIT_MS 30000
+#define MAX_STREAMS 2
+
+#include "../support/aggregator_harness.c"
+
+#define TENANCY "ocid1.tenancy.oc1..aaaaaaaaba3pv6wkcr4jqae5f15p2b2m2yt2j6rx32uzr4h25vqstifsfdsq"
+#define USER "ocid1.user.oc1..aaaaaaaat5nvwcna5j6aqzjcaty5eqbb6qt2jvpkanghtgdaqedqw3rynjq"
+#define INST_A "ocid1.instance.oc1.iad.anuwcljt3b7zqwqc3y4f5sroxbfbcu4mhscgldm3dq4mv6xkkqquqnthmxqa"
+#define INST_B "ocid1.instance.oc1.iad.anuwcljt3b7zqwqcpgyk4m3f4tfo5flzstnxvbu4bb5obj3uhxz4rcpxk6wq"
+#define POOL "ocid1.nodepool.oc1.iad.aaaaaaaaxa4tkmbvgjstsyzzg4ytanzrmqzdsmzqgrqtgzbtgbqtgmbsguyt"
+#define NODE_A "10.0.20.11"
+#define NODE_B "10.0.20.12"
+#define TOKEN_ALICE "oci-token-alice-approver"
+#define TOKEN_BOB "oci-token-bob-approver"
+
+static struct {
+    char dir[64], store[128], tokens[128], operators[128], log[160], key[128], pub[128];
+    char fp[RSRE_OCI_FINGERPRINT_LEN];
+    pid_t pid, kube_pid, oci_pid;
+    int grpc_port, api_port, kube_port, oci_port, runs;
+    struct node_log nodes[2];
+} F;
+
+/* Starts a Python test server printing "PORT n"; returns its pid and port. */
+static pid_t start_py(char *const argv[], const char *log, int *port) {
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], 1);
+        dup2(fd, 2);
+        close(p[0]);
+        close(p[1]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(p[1]);
+    close(fd);
+    char buf[64] = "";
+    size_t got = 0;
+    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+    while (got < sizeof(buf) - 1 && !strchr(buf, '\n') && poll(&pfd, 1, 15000) > 0) {
+        ssize_t n = read(p[0], buf + got, sizeof(buf) - 1 - got);
+        if (n <= 0) {
+            break;
+        }
+        got += (size_t)n;
+        buf[got] = '\0';
+    }
+    close(p[0]);
+    if (sscanf(buf, "PORT %d", port) != 1) {
+        fail_msg("%s did not start (see %s)", argv[1], log);
+    }
+    return pid;
+}
+
+/* A request to a test server (no token); the decoded answer. */
+static json_t *srv(int port, const char *method, const char *path, const char *body) {
+    long st = 0;
+    json_t *j = api(port, method, path, body, NULL, &st);
+    if (st < 200 || st > 299) {
+        fail_msg("%s %s on the test server: status %ld", method, path, st);
+    }
+    return j;
+}
+
+static void start_aggregator(int with_oci) {
+    char a[24][600];
+    int n = 0;
+#define ARG(...) snprintf(a[n++], sizeof(a[0]), __VA_ARGS__)
+    ARG("--listen=127.0.0.1:0");
+    ARG("--env=demo");
+    ARG("--data_dir=%s", F.store);
+    ARG("--tick_ms=1000");
+    ARG("--api_listen=127.0.0.1:0");
+    ARG("--api_tokens_file=%s", F.tokens);
+    ARG("--operators_file=%s", F.operators);
+    ARG("--kube_api=http://127.0.0.1:%d", F.kube_port);
+    if (with_oci) {
+        ARG("--oci_tenancy=%s", TENANCY);
+        ARG("--oci_user=%s", USER);
+        ARG("--oci_fingerprint=%s", F.fp);
+        ARG("--oci_key_file=%s", F.key);
+        ARG("--oci_region=us-ashburn-1");
+        ARG("--oci_compute_url=http://127.0.0.1:%d", F.oci_port);
+        ARG("--oci_containerengine_url=http://127.0.0.1:%d", F.oci_port);
+        ARG("--oci_options=poll_interval_ms=50,soft_reset_timeout_ms=10000,timeout_ms=5000");
+    }
+#undef ARG
+    char *argv[26] = {AGGREGATOR};
+    for (int i = 0; i < n; i++) {
+        argv[i + 1] = a[i];
+    }
+    argv[n + 1] = NULL;
+    F.runs++;
+    snprintf(F.log, sizeof(F.log), "%s/aggregator-%d.log", F.dir, F.runs);
+    F.pid = spawn_logged(argv, F.log, NULL);
+    int64_t end = mono_ms() + WAIT_MS;
+    while (agg_log_ports(F.log, &F.grpc_port, &F.api_port), !F.grpc_port || !F.api_port) {
+        int st;
+        if (waitpid(F.pid, &st, WNOHANG) == F.pid || mono_ms() > end) {
+            F.pid = 0;
+            log_tail(F.log, 20);
+            fail_msg("the aggregator did not start (see %s)", F.log);
+        }
+        sleep_ms(10);
+    }
+}
+
+static void stop_aggregator(void) {
+    kill(F.pid, SIGTERM);
+    int st = 0;
+    waitpid(F.pid, &st, 0);
+    F.pid = 0;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        log_tail(F.log, 20);
+        fail_msg("the aggregator exited with status 0x%x (see %s)", st, F.log);
+    }
+}
+
+static json_t *get(const char *path) {
+    long st = 0;
+    json_t *j = api(F.api_port, "GET", path, NULL, TOKEN_ALICE, &st);
+    if (st != 200) {
+        fail_msg("GET %s: %ld", path, st);
+    }
+    return j;
+}
+
+/* The incident id of `node` (static buffer; "" when none yet). */
+static const char *incident_of(const char *node) {
+    static char id[RSRE_STORE_ID_MAX + 1];
+    id[0] = '\0';
+    json_t *inc = get("/api/v1/incidents");
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(inc, "incidents"), i, x) {
+        size_t k;
+        json_t *r;
+        json_array_foreach(json_object_get(x, "resource_scope"), k, r) {
+            const char *nm = json_string_value(json_object_get(r, "name"));
+            if (nm && !strcmp(nm, node)) {
+                snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(x, "id")));
+            }
+        }
+    }
+    json_decref(inc);
+    return id;
+}
+
+/* The pending reboot_worker approval of `node`'s incident (static; "" when none). */
+static const char *reboot_approval(const char *node) {
+    static char id[RSRE_STORE_ID_MAX + 1];
+    id[0] = '\0';
+    const char *inc = incident_of(node);
+    if (!inc[0]) {
+        return id;
+    }
+    char path[256];
+    snprintf(path, sizeof(path), "/api/v1/approvals?state=pending&incident=%s", inc);
+    json_t *ap = get(path);
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(ap, "approvals"), i, x) {
+        const char *act = json_string_value(json_object_get(x, "action"));
+        if (act && strstr(act, "reboot_worker")) {
+            snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(x, "id")));
+        }
+    }
+    json_decref(ap);
+    return id;
+}
+
+/* Streams pressure for both nodes until node's reboot_worker approval is pending. */
+static void stream_until_reboot_requested(const char *node, char *approval, size_t cap) {
+    struct node_log *nodes[2] = {&F.nodes[0], &F.nodes[1]};
+    client_open_nodes(F.grpc_port, nodes, 2);
+    int64_t end = mono_ms() + WAIT_MS;
+    while (!reboot_approval(node)[0]) {
+        if (mono_ms() > end) {
+            log_tail(F.log, 30);
+            fail_msg("no reboot_worker approval for %s (see %s)", node, F.log);
+        }
+        pump(200);
+    }
+    snprintf(approval, cap, "%s", reboot_approval(node));
+    client_close();
+}
+
+/* Votes until the approval is decided; returns its final state. */
+static void approve_all(const char *approval) {
+    const char *tokens[] = {TOKEN_ALICE, TOKEN_BOB};
+    for (size_t i = 0; i < 2; i++) {
+        char path[256];
+        snprintf(path, sizeof(path), "/api/v1/approvals/%s/approve", approval);
+        long st = 0;
+        json_t *j = api(F.api_port, "POST", path, "{\"comment\":\"reboot it\"}", tokens[i], &st);
+        const char *state = json_string_value(json_object_get(j, "state"));
+        if (st != 200) {
+            fail_msg("vote on %s: %ld", approval, st);
+        }
+        int decided = state && strcmp(state, "pending");
+        json_decref(j);
+        if (decided) {
+            return;
+        }
+    }
+}
+
+/* Waits until the reboot_worker record of `node`'s incident is finished; returns it. */
+static json_t *reboot_record(const char *node) {
+    char path[256];
+    snprintf(path, sizeof(path), "/api/v1/actions?incident=%s", incident_of(node));
+    int64_t end = mono_ms() + WAIT_MS;
+    for (;;) {
+        json_t *a = get(path);
+        size_t i;
+        json_t *x;
+        json_array_foreach(json_object_get(a, "actions"), i, x) {
+            const char *state = json_string_value(json_object_get(x, "state"));
+            if (!strcmp(json_string_value(json_object_get(x, "action_id")), "reboot_worker") &&
+                json_string_value(json_object_get(x, "approval_id"))[0] &&
+                (!strcmp(state, "succeeded") || !strcmp(state, "failed"))) {
+                json_t *rec = json_incref(x);
+                json_decref(a);
+                return rec;
+            }
+        }
+        json_decref(a);
+        if (mono_ms() > end) {
+            log_tail(F.log, 30);
+            fail_msg("the reboot_worker record of %s did not finish (see %s)", node, F.log);
+        }
+        sleep_ms(100);
+    }
+}
+
+static const char *lifecycle_of(const char *node) {
+    static char state[32];
+    char path[256];
+    snprintf(path, sizeof(path), "/api/v1/incidents/%s", incident_of(node));
+    json_t *j = get(path);
+    snprintf(state, sizeof(state), "%s", json_string_value(json_object_get(j, "state")));
+    json_decref(j);
+    return state;
+}
+
+static void test_reboot_worker(void **state) {
+    (void)state;
+    /* Configured: an approved reboot runs against the OCI test server, signed. */
+    start_aggregator(1);
+    char approval[RSRE_STORE_ID_MAX + 1];
+    stream_until_reboot_requested(NODE_A, approval, sizeof(approval));
+    json_decref(srv(F.oci_port, "DELETE", "/_test/requests", NULL));
+    approve_all(approval);
+    json_t *rec = reboot_record(NODE_A);
+    const char *result = json_string_value(json_object_get(rec, "result"));
+    if (strcmp(json_string_value(json_object_get(rec, "state")), "succeeded")) {
+        log_tail(F.log, 30);
+        fail_msg("reboot_worker on %s: %s", NODE_A, result);
+    }
+    assert_non_null(strstr(result, INST_A));
+    assert_non_null(strstr(result, "SOFTRESET"));
+    json_decref(rec);
+    json_t *acts = srv(F.oci_port, "GET", "/_test/actions", NULL);
+    json_t *list = json_is_array(acts) ? acts : json_object_get(acts, "actions");
+    size_t n_soft = 0, i;
+    json_t *x;
+    json_array_foreach(list, i, x) {
+        char *d = json_dumps(x, JSON_COMPACT);
+        n_soft += strstr(d, "SOFTRESET") && strstr(d, INST_A);
+        assert_null(strstr(d, INST_B)); /* the other node was left alone */
+        free(d);
+    }
+    assert_int_equal(n_soft, 1);
+    json_decref(acts);
+    json_t *reqs = srv(F.oci_port, "GET", "/_test/requests", NULL);
+    list = json_is_array(reqs) ? reqs : json_object_get(reqs, "requests");
+    assert_true(json_array_size(list) >= 2); /* GET, POST SOFTRESET, GETs until RUNNING */
+    int posts = 0;
+    json_array_foreach(list, i, x) {
+        if (!json_is_true(json_object_get(x, "verified"))) {
+            fail_msg("OCI request %s %s not verified: %s",
+                     json_string_value(json_object_get(x, "method")),
+                     json_string_value(json_object_get(x, "path")),
+                     json_string_value(json_object_get(x, "reason")));
+        }
+        posts += !strcmp(json_string_value(json_object_get(x, "method")), "POST");
+    }
+    assert_int_equal(posts, 1);
+    json_decref(reqs);
+    json_t *inst = srv(F.oci_port, "GET", "/_test/instances/" INST_A, NULL);
+    assert_string_equal(json_string_value(json_object_get(inst, "lifecycleState")), "RUNNING");
+    json_decref(inst);
+    const char *lc = lifecycle_of(NODE_A);
+    if (strcmp(lc, "recovering") && strcmp(lc, "contained") && strcmp(lc, "resolved")) {
+        fail_msg("after the reboot the incident of %s is %s", NODE_A, lc);
+    }
+    stop_aggregator();
+
+    /* Not configured: the approval fails clearly, nothing reaches OCI. */
+    json_decref(srv(F.oci_port, "DELETE", "/_test/requests", NULL));
+    start_aggregator(0);
+    stream_until_reboot_requested(NODE_B, approval, sizeof(approval));
+    approve_all(approval);
+    rec = reboot_record(NODE_B);
+    assert_string_equal(json_string_value(json_object_get(rec, "state")), "failed");
+    assert_non_null(
+        strstr(json_string_value(json_object_get(rec, "result")), "OCI executor not configured"));
+    json_decref(rec);
+    reqs = srv(F.oci_port, "GET", "/_test/requests", NULL);
+    list = json_is_array(reqs) ? reqs : json_object_get(reqs, "requests");
+    assert_int_equal(json_array_size(list), 0);
+    json_decref(reqs);
+    assert_string_equal(lifecycle_of(NODE_B), "escalated");
+    stop_aggregator();
+}
+
+/* ---- fixture ------------------------------------------------------------------------------ */
+
+static int run_cmd(char *const argv[]) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void put_nodes(void) {
+    char body[2048];
+    snprintf(body, sizeof(body),
+             "[{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\","
+             "\"labels\":{\"oci.oraclecloud.com/node-pool-id\":\"%s\"}},"
+             "\"spec\":{\"providerID\":\"oci://%s\"}},"
+             "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\","
+             "\"labels\":{\"oci.oraclecloud.com/node-pool-id\":\"%s\"}},"
+             "\"spec\":{\"providerID\":\"oci://%s\"}}]",
+             NODE_A, POOL, INST_A, NODE_B, POOL, INST_B);
+    json_decref(srv(F.kube_port, "POST", "/_test/objects", body));
+    snprintf(body, sizeof(body),
+             "{\"id\":\"%s\",\"name\":\"workers\",\"size\":2,\"nodes\":[\"%s\","
+             "\"%s\"]}",
+             POOL, INST_A, INST_B);
+    json_decref(srv(F.oci_port, "POST", "/_test/nodepools", body));
+}
+
+static int setup(void **state) {
+    (void)state;
+    memset(&F, 0, sizeof(F));
+    snprintf(F.dir, sizeof(F.dir), "/tmp/rsre-aggoci-XXXXXX");
+    assert_non_null(mkdtemp(F.dir));
+    snprintf(F.store, sizeof(F.store), "%s/store", F.dir);
+    snprintf(F.tokens, sizeof(F.tokens), "%s/tokens.yaml", F.dir);
+    snprintf(F.operators, sizeof(F.operators), "%s/operators.yaml", F.dir);
+    snprintf(F.key, sizeof(F.key), "%s/oci_api_key.pem", F.dir);
+    snprintf(F.pub, sizeof(F.pub), "%s/oci_api_key_public.pem", F.dir);
+    char *g[] = {"openssl", "genrsa", "-out", F.key, "2048", NULL};
+    char *p[] = {"openssl", "rsa", "-in", F.key, "-pubout", "-out", F.pub, NULL};
+    assert_int_equal(run_cmd(g), 0);
+    assert_int_equal(run_cmd(p), 0);
+    struct rsre_oci_key *k = NULL;
+    char err[256];
+    assert_int_equal(rsre_oci_key_load_file(F.key, NULL, &k, err, sizeof(err)), 0);
+    snprintf(F.fp, sizeof(F.fp), "%s", rsre_oci_key_fingerprint(k));
+    rsre_oci_key_free(k);
+    char a[65], b[65], text[1024];
+    sha256_hex(TOKEN_ALICE, a);
+    sha256_hex(TOKEN_BOB, b);
+    snprintf(text, sizeof(text),
+             "tokens:\n  - operator: alice\n    role: approver\n    sha256: %s\n"
+             "  - operator: bob\n    role: approver\n    sha256: %s\n",
+             a, b);
+    write_file(F.tokens, text);
+    write_file(F.operators, "operators:\n  - id: alice\n    roles: [approver]\n"
+                            "  - id: bob\n    roles: [approver]\n");
+    snprintf(F.nodes[0].name, sizeof(F.nodes[0].name), NODE_A);
+    snprintf(F.nodes[0].boot, sizeof(F.nodes[0].boot), "3c6ad1d2-1f0b-4c36-9a57-000000000011");
+    snprintf(F.nodes[1].name, sizeof(F.nodes[1].name), NODE_B);
+    snprintf(F.nodes[1].boot, sizeof(F.nodes[1].boot), "3c6ad1d2-1f0b-4c36-9a57-000000000012");
+    grpc_init();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    char klog[160], olog[160];
+    snprintf(klog, sizeof(klog), "%s/kube-api.log", F.dir);
+    snprintf(olog, sizeof(olog), "%s/oci-api.log", F.dir);
+    char *kargv[] = {"/usr/bin/python3", KUBE_SERVER, "--port", "0", NULL};
+    F.kube_pid = start_py(kargv, klog, &F.kube_port);
+    char *oargv[] = {"/usr/bin/python3",
+                     OCI_SERVER,
+                     "--port",
+                     "0",
+                     "--public-key",
+                     F.pub,
+                     "--tenancy",
+                     TENANCY,
+                     "--user",
+                     USER,
+                     "--transition",
+                     "0.1",
+                     NULL};
+    F.oci_pid = start_py(oargv, olog, &F.oci_port);
+    put_nodes();
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    pid_t *pids[] = {&F.pid, &F.kube_pid, &F.oci_pid};
+    for (size_t i = 0; i < 3; i++) {
+        if (*pids[i] > 0) {
+            kill(*pids[i], SIGKILL);
+            waitpid(*pids[i], NULL, 0);
+        }
+    }
+    if (getenv("RSRE_TEST_KEEP")) {
+        fprintf(stderr, "kept %s\n", F.dir);
+    } else {
+        nftw(F.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    curl_global_cleanup();
+    grpc_shutdown();
+    return 0;
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reboot_worker),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
