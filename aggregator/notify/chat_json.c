@@ -368,13 +368,14 @@ void rsre__tg_classify(int rc, long status, const char *body, size_t len, const 
         r->retry_after_ms = (int64_t)s * 1000;
     }
     json_t *mig = json_object_get(params, "migrate_to_chat_id");
-    if (json_is_integer(mig)) {
+    if (json_is_integer(mig) && r->status != RSRE_SEND_TRANSIENT) {
         char tmp[64];
         snprintf(tmp, sizeof(tmp), "migrate_to_chat_id=%" PRId64, (int64_t)json_integer_value(mig));
         char msg[sizeof(r->error)];
         snprintf(msg, sizeof(msg), "%s", r->error);
         fill_error(r, msg, tmp);
-        r->status = RSRE_SEND_CHAT_FAILED;
+        r->status = RSRE_SEND_CHAT_FAILED; /* the chat moved, whatever else the reply says */
+        r->message_id[0] = '\0';
     }
     json_decref(doc);
 }
