@@ -204,10 +204,11 @@ int rsre_probe_observations(const struct rsre_probe_status *st,
     case FAM_TLS:
     case FAM_DNS: {
         /* All three of the class's exit signals for this scope, so its exit expression holds
-         * once this probe is healthy. A TLS endpoint that does not answer at all fails as a
-         * route. */
-        int route = (k->family == FAM_ROUTE && st->failing) ||
-                    (k->family == FAM_TLS && st->failing && !r->tls_failed);
+         * once this probe is healthy. A failing TLS or DNS probe also counts as a failing
+         * route: clients of that host fail (or go elsewhere), and the class opens on failing
+         * routes (its entry rule is ingress.failing_routes >= 1); tls.failures then makes it
+         * critical. */
+        int route = st->failing;
         put(o, "ingress.failing_routes", route);
         put(o, "ingress.failing_core_routes", d->core ? route : 0);
         put(o, "tls.failures", k->family == FAM_TLS && st->failing && r->tls_failed ? 1 : 0);

@@ -3,6 +3,7 @@
  * sequence of probe mappings. Fields are rows of FIELDS (key, type, where it goes, which kinds
  * take it, bounds); a key no row names, or one the probe's kind does not take, is an error
  * with its line:col. Secrets (*_file) are read here; their text is never put in a message.
+ * Relative paths (secrets, ca_file) are resolved against the probes file's directory.
  */
 #include "probes/probes_internal.h"
 
@@ -21,7 +22,7 @@
 #define ALL ((1u << RSRE_PROBE_NKINDS) - 1)
 #define HTTPISH (K(MINIO) | K(REGISTRY) | K(HTTP) | K(HTTP5XX))
 
-enum ftype { F_STR, F_INT, F_BOOL, F_DURATION, F_SECRET, F_LIST };
+enum ftype { F_STR, F_PATH, F_INT, F_BOOL, F_DURATION, F_SECRET, F_LIST };
 
 struct field {
     const char *key;
@@ -56,7 +57,7 @@ static const struct field FIELDS[] = {
     {"token_file", F_SECRET, D(token), 0, K(NATS), 0, 0, "file holding the NATS token"},
     {"database", F_STR, D(database), 0, K(POSTGRES), 0, 0, "database name"},
     {"bind_dn", F_STR, D(bind_dn), 0, K(LDAP), 0, 0, "service account DN for the simple bind"},
-    {"ca_file", F_STR, D(ca_file), 0, HTTPISH | K(LDAP) | K(TLS) | K(REDIS), 0, 0,
+    {"ca_file", F_PATH, D(ca_file), 0, HTTPISH | K(LDAP) | K(TLS) | K(REDIS), 0, 0,
      "PEM CA bundle to verify against (default: system store)"},
     {"server_name", F_STR, D(server_name), 0, K(TLS), 0, 0, "SNI and verified name"},
     {"tls", F_BOOL, D(tls), 0, K(REDIS) | K(POSTGRES), 0, 0, "postgres: sslmode=require"},
@@ -194,6 +195,16 @@ static int apply_field(yaml_document_t *doc, yaml_node_t *vn, const struct field
                                   f->size);
         }
         return 0;
+    case F_PATH: {
+        int n = s[0] != '/' && base_dir && base_dir[0]
+                    ? snprintf(base + f->off, f->size, "%s/%s", base_dir, s)
+                    : snprintf(base + f->off, f->size, "%s", s);
+        if (!s[0] || n < 0 || (size_t)n >= f->size) {
+            return rsre_yaml_fail(err, vn, RSRE_EINVALID, "%s: expected a path of < %zu bytes",
+                                  f->key, f->size);
+        }
+        return 0;
+    }
     case F_SECRET: {
         int rc = read_secret(base_dir, s, base + f->off, f->size);
         if (rc) {

@@ -43,7 +43,7 @@ static void pe_rmrf(const char *dir) {
     }
 }
 
-static int pe_free_port(void) {
+__attribute__((unused)) static int pe_free_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t l = sizeof a;
@@ -120,7 +120,7 @@ static void pe_stop(pid_t pid, int sig) {
     waitpid(pid, NULL, 0);
 }
 
-static void pe_write(const char *path, const char *text) {
+__attribute__((unused)) static void pe_write(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
     if (!f) {
         abort();

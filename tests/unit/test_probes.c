@@ -289,7 +289,8 @@ static void test_observation_families(void **state) {
     assert_string_equal(scope, "tls/app-cert");
     assert_true(value_of(v, n, "tls.failures") == 1);
     assert_true(value_of(v, n, "tls.days_to_expiry") == -2.5);
-    assert_true(value_of(v, n, "ingress.failing_routes") == 0);
+    assert_true(value_of(v, n, "ingress.failing_routes") == 1); /* the route fails for clients */
+    assert_true(value_of(v, n, "ingress.failing_core_routes") == 0);
     /* dns: mismatches counted once failing */
     d = def_of(RSRE_PROBE_DNS, "app-dns", 2, 0);
     memset(&st, 0, sizeof st);
@@ -302,6 +303,8 @@ static void test_observation_families(void **state) {
     rsre_probe_state_update(&st, &d, &res, 2000, &s);
     n = observe(&s, scope, sizeof scope, source, sizeof source, &detail, v, 8);
     assert_true(value_of(v, n, "dns.mismatches") == 2);
+    assert_true(value_of(v, n, "ingress.failing_routes") == 1);
+    assert_true(value_of(v, n, "tls.failures") == 0);
 }
 
 static void test_registry_two_scopes(void **state) {
