@@ -1,4 +1,6 @@
 #include "agent/agent_internal.h"
+#include "agent/cri.h"
+#include "agent/footprint.h"
 #include "agent/fs_predict.h"
 
 #include <errno.h>
@@ -151,6 +153,49 @@ static uint64_t now_us(void) {
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+#define FOOTPRINT_TRIM_MS 10000 /* malloc_trim at most this often */
+
+/* Clean file pages are dropped when every enabled collector has finished this many runs: once
+ * settled after the first runs, and once more after the paths that run only early (initial
+ * lists and watches, the stream's first connection, the first scans) are behind. */
+static const uint64_t footprint_drop_after_runs[] = {1, 3};
+
+/* After a collector run: drops clean file pages at the points above, and returns free heap
+ * pages at most every FOOTPRINT_TRIM_MS. Runs inside work the loop was doing anyway: no timer
+ * of its own. */
+static void footprint_after_run(struct rsre_agent *a) {
+    if (!a->cfg.footprint_trim || a->closing) {
+        return;
+    }
+    const size_t ndrops = sizeof(footprint_drop_after_runs) / sizeof(footprint_drop_after_runs[0]);
+    if (a->footprint_drops < ndrops) {
+        int settled = 1;
+        for (size_t i = 0; i < a->ncollectors && settled; i++) {
+            const struct collector_slot *c = &a->collectors[i];
+            settled = !c->stats.enabled ||
+                      (c->stats.runs >= footprint_drop_after_runs[a->footprint_drops] &&
+                       !c->run.in_flight);
+        }
+        if (settled) {
+            a->footprint_drops++;
+            rsre_footprint_trim();
+            a->footprint_last_trim_ms = uv_now(a->loop);
+            struct rsre_footprint_drop st;
+            int rc = rsre_footprint_drop_file_pages(&st);
+            RSRE_LOG(rc ? RSRE_LOG_WARN : RSRE_LOG_INFO, "agent",
+                     "settled (%zu of %zu): released clean file pages mappings=%zu "
+                     "resident_kib=%zu skipped=%zu rc=%d",
+                     a->footprint_drops, ndrops, st.mappings, st.resident_kib, st.skipped, rc);
+            return;
+        }
+    }
+    uint64_t now = uv_now(a->loop);
+    if (now - a->footprint_last_trim_ms >= FOOTPRINT_TRIM_MS) {
+        a->footprint_last_trim_ms = now;
+        rsre_footprint_trim();
+    }
+}
+
 void rsre_collect_done(struct rsre_collect_run *run, int rc) {
     struct rsre_agent *a = run->agent;
     struct collector_slot *c = &a->collectors[run->index];
@@ -172,11 +217,11 @@ void rsre_collect_done(struct rsre_collect_run *run, int rc) {
             rsre__agent_after_collect(a, c->desc);
         }
     }
+    footprint_after_run(a);
 }
 
-static void on_collect_timer(uv_timer_t *t) {
-    struct collector_slot *c = t->data;
-    struct rsre_agent *a = c->run.agent;
+/* Starts one run of collector `c` unless the agent is closing or its last run is in flight. */
+static void run_collector(struct rsre_agent *a, struct collector_slot *c) {
     if (a->closing) {
         return;
     }
@@ -188,6 +233,48 @@ static void on_collect_timer(uv_timer_t *t) {
     c->run.started_us = now_us();
     c->stats.runs++;
     c->desc->collect(a, c->state, &c->run);
+}
+
+/* Collectors that share an interval fire from one timer, the first such collector's (the
+ * group's leader): one wake-up of the loop per interval instead of one per collector. The
+ * members run in table order. */
+static void on_collect_timer(uv_timer_t *t) {
+    struct collector_slot *lead = t->data;
+    struct rsre_agent *a = lead->run.agent;
+    for (size_t i = lead->run.index; i < a->ncollectors && !a->closing; i++) {
+        struct collector_slot *c = &a->collectors[i];
+        if (c->stats.enabled && c->leader == lead->run.index) {
+            run_collector(a, c);
+        }
+    }
+}
+
+/* (Re)computes the groups and starts the leaders' timers. `initial`: the first runs come soon
+ * (spread a little). Later calls (an interval changed) keep the phase of every leader whose
+ * interval is unchanged; a new or changed leader first fires one interval from now. */
+static void schedule_collectors(struct rsre_agent *a, int initial) {
+    for (size_t i = 0; i < a->ncollectors; i++) {
+        struct collector_slot *c = &a->collectors[i];
+        c->leader = i;
+        for (size_t j = 0; j < i && c->stats.enabled; j++) {
+            const struct collector_slot *o = &a->collectors[j];
+            if (o->stats.enabled && o->leader == j && o->interval_ms == c->interval_ms) {
+                c->leader = j;
+                break;
+            }
+        }
+        if (!c->stats.enabled) {
+            continue;
+        }
+        if (c->leader != i) {
+            uv_timer_stop(&c->timer);
+        } else if (initial) {
+            uv_timer_start(&c->timer, on_collect_timer, 10 + 37 * i, c->interval_ms);
+        } else if (!uv_is_active((uv_handle_t *)&c->timer) ||
+                   uv_timer_get_repeat(&c->timer) != c->interval_ms) {
+            uv_timer_start(&c->timer, on_collect_timer, c->interval_ms, c->interval_ms);
+        }
+    }
 }
 
 static void start_collectors(struct rsre_agent *a) {
@@ -211,10 +298,9 @@ static void start_collectors(struct rsre_agent *a) {
             continue;
         }
         c->stats.enabled = 1;
-        /* First run soon, spread a little so collectors do not all fire together. */
-        uv_timer_start(&c->timer, on_collect_timer, 10 + 37 * i, c->interval_ms);
         RSRE_LOG(RSRE_LOG_INFO, "agent", "collector=%s interval_ms=%u", d->name, c->interval_ms);
     }
+    schedule_collectors(a, 1);
 }
 
 /* ---- actions ---- */
@@ -370,12 +456,16 @@ static void apply_interval(struct rsre_agent *a, size_t offset, uint32_t ms) {
         return;
     }
     *(uint32_t *)((char *)&a->cfg + offset) = ms;
+    int changed = 0;
     for (size_t i = 0; i < a->ncollectors; i++) {
         struct collector_slot *c = &a->collectors[i];
         if (c->desc->interval_offset == offset && c->stats.enabled && c->interval_ms != ms) {
             c->interval_ms = ms;
-            uv_timer_start(&c->timer, on_collect_timer, ms, ms);
+            changed = 1;
         }
+    }
+    if (changed) {
+        schedule_collectors(a, 0);
     }
     if (offset == offsetof(struct rsre_agent_config, batch_flush_ms)) {
         uv_timer_start(&a->flush_timer, on_flush_timer, ms, ms);
@@ -467,6 +557,8 @@ static void read_line(const char *path, char *out, size_t cap) {
     }
 }
 
+#define RUNTIME_HOLD_MS 2000 /* longest wait for CRI Version before the first Hello */
+
 static int start_stream(struct rsre_agent *a) {
     RobotSre__Agent__V1__Hello hello = ROBOT_SRE__AGENT__V1__HELLO__INIT;
     RobotSre__Agent__V1__CollectorIntervals iv = ROBOT_SRE__AGENT__V1__COLLECTOR_INTERVALS__INIT;
@@ -508,7 +600,7 @@ static int start_stream(struct rsre_agent *a) {
     hello.intervals = &iv;
     hello.started_unix_ms = a->started_ms;
     hello.kernel_boot_id = kboot;
-    hello.container_runtime = ""; /* the runtime's name/version needs a CRI Version call */
+    hello.container_runtime = ""; /* filled from CRI Version (runtime_version_to_hello) */
     hello.actions = actions;
     hello.n_actions = nactions;
     hello.kernel_release = krel;
@@ -517,8 +609,33 @@ static int start_stream(struct rsre_agent *a) {
                                        .on_state = on_state,
                                        .on_boot_conflict = on_boot_conflict,
                                        .arg = a};
-    return rsre_stream_create(a->loop, a->grpc, &a->cfg, a->spool, a->boot_id, &hello, &cb,
-                              &a->stream);
+    /* With a runtime client the first Hello waits (briefly) for its CRI Version. */
+    return rsre_stream_create_held(a->loop, a->grpc, &a->cfg, a->spool, a->boot_id, &hello, &cb,
+                                   a->cri ? RUNTIME_HOLD_MS : 0, &a->stream);
+}
+
+
+/* CRI Version answered: Hello.container_runtime becomes "<runtime_name>://<runtime_version>"
+ * (the form of a Node's status.nodeInfo.containerRuntimeVersion), and the held first connection
+ * starts. On an error the first Hello goes without it. */
+static void on_runtime_version(void *arg, int rc, ProtobufCMessage *reply) {
+    struct rsre_agent *a = arg;
+    char runtime[RSRE_STREAM_RUNTIME_MAX + 1] = "";
+    if (!rc) {
+        const Runtime__V1__VersionResponse *v = (const Runtime__V1__VersionResponse *)reply;
+        if (v->runtime_name && v->runtime_name[0]) {
+            snprintf(runtime, sizeof(runtime), "%.60s://%.60s", v->runtime_name,
+                     v->runtime_version ? v->runtime_version : "");
+        }
+        rsre_cri_free(reply);
+    } else {
+        RSRE_LOG(RSRE_LOG_WARN, "agent", "CRI Version failed: %s; Hello without the runtime",
+                 rsre_strerror(rc));
+    }
+    if (a->stream && !a->closing && rsre_stream_set_runtime(a->stream, runtime) == 0 &&
+        runtime[0]) {
+        RSRE_LOG(RSRE_LOG_INFO, "agent", "container runtime %s", runtime);
+    }
 }
 
 int rsre_agent_create(uv_loop_t *loop, const struct rsre_agent_config *cfg,
@@ -532,6 +649,9 @@ int rsre_agent_create(uv_loop_t *loop, const struct rsre_agent_config *cfg,
     a->cfg = *cfg;
     a->started_ms = rsre_now_unix_ms();
     random_uuid(a->boot_id);
+    if (cfg->footprint_trim) {
+        rsre_footprint_early(); /* before grpc_init (rsre_grpc_loop_create) */
+    }
     int rc = rsre_spool_open(cfg->spool_dir[0] ? cfg->spool_dir : NULL, cfg->spool_memory_bytes,
                              cfg->spool_disk_bytes, &a->spool);
     if (rc == RSRE_ECORRUPT && a->spool) {
@@ -556,6 +676,9 @@ int rsre_agent_create(uv_loop_t *loop, const struct rsre_agent_config *cfg,
                  rsre_strerror(rc));
         *out = a;
         return rc; /* the caller closes the agent (rsre_agent_close) and exits */
+    }
+    if (a->cri && rsre_cri_version(a->cri, on_runtime_version, a) != 0) {
+        rsre_stream_set_runtime(a->stream, ""); /* no answer will come: connect now */
     }
     if (cfg->health_addr[0] && (rc = rsre__health_start(a))) {
         RSRE_LOG(RSRE_LOG_ERROR, "agent", "cannot start health endpoint on %s: %s",

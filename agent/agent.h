@@ -50,10 +50,12 @@ struct rsre_agent_config {
     char health_addr[64];                     /* liveness HTTP, "127.0.0.1:10258"; empty = off */
     char log_level[16];
     int log_json;
+    int footprint_trim;            /* agent/footprint.h: keep resident memory small */
     uint32_t filesystem_ms, image_gc_ms, kube_resync_ms, psi_ms, kmsg_ms, du_ms, batch_flush_ms;
     uint32_t fill_window_s;        /* sliding window for fill rate */
     uint32_t du_budget_ms;         /* time budget of one top-consumer scan */
     uint32_t du_max_entries;       /* directory entries one scan may visit */
+    uint32_t du_cache_reuse;       /* scans a cached content-store directory sum is used (du.h) */
     uint32_t spool_memory_bytes;   /* memory spool bound */
     uint32_t spool_disk_bytes;     /* on-disk spool bound */
     uint32_t kmsg_rate_per_min;    /* kernel events per kind per minute before suppression */

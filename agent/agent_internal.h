@@ -29,6 +29,7 @@ struct collector_slot {
     struct rsre_collect_run run;
     struct rsre_collector_stats stats;
     uint32_t interval_ms;
+    size_t leader; /* index of the slot whose timer runs this one (itself when it leads) */
 };
 
 struct cached_result {
@@ -69,6 +70,10 @@ struct rsre_agent {
     /* counters */
     uint64_t signals_emitted, signals_dropped_oversize, batches_cut, actions_run,
         actions_refused;
+
+    /* footprint (agent/footprint.h): clean file pages dropped when settled; malloc_trim */
+    size_t footprint_drops;
+    uint64_t footprint_last_trim_ms;
 
     /* health endpoint */
     uv_tcp_t health;

@@ -92,6 +92,7 @@ static int du_init(struct rsre_agent *a, void **state) {
         free(c);
         return rc;
     }
+    rsre_du_set_cache(c->du, cfg->du_cache_reuse);
     c->agent = a;
     c->max_entries = cfg->du_max_entries ? cfg->du_max_entries : 2000;
     c->budget_ms = cfg->du_budget_ms;

@@ -34,6 +34,9 @@ static const struct rsre_cfg_entry entries[] = {
     S(health_addr, "127.0.0.1:10258", "liveness endpoint host:port, GET /healthz (empty: off)"),
     S(log_level, "info", "debug, info, warn or error"),
     B(log_json, "false", "log JSON lines instead of logfmt"),
+    B(footprint_trim, "true",
+      "keep resident memory small: abseil deadlock detection and gRPC's backup poller off, "
+      "start-up-only code pages released once settled, malloc_trim after collection"),
     U(filesystem_ms, "10000", 1000, 3600000, "filesystem collector interval (ms)"),
     U(image_gc_ms, "60000", 5000, 3600000, "CRI image/container collector interval (ms)"),
     U(kube_resync_ms, "300000", 10000, 3600000, "node/pod resync interval; watches run between (ms)"),
@@ -44,6 +47,8 @@ static const struct rsre_cfg_entry entries[] = {
     U(fill_window_s, "600", 60, 86400, "sliding window of the fill-rate estimate (s)"),
     U(du_budget_ms, "50", 1, 10000, "wall-time budget of one top-consumer scan step (ms)"),
     U(du_max_entries, "2000", 10, 1000000, "directory entries one scan step may visit"),
+    U(du_cache_reuse, "11", 0, 1000,
+      "scans in a row an unchanged content-store blob directory is not re-read (0: always read)"),
     U(spool_memory_bytes, "1048576", 4096, 268435456, "memory spool bound (bytes)"),
     U(spool_disk_bytes, "4194304", 0, 1073741824, "on-disk spool bound (bytes)"),
     U(kmsg_rate_per_min, "10", 1, 10000, "kernel events per kind per minute before suppression"),

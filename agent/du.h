@@ -22,6 +22,18 @@
  * result that rsre_du_results returns until the next scan completes, and the next step starts
  * a new scan. Consumers found in an unfinished scan are never reported.
  *
+ * Cache (off unless rsre_du_set_cache is called; the collector turns it on): the containerd
+ * content store holds one file per blob, named by its digest, in blobs/<algorithm>/; containerd
+ * writes a blob under ingest/ and renames it there, and never rewrites it in place. Such a
+ * directory is read once and the sum of its entries (bytes, files) is kept, keyed by its device
+ * and inode, mtime and ctime (nanoseconds): any blob added, removed or renamed changes mtime and
+ * ctime, and the directory is read again. The sums are stored only when the directory did not
+ * change while being read and its timestamps are at least RSRE_DU_CACHE_RACY_S older than the
+ * time it was opened (a change within the same timestamp tick could otherwise go unseen), and are
+ * used for at most `max_reuse` scans in a row: a blob changed in place (which containerd never
+ * does) is seen within max_reuse + 1 scans. Nothing else is cached: pod logs and emptyDir files
+ * grow in place, so they are stat'ed every scan.
+ *
  * Not thread-safe; one walker per owner. Uses openat/fdopendir/fstatat only.
  */
 
@@ -32,6 +44,8 @@
 #define RSRE_DU_MAX_DEPTH 64        /* directories deeper than this are not entered */
 #define RSRE_DU_MAX_QUEUE 65536     /* pending directories; beyond, subtrees are skipped */
 #define RSRE_DU_MAX_CONSUMERS 16384 /* consumers per scan; beyond, they are not tracked */
+#define RSRE_DU_MAX_CACHED 64       /* cached directories (blob directories: one per algorithm) */
+#define RSRE_DU_CACHE_RACY_S 2      /* a directory changed this recently is not cached */
 
 enum rsre_du_kind { RSRE_DU_POD_LOGS = 1, RSRE_DU_EMPTY_DIR = 2, RSRE_DU_CONTENT_STORE = 3 };
 
@@ -61,6 +75,8 @@ struct rsre_du_scan_stats {
     uint64_t consumers;         /* consumers it found */
     uint64_t dropped_consumers; /* consumers beyond RSRE_DU_MAX_CONSUMERS */
     int64_t completed_unix_ms;  /* wall time the last scan completed; 0 = none yet */
+    uint64_t cached_dirs;       /* directories whose cached sums were used (not read) */
+    uint64_t cached_entries;    /* entries those sums stand for (not in `entries`) */
 };
 
 struct rsre_du;
@@ -74,6 +90,10 @@ int rsre_du_create(const char *pod_log_dir, const char *kubelet_root, const char
                    size_t top_n, struct rsre_du **out);
 /* Closes the open directory and frees everything. NULL is a no-op. */
 void rsre_du_destroy(struct rsre_du *du);
+
+/* Turns the cache of immutable directories on (max_reuse >= 1: scans a cached sum may be used
+ * in a row before the directory is read again) or off and empty (0). */
+void rsre_du_set_cache(struct rsre_du *du, uint32_t max_reuse);
 
 /*
  * Runs one bounded step (see above). Returns 1 when the step completed a scan, 0 when work
@@ -93,7 +113,7 @@ size_t rsre_du_results(const struct rsre_du *du, struct rsre_du_consumer *out, s
 /* ---- the collector (col_du.c) ----------------------------------------------------------------
  *
  * rsre_collector_du: every du_ms one step (du_max_entries, du_budget_ms) over pod_log_dir,
- * kubelet_root and runtime_root; when a scan completes the top consumers are logged. The proto
+ * kubelet_root and runtime_root, with the cache on (du_cache_reuse scans; 0 = off); when a scan completes the top consumers are logged. The proto
  * has no top-consumers signal yet, so nothing is emitted: the results are read through
  * rsre_du_top (for the health endpoint). Its state is a static pointer set by init (one per
  * process); call on the loop thread.

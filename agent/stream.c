@@ -73,6 +73,7 @@ struct rsre_stream {
     char boot[RSRE_SPOOL_BOOT_ID_MAX + 1];
     uint8_t *hello;
     size_t hello_len;
+    char runtime[RSRE_STREAM_RUNTIME_MAX + 1]; /* Hello.container_runtime when set; "" = the stored one */
     struct rsre_stream_callbacks cb;
     uint32_t min_ms, max_ms, keepalive_ms;
 
@@ -718,16 +719,20 @@ static grpc_byte_buffer *hello_message(struct rsre_stream *st) {
     sp.dropped_batches = ss.dropped_batches;
     sp.dropped_signals = ss.dropped_signals;
     sp.restored = ss.restored;
-    char *old_boot = h->boot_id;
+    char *old_boot = h->boot_id, *old_runtime = h->container_runtime;
     M(SpoolState) *old_spool = h->spool;
     h->boot_id = st->boot;
     h->spool = &sp;
+    if (st->runtime[0]) {
+        h->container_runtime = st->runtime;
+    }
     M(AgentMessage) m = ROBOT_SRE__AGENT__V1__AGENT_MESSAGE__INIT;
     m.body_case = E(AGENT_MESSAGE__BODY_HELLO);
     m.hello = h;
     grpc_byte_buffer *bb = rsre_grpc_pack(&m.base);
     h->boot_id = old_boot;
     h->spool = old_spool;
+    h->container_runtime = old_runtime;
     robot_sre__agent__v1__hello__free_unpacked(h, NULL);
     return bb;
 }
@@ -847,6 +852,14 @@ int rsre_stream_create(uv_loop_t *loop, struct rsre_grpc_loop *gl,
                        const struct rsre_agent_config *cfg, struct rsre_spool *spool,
                        const char *boot_id, const RobotSre__Agent__V1__Hello *hello,
                        const struct rsre_stream_callbacks *cb, struct rsre_stream **out) {
+    return rsre_stream_create_held(loop, gl, cfg, spool, boot_id, hello, cb, 0, out);
+}
+
+int rsre_stream_create_held(uv_loop_t *loop, struct rsre_grpc_loop *gl,
+                            const struct rsre_agent_config *cfg, struct rsre_spool *spool,
+                            const char *boot_id, const RobotSre__Agent__V1__Hello *hello,
+                            const struct rsre_stream_callbacks *cb, uint32_t hold_ms,
+                            struct rsre_stream **out) {
     if (!out) {
         return -EINVAL;
     }
@@ -895,8 +908,40 @@ int rsre_stream_create(uv_loop_t *loop, struct rsre_grpc_loop *gl,
     st->stats.last_status = -1;
     uv_timer_init(loop, &st->timer);
     st->timer.data = st;
-    start_call(st);
+    if (hold_ms) {
+        timer_set(st, TIMER_BACKOFF, hold_ms); /* the first call, unless released earlier */
+    } else {
+        start_call(st);
+    }
     *out = st;
+    return 0;
+}
+
+int rsre_stream_set_runtime(struct rsre_stream *st, const char *runtime) {
+    if (!st || !runtime || strlen(runtime) > RSRE_STREAM_RUNTIME_MAX) {
+        return -EINVAL;
+    }
+    /* The Hello it goes into must still validate (UTF-8, length bounds). */
+    M(Hello) *h = robot_sre__agent__v1__hello__unpack(NULL, st->hello_len, st->hello);
+    if (!h) {
+        return -ENOMEM;
+    }
+    char *old_boot = h->boot_id, *old_runtime = h->container_runtime;
+    h->boot_id = st->boot;
+    h->container_runtime = (char *)runtime;
+    char err[RSRE_PBUF_ERR_LEN];
+    int rc = rsre_pbuf_validate(&h->base, err, sizeof(err));
+    h->boot_id = old_boot;
+    h->container_runtime = old_runtime;
+    robot_sre__agent__v1__hello__free_unpacked(h, NULL);
+    if (rc) {
+        RSRE_LOG(RSRE_LOG_WARN, "stream", "container runtime name not used: %s", err);
+        return RSRE_EINVALID;
+    }
+    snprintf(st->runtime, sizeof(st->runtime), "%s", runtime);
+    if (!st->closing && !st->stats.attempts && st->timer_mode == TIMER_BACKOFF) {
+        timer_set(st, TIMER_BACKOFF, 0); /* held for this: connect now */
+    }
     return 0;
 }
 

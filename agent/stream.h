@@ -101,6 +101,14 @@ int rsre_stream_create(uv_loop_t *loop, struct rsre_grpc_loop *gl,
                        const char *boot_id, const RobotSre__Agent__V1__Hello *hello,
                        const struct rsre_stream_callbacks *cb, struct rsre_stream **out);
 
+/* As rsre_stream_create, but the first connection waits until rsre_stream_set_runtime is called
+ * or `hold_ms` pass, so that facts learnt asynchronously at start are in the first Hello. */
+int rsre_stream_create_held(uv_loop_t *loop, struct rsre_grpc_loop *gl,
+                            const struct rsre_agent_config *cfg, struct rsre_spool *spool,
+                            const char *boot_id, const RobotSre__Agent__V1__Hello *hello,
+                            const struct rsre_stream_callbacks *cb, uint32_t hold_ms,
+                            struct rsre_stream **out);
+
 /* New batches were pushed to the spool: send them if connected. */
 void rsre_stream_kick(struct rsre_stream *st);
 
@@ -112,6 +120,12 @@ int rsre_stream_send_result(struct rsre_stream *st, const rsre_action_result *r)
 /* Switches the stream to a new boot id (1..36 bytes): the current call is closed and a new one
  * opened at once with a Hello for the new boot. Spooled batches keep their own boot ids. */
 int rsre_stream_set_boot_id(struct rsre_stream *st, const char *boot_id);
+
+/* Sets Hello.container_runtime (e.g. "containerd://1.6.20") for every later Hello; when the
+ * first connection is held (rsre_stream_create_held) it starts now. Returns 0, -EINVAL (longer than
+ * RSRE_STREAM_RUNTIME_MAX) or RSRE_EINVALID (the Hello would not validate; logged). */
+#define RSRE_STREAM_RUNTIME_MAX 128
+int rsre_stream_set_runtime(struct rsre_stream *st, const char *runtime);
 
 void rsre_stream_stats(const struct rsre_stream *st, struct rsre_stream_stats *out);
 

@@ -16,7 +16,7 @@
  *   - an unreachable Kubernetes API (that collector fails; the others carry on).
  *
  * Checked from what the aggregator received (and from containerd itself):
- *   signals   Hello (node, capabilities, actions); ImageGcState: 7 images and their summed sizes,
+ *   signals   Hello (node, runtime from CRI Version, capabilities, actions); ImageGcState: 7 images and their summed sizes,
  *             5 unused (pause + img-1..4: never busybox or img-5, which containers use), 1
  *             pinned (pause), reclaimable = img-1..4 (image_min_age_s 0), bytes_to_gc_low and
  *             gc_can_recover from the tmpfs; FilesystemUsage of the imagefs: size, free bytes,
@@ -769,6 +769,12 @@ static void test_signals(void **state) {
     BEGIN();
     char *hello = wait_line(pred_hello, NULL, WAIT_MS, "Hello");
     assert_field(hello, "node", NODE);
+    /* Hello.container_runtime from CRI Version, already in the first Hello. */
+    char runtime[128];
+    assert_int_equal(field(hello, "runtime", runtime, sizeof(runtime)), 0);
+    if (strncmp(runtime, "containerd://", 13) != 0 || !runtime[13]) {
+        fail_msg("Hello runtime=%s, want containerd://<version>", runtime);
+    }
     /* Hello.actions: today the local allowlist; the proto says "implemented". Either way: */
     char actions[512];
     assert_int_equal(field(hello, "actions", actions, sizeof(actions)), 0);

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/agent.h"
@@ -348,6 +349,183 @@ static void test_missing_roots(void **state) {
     rsre_du_destroy(du);
 }
 
+/* ---- the cache of immutable directories ------------------------------------------------------ */
+
+#define BLOBS "containerd/io.containerd.content.v1.content/blobs/sha256"
+
+/* Sets a directory's atime and mtime `age` seconds into the past (ctime becomes now). */
+static void age_dir(const char *rel, time_t age) {
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", g_root, rel);
+    struct timespec ts[2];
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= age;
+    ts[1] = ts[0];
+    assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+/* One full scan; returns the content store consumer and the scan's statistics. */
+static const struct rsre_du_consumer *scan_store(struct rsre_du *du,
+                                                 struct rsre_du_scan_stats *s) {
+    uint32_t steps, max_step;
+    size_t n = full_scan(du, 1000000, 100000, g_res, &steps, &max_step);
+    rsre_du_results(du, g_res2, 0, s);
+    const struct rsre_du_consumer *c = find(g_res, n, "/io.containerd.content.v1.content");
+    assert_non_null(c);
+    return c;
+}
+
+/* The reference walk must agree with the walker after every change. */
+static void assert_matches_reference(const struct rsre_du_consumer *c) {
+    uint64_t bytes, files;
+    reference(c->path, &bytes, &files);
+    if (c->bytes != bytes || c->files != files) {
+        fail_msg("%s: %llu bytes %llu files, nftw says %llu and %llu", c->path,
+                 (unsigned long long)c->bytes, (unsigned long long)c->files,
+                 (unsigned long long)bytes, (unsigned long long)files);
+    }
+}
+
+static void test_cache_invalidation(void **state) {
+    (void)state;
+    /* ctime cannot be set back, and a directory changed within RSRE_DU_CACHE_RACY_S is not
+     * cached: wait until the tree's ctimes are old enough (the only wait in this file). */
+    age_dir(BLOBS, 100);
+    sleep(RSRE_DU_CACHE_RACY_S + 1);
+    struct rsre_du *du;
+    assert_int_equal(rsre_du_create(g_logs, g_kubelet, g_runtime, 32, &du), 0);
+    rsre_du_set_cache(du, 3);
+    struct rsre_du_scan_stats s;
+
+    /* First scan reads everything and caches the blob directory; the second uses it. */
+    const struct rsre_du_consumer *c = scan_store(du, &s);
+    assert_matches_reference(c);
+    assert_int_equal(s.cached_dirs, 0);
+    uint64_t entries_full = s.entries, bytes0 = c->bytes, files0 = c->files;
+    c = scan_store(du, &s);
+    assert_int_equal(s.cached_dirs, 1);
+    assert_int_equal(s.cached_entries, 2);
+    assert_int_equal(s.entries, entries_full - 2); /* the two blobs were not stat'ed */
+    assert_int_equal(c->bytes, bytes0);
+    assert_int_equal(c->files, files0);
+
+    /* A blob added: the directory's mtime/ctime change, it is read again at once. */
+    file(BLOBS "/1111111111111111111111111111111111111111111111111111111111111111", 256 * 1024);
+    c = scan_store(du, &s);
+    assert_int_equal(s.cached_dirs, 0);
+    assert_int_equal(c->files, files0 + 1);
+    assert_true(c->bytes >= bytes0 + 256 * 1024);
+    assert_matches_reference(c);
+    c = scan_store(du, &s); /* cached or read again: the same figures either way */
+    assert_matches_reference(c);
+
+    /* A blob replaced by rename (how containerd writes) with another size, and the directory's
+     * mtime forged back to the cached value: ctime still differs, the change is seen. */
+    age_dir(BLOBS, 100);
+    sleep(RSRE_DU_CACHE_RACY_S + 1);
+    c = scan_store(du, &s); /* read and cached */
+    assert_int_equal(s.cached_dirs, 0);
+    c = scan_store(du, &s);
+    assert_int_equal(s.cached_dirs, 1);
+    uint64_t bytes1 = c->bytes;
+    char from[512], to[512], dir[512];
+    snprintf(dir, sizeof(dir), "%s/%s", g_root, BLOBS);
+    struct stat before;
+    assert_int_equal(stat(dir, &before), 0);
+    file("containerd/io.containerd.content.v1.content/ingest/new", 2048 * 1024);
+    snprintf(from, sizeof(from), "%s/containerd/io.containerd.content.v1.content/ingest/new",
+             g_root);
+    snprintf(to, sizeof(to), "%s/" BLOBS "/1111111111111111111111111111111111111111111111111111111111111111",
+             g_root);
+    assert_int_equal(rename(from, to), 0);
+    struct timespec back[2] = {before.st_atim, before.st_mtim};
+    assert_int_equal(utimensat(AT_FDCWD, dir, back, 0), 0);
+    c = scan_store(du, &s);
+    assert_int_equal(s.cached_dirs, 0);
+    assert_true(c->bytes >= bytes1 + (2048 - 256) * 1024);
+    assert_matches_reference(c);
+
+    /* A blob removed. */
+    assert_int_equal(unlink(to), 0);
+    c = scan_store(du, &s);
+    assert_int_equal(s.cached_dirs, 0);
+    assert_int_equal(c->files, files0);
+    assert_matches_reference(c);
+
+    /* A file rewritten in place (containerd never does this; nothing on the directory changes):
+     * seen after at most max_reuse cached scans. */
+    age_dir(BLOBS, 100);
+    sleep(RSRE_DU_CACHE_RACY_S + 1);
+    c = scan_store(du, &s); /* read and cached */
+    uint64_t bytes2 = c->bytes;
+    file("containerd/io.containerd.content.v1.content/blobs/sha256/"
+         "0b3a8a4c0c5b7e3e0c1e3e4b0f9a1d7c4e5b6a7f8091a2b3c4d5e6f708192a3b",
+         512 * 1024);
+    int cached_scans = 0, seen = 0;
+    for (int i = 0; i < 5 && !seen; i++) {
+        c = scan_store(du, &s);
+        cached_scans += (int)s.cached_dirs;
+        seen = c->bytes != bytes2;
+    }
+    assert_true(seen);
+    assert_int_equal(cached_scans, 3);
+    assert_matches_reference(c);
+
+    /* Pod logs are never cached: an append is seen on the next scan. */
+    uint32_t steps, max_step;
+    size_t n = full_scan(du, 1000000, 100000, g_res, &steps, &max_step);
+    const struct rsre_du_consumer *p = find(g_res, n, "/logs/default_pod-a_11111111");
+    assert_non_null(p);
+    uint64_t log0 = p->bytes;
+    char logp[512];
+    snprintf(logp, sizeof(logp), "%s/logs/default_pod-a_11111111/app/0.log", g_root);
+    int fd = open(logp, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    static char chunk[64 * 1024];
+    assert_int_equal(write(fd, chunk, sizeof(chunk)), (ssize_t)sizeof(chunk));
+    close(fd);
+    n = full_scan(du, 1000000, 100000, g_res, &steps, &max_step);
+    p = find(g_res, n, "/logs/default_pod-a_11111111");
+    assert_non_null(p);
+    assert_true(p->bytes >= log0 + sizeof(chunk));
+
+    /* Off: every scan reads the directory. */
+    rsre_du_set_cache(du, 0);
+    c = scan_store(du, &s);
+    c = scan_store(du, &s);
+    assert_int_equal(s.cached_dirs, 0);
+    assert_matches_reference(c);
+    rsre_du_destroy(du);
+}
+
+/* A fixed path component (pods/<uid>/volumes) is looked up, not read from its directory: a
+ * symlink there is still never followed, and the figures match a full walk. */
+static void test_fixed_names_not_followed(void **state) {
+    (void)state;
+    mkdirs("outside/kubernetes.io~empty-dir/vol");
+    file("outside/kubernetes.io~empty-dir/vol/big", 4096 * 1024);
+    mkdirs("kubelet/pods/uid3");
+    char target[512], link[512];
+    snprintf(target, sizeof(target), "%s/outside", g_root);
+    snprintf(link, sizeof(link), "%s/kubelet/pods/uid3/volumes", g_root);
+    assert_int_equal(symlink(target, link), 0);
+    struct rsre_du *du;
+    assert_int_equal(rsre_du_create(g_logs, g_kubelet, g_runtime, 32, &du), 0);
+    uint32_t steps, max_step;
+    size_t n = full_scan(du, 1, 100000, g_res, &steps, &max_step);
+    assert_int_equal(n, 5);
+    assert_null(find(g_res, n, "/vol"));
+    const struct rsre_du_consumer *c =
+        find(g_res, n, "/kubelet/pods/uid1/volumes/kubernetes.io~empty-dir/cache");
+    assert_non_null(c);
+    assert_matches_reference(c);
+    rsre_du_destroy(du);
+    unlink(link);
+    snprintf(link, sizeof(link), "%s/kubelet/pods/uid3", g_root);
+    rmdir(link);
+    nftw(target, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 /* ---- the collector -------------------------------------------------------------------------- */
 
 /* The double's rsre_collect_done ignores the run; any non-NULL pointer stands for one. */
@@ -397,6 +575,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sizes_and_order),       cmocka_unit_test(test_budgets_and_resume),
         cmocka_unit_test(test_missing_roots),         cmocka_unit_test(test_collector),
+        cmocka_unit_test(test_fixed_names_not_followed),
+        cmocka_unit_test(test_cache_invalidation),    /* changes the content store */
         cmocka_unit_test(test_tree_changes_mid_scan), /* last: it changes the tree */
     };
     return cmocka_run_group_tests(tests, setup_tree, teardown_tree);
