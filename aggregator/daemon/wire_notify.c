@@ -96,32 +96,15 @@ static void h_voted(void *arg, int approve, int decided) {
 
 /* ---- channel health -> the incident engine ---- */
 
-struct active_count {
-    unsigned n;
-};
-
-static int count_active(const rsre_store_incident *inc, void *ud) {
-    struct active_count *c = ud;
-    if (inc->resolved_at_ms == 0 &&
-        inc->lifecycle != ROBOT_SRE__STORE__LIFECYCLE__LIFECYCLE_RESOLVED &&
-        strcmp(inc->incident_type, "chatops_delivery_failure") != 0) {
-        c->n++;
-    }
-    return 0;
-}
-
+/* One observation at scope "channels": the engine adds incidents.active (open incidents
+ * elsewhere) itself, so chatops_delivery_failure is warning with one channel down and critical
+ * with every channel down during another incident (taxonomy.yaml). */
 static int observe_fn(struct rsre__wire_notify *w, rsre_store_txn *txn) {
-    struct active_count c = {0};
-    int rc = rsre_store_incident_foreach(txn, count_active, &c);
-    if (rc) {
-        return rc;
-    }
     struct rsre_observation_value v[] = {
         {"chat.channels_down", (double)w->down},
         {"chat.channels_total", (double)w->total},
-        {"incidents.active", (double)c.n},
     };
-    struct rsre_observation o = {.scope = "cluster",
+    struct rsre_observation o = {.scope = "channels",
                                  .source = "notify:channels",
                                  .detail = w->detail[0] ? w->detail : "every channel delivers",
                                  .values = v,

@@ -7,7 +7,8 @@
  * `settings`), runs the core on the loop (a timer: due messages, approval announcements and
  * edits every 2 s), hands incident events to it, turns chat votes into engine decisions, feeds
  * channel health to the incident engine as observations (chat.channels_down,
- * chat.channels_total, incidents.active at scope "cluster": chatops_delivery_failure) and
+ * chat.channels_total at scope "channels"; the engine adds incidents.active:
+ * chatops_delivery_failure) and
  * counts ops_chat_delivery_failures_total. Without notify_file only the in-app records are
  * written (the core runs without chat channels).
  *

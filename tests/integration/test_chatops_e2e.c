@@ -1,0 +1,579 @@
+/*
+ * ChatOps end to end with the real robot-sre-aggregator (docs/chatops.md): the Telegram Bot API
+ * and WhatsApp Cloud API test servers (tests/support/telegram_api_server.py,
+ * whatsapp_api_server.py), the Kubernetes API test server (kube_api_server.py) with the node,
+ * and the scripted agent of tests/support/aggregator_harness.c streaming disk pressure in demo
+ * mode, so that a node_disk_pressure incident opens with a cordon_node approval request.
+ *
+ *   delivery   the operators' group chat has blocked the bot (403) and the Bot API first answers
+ *              429 with retry_after, then malformed JSON, then too late (timeout): the incident
+ *              message is retried (not before retry_after), fails over to WhatsApp, the
+ *              chatops_delivery_failure incident opens, ops_chat_delivery_failures_total counts
+ *              it, an in-app notification says so, and no chat gets the same text twice.
+ *   approval   the approval request reaches alice and bob privately with Approve / Deny
+ *              buttons; alice's button pressed by erin (a viewer) and by an unmapped user is
+ *              refused and answered in the chat; alice's press cordons the node through the
+ *              Kubernetes executor; the same callback again is refused as a replay; every
+ *              approver's message is edited to say who decided; votes and refusals are in
+ *              the audit log with their channel.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <poll.h>
+#include <sys/stat.h>
+
+#include "common/error.h"
+
+#define AGGREGATOR RSRE_BINARY_DIR "/aggregator/daemon/robot-sre-aggregator"
+#define PYTHON "/usr/bin/python3"
+#define TG_SERVER RSRE_SOURCE_DIR "/tests/support/telegram_api_server.py"
+#define WA_SERVER RSRE_SOURCE_DIR "/tests/support/whatsapp_api_server.py"
+#define KUBE_SERVER RSRE_SOURCE_DIR "/tests/support/kube_api_server.py"
+#define WAIT_MS 60000
+#define MAX_STREAMS 1
+
+#include "../support/aggregator_harness.c"
+
+#define TOKEN_VICTOR "chatops-token-victor-viewer"
+#define TOKEN_OLGA "chatops-token-olga-operator"
+#define TG_TOKEN "123456:chatops-test-bot-token"
+#define WA_TOKEN "chatops-wa-access-token"
+#define WA_SECRET "chatops-wa-app-secret"
+#define NODE "chat-node-a"
+
+static struct {
+    char dir[64], store[128], log[160];
+    pid_t pid, tg_pid, wa_pid, kube_pid;
+    int grpc_port, api_port, tg_port, wa_port, kube_port;
+    struct node_log node;
+} F;
+
+/* Starts a Python test server that prints "PORT <n>"; returns its pid, *port set. */
+static pid_t start_py(char *const argv[], const char *logname, int *port) {
+    char log[200];
+    snprintf(log, sizeof(log), "%s/%s", F.dir, logname);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], 1);
+        dup2(fd, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(fd);
+    close(p[1]);
+    char buf[64] = "";
+    size_t got = 0;
+    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+    while (got < sizeof(buf) - 1 && !strchr(buf, '\n') && poll(&pfd, 1, 15000) > 0) {
+        ssize_t r = read(p[0], buf + got, sizeof(buf) - 1 - got);
+        if (r <= 0) {
+            break;
+        }
+        got += (size_t)r;
+        buf[got] = '\0';
+    }
+    close(p[0]);
+    if (sscanf(buf, "PORT %d", port) != 1) {
+        fail_msg("%s did not start (see %s)", argv[1], log);
+    }
+    return pid;
+}
+
+static json_t *srv(int port, const char *method, const char *path, const char *body) {
+    long st = 0;
+    json_t *j = api(port, method, path, body, NULL, &st);
+    if (st != 200) {
+        fail_msg("%s :%d%s: status %ld", method, port, path, st);
+    }
+    return j;
+}
+
+static json_t *agg(const char *method, const char *path, const char *body, const char *token) {
+    long st = 0;
+    json_t *j = api(F.api_port, method, path, body, token, &st);
+    if (st != 200) {
+        char *d = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        fail_msg("%s %s: status %ld: %s", method, path, st, d ? d : "");
+    }
+    return j;
+}
+
+static void check_alive(void) {
+    int st;
+    if (F.pid > 0 && waitpid(F.pid, &st, WNOHANG) == F.pid) {
+        F.pid = 0;
+        log_tail(F.log, 30);
+        fail_msg("the aggregator exited (status 0x%x)", st);
+    }
+}
+
+/* Waits (streaming the agent's pressure meanwhile) until `pred` holds. */
+static void wait_for(int (*pred)(void *), void *arg, const char *what) {
+    int64_t end = mono_ms() + WAIT_MS;
+    while (!pred(arg)) {
+        check_alive();
+        if (mono_ms() > end) {
+            log_tail(F.log, 40);
+            fail_msg("timed out waiting for %s", what);
+        }
+        if (C.n) {
+            pump(100);
+        } else {
+            sleep_ms(100);
+        }
+    }
+}
+
+/* ---- predicates ---- */
+
+/* The Telegram message with buttons sent to `chat`, or NULL (borrowed from `msgs`). */
+static json_t *tg_message(json_t *msgs, long long chat) {
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m) {
+        if (json_integer_value(json_object_get(json_object_get(m, "chat"), "id")) == chat) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+static int has_tg_message(void *arg) {
+    long long chat = *(long long *)arg;
+    json_t *msgs = srv(F.tg_port, "GET", "/_test/messages", NULL);
+    json_t *m = tg_message(msgs, chat);
+    int ok = m && json_object_get(m, "reply_markup") != NULL;
+    json_decref(msgs);
+    return ok;
+}
+
+static int has_wa_message(void *arg) {
+    const char *to = arg;
+    json_t *msgs = srv(F.wa_port, "GET", "/_test/messages", NULL);
+    size_t i;
+    json_t *m;
+    int ok = 0;
+    json_array_foreach(msgs, i, m) {
+        const char *t = json_string_value(json_object_get(m, "to"));
+        ok |= t && !strcmp(t, to);
+    }
+    json_decref(msgs);
+    return ok;
+}
+
+static int incident_open(void *arg) {
+    const char *type = arg;
+    json_t *j = agg("GET", "/api/v1/incidents", NULL, TOKEN_VICTOR);
+    json_t *list = json_object_get(j, "incidents");
+    size_t i;
+    json_t *x;
+    int ok = 0;
+    json_array_foreach(list, i, x) {
+        const char *t = json_string_value(json_object_get(x, "incident_type"));
+        ok |= t && !strcmp(t, type);
+    }
+    json_decref(j);
+    return ok;
+}
+
+static int answers_at_least(void *arg) {
+    size_t want = *(size_t *)arg;
+    json_t *a = srv(F.tg_port, "GET", "/_test/answers", NULL);
+    int ok = json_array_size(a) >= want;
+    json_decref(a);
+    return ok;
+}
+
+static int node_cordoned(void *arg) {
+    (void)arg;
+    json_t *n = srv(F.kube_port, "GET", "/api/v1/nodes/" NODE, NULL);
+    int u = json_is_true(json_object_get(json_object_get(n, "spec"), "unschedulable"));
+    json_decref(n);
+    return u;
+}
+
+/* Some message in `chat` (the thread's; a timed-out send may have left an earlier copy) now
+ * shows the decision and no buttons. */
+static int decision_edited(void *arg) {
+    long long chat = *(long long *)arg;
+    json_t *msgs = srv(F.tg_port, "GET", "/_test/messages", NULL);
+    size_t i;
+    json_t *m;
+    int ok = 0;
+    json_array_foreach(msgs, i, m) {
+        const char *text = json_string_value(json_object_get(m, "text"));
+        ok |= json_integer_value(json_object_get(json_object_get(m, "chat"), "id")) == chat &&
+              text && strstr(text, "Decision: approved by alice via telegram") &&
+              !json_object_get(m, "reply_markup");
+    }
+    json_decref(msgs);
+    return ok;
+}
+
+/* The text of the last answerCallbackQuery. */
+static char *last_answer(void) {
+    json_t *a = srv(F.tg_port, "GET", "/_test/answers", NULL);
+    json_t *last = json_array_get(a, json_array_size(a) - 1);
+    const char *t = json_string_value(json_object_get(last, "text"));
+    char *s = strdup(t ? t : "");
+    json_decref(a);
+    return s;
+}
+
+static void press(long long chat, long long message_id, long long from) {
+    char body[200];
+    snprintf(body, sizeof(body),
+             "{\"chat_id\":%lld,\"message_id\":%lld,\"from_id\":%lld,\"button\":0}", chat,
+             message_id, from);
+    json_decref(srv(F.tg_port, "POST", "/_test/press", body));
+}
+
+static void press_and_answer(long long chat, long long mid, long long from, size_t *answers,
+                             const char *want) {
+    press(chat, mid, from);
+    (*answers)++;
+    wait_for(answers_at_least, answers, "the callback's answer");
+    char *t = last_answer();
+    if (!strstr(t, want)) {
+        fail_msg("answer to %lld: '%s', want '%s'", from, t, want);
+    }
+    free(t);
+}
+
+/* Audit records with `verb` whose actor, reason or detail contains `has`. */
+static size_t audits(const char *verb, const char *has) {
+    json_t *j = agg("GET", "/api/v1/audit?limit=1000", NULL, TOKEN_VICTOR);
+    size_t n = 0, i;
+    json_t *r;
+    json_array_foreach(json_object_get(j, "records"), i, r) {
+        const char *v = json_string_value(json_object_get(r, "verb"));
+        if (!v || strcmp(v, verb)) {
+            continue;
+        }
+        const char *f[] = {"actor", "reason", "detail"};
+        int hit = !has;
+        for (size_t k = 0; k < 3 && !hit; k++) {
+            const char *s = json_string_value(json_object_get(r, f[k]));
+            hit = s && strstr(s, has);
+        }
+        n += hit;
+    }
+    json_decref(j);
+    return n;
+}
+
+/* ---- setup ---- */
+
+static void start_servers(void) {
+    char port0[] = "0";
+    char *tg[] = {PYTHON, TG_SERVER, "--token", TG_TOKEN, "--port", port0, NULL};
+    F.tg_pid = start_py(tg, "telegram.log", &F.tg_port);
+    char *wa[] = {PYTHON,      WA_SERVER, "--token", WA_TOKEN, "--phone-number-id", "1234567",
+                  "--app-secret", WA_SECRET, "--port", port0, NULL};
+    F.wa_pid = start_py(wa, "whatsapp.log", &F.wa_port);
+    char *kube[] = {PYTHON, KUBE_SERVER, "--port", port0, NULL};
+    F.kube_pid = start_py(kube, "kube.log", &F.kube_port);
+    json_decref(srv(F.kube_port, "POST", "/_test/objects",
+                    "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"" NODE
+                    "\",\"labels\":{\"kubernetes.io/hostname\":\"" NODE "\"}},\"spec\":{},"
+                    "\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}"));
+    /* The group has blocked the bot; the approvers' private chats work. */
+    json_decref(srv(F.tg_port, "POST", "/_test/chats",
+                    "[{\"id\":-100,\"type\":\"supergroup\",\"blocked\":true},{\"id\":1001},"
+                    "{\"id\":1002},{\"id\":1005},{\"id\":4242}]"));
+    /* The first Bot API sends: 429 with retry_after, malformed JSON, a late answer. */
+    json_decref(srv(F.tg_port, "POST", "/_test/faults",
+                    "[{\"method\":\"sendMessage\",\"status\":429,\"retry_after\":1,"
+                    "\"description\":\"Too Many Requests: retry after 1\"},"
+                    "{\"method\":\"sendMessage\",\"malformed\":true},"
+                    "{\"method\":\"sendMessage\",\"sleep\":3}]"));
+}
+
+static void write_configs(char *notify, char *operators, char *tokens) {
+    char p[200], text[4096], h1[65], h2[65];
+    snprintf(p, sizeof(p), "%s/tg.token", F.dir);
+    write_file(p, TG_TOKEN "\n");
+    snprintf(p, sizeof(p), "%s/wa.token", F.dir);
+    write_file(p, WA_TOKEN "\n");
+    snprintf(p, sizeof(p), "%s/wa.secret", F.dir);
+    write_file(p, WA_SECRET "\n");
+    snprintf(p, sizeof(p), "%s/wa.verify", F.dir);
+    write_file(p, "chatops-verify-token\n");
+    snprintf(p, sizeof(p), "%s/notify.key", F.dir);
+    write_file(p, "chatops-button-signing-secret-0123456789abcdef\n");
+    snprintf(text, sizeof(text),
+             "admin_url: http://127.0.0.1:8080/ui\n"
+             "secret_file: %s/notify.key\n"
+             "channels:\n"
+             "  - name: telegram\n"
+             "    alternate: whatsapp\n"
+             "    chats: [\"-100\"]\n"
+             "    max_attempts: 4\n"
+             "    backoff_ms: 300\n"
+             "    backoff_max_ms: 600\n"
+             "    settings: {base_url: \"http://127.0.0.1:%d\", token_file: %s/tg.token,\n"
+             "               timeout_ms: \"1500\", poll_timeout_s: \"1\", poll_retry_ms: \"200\"}\n"
+             "  - name: whatsapp\n"
+             "    chats: [\"15550009999\"]\n"
+             "    settings: {base_url: \"http://127.0.0.1:%d\", phone_number_id: \"1234567\",\n"
+             "               token_file: %s/wa.token, app_secret_file: %s/wa.secret,\n"
+             "               verify_token_file: %s/wa.verify, timeout_ms: \"1500\"}\n"
+             "default: [{channel: telegram, chats: [\"-100\"]}]\n"
+             "approvals: {channels: [telegram]}\n",
+             F.dir, F.tg_port, F.dir, F.wa_port, F.dir, F.dir, F.dir);
+    snprintf(notify, 200, "%s/notify.yaml", F.dir);
+    write_file(notify, text);
+    snprintf(operators, 200, "%s/operators.yaml", F.dir);
+    write_file(operators,
+               "operators:\n"
+               "  - {id: alice, roles: [approver], telegram_user_id: 1001,\n"
+               "     whatsapp_number: \"+15550001001\"}\n"
+               "  - {id: bob, roles: [approver], telegram_user_id: 1002}\n"
+               "  - {id: erin, roles: [viewer], telegram_user_id: 1005}\n");
+    sha256_hex(TOKEN_VICTOR, h1);
+    sha256_hex(TOKEN_OLGA, h2);
+    snprintf(text, sizeof(text),
+             "tokens:\n  - operator: victor\n    role: viewer\n    sha256: %s\n"
+             "  - operator: olga\n    role: operator\n    sha256: %s\n",
+             h1, h2);
+    snprintf(tokens, 200, "%s/tokens.yaml", F.dir);
+    write_file(tokens, text);
+}
+
+static void start_aggregator(void) {
+    char notify[200], operators[200], tokens[200];
+    write_configs(notify, operators, tokens);
+    char a[12][600];
+    int n = 0;
+#define ARG(...) snprintf(a[n++], sizeof(a[0]), __VA_ARGS__)
+    ARG("--listen=127.0.0.1:0");
+    ARG("--env=demo");
+    ARG("--data_dir=%s", F.store);
+    ARG("--tick_ms=1000");
+    ARG("--api_listen=127.0.0.1:0");
+    ARG("--api_tokens_file=%s", tokens);
+    ARG("--operators_file=%s", operators);
+    ARG("--notify_file=%s", notify);
+    ARG("--kube_api=http://127.0.0.1:%d", F.kube_port);
+    ARG("--observe=false"); /* the Kubernetes observers are not what this test is about */
+#undef ARG
+    char *argv[16] = {AGGREGATOR};
+    for (int i = 0; i < n; i++) {
+        argv[i + 1] = a[i];
+    }
+    argv[n + 1] = NULL;
+    snprintf(F.log, sizeof(F.log), "%s/aggregator.log", F.dir);
+    F.pid = spawn_logged(argv, F.log, NULL);
+    int64_t end = mono_ms() + WAIT_MS;
+    while (agg_log_ports(F.log, &F.grpc_port, &F.api_port), !F.grpc_port || !F.api_port) {
+        check_alive();
+        if (mono_ms() > end) {
+            log_tail(F.log, 30);
+            fail_msg("the aggregator did not start (see %s)", F.log);
+        }
+        sleep_ms(10);
+    }
+}
+
+/* ---- the test ---- */
+
+static void test_chatops(void **state) {
+    (void)state;
+    start_servers();
+    start_aggregator();
+    struct node_log *nodes[1] = {&F.node};
+    client_open_nodes(F.grpc_port, nodes, 1);
+
+    /* delivery: retried, failed over to WhatsApp, a delivery-failure incident. */
+    wait_for(has_wa_message, "15550009999", "the incident message failed over to WhatsApp");
+    wait_for(incident_open, "chatops_delivery_failure", "chatops_delivery_failure");
+    json_t *reqs = srv(F.tg_port, "GET", "/_test/requests", NULL);
+    size_t i;
+    json_t *r;
+    /* sendMessage requests in order: the faults went to the first three. */
+    json_t *sends = json_array();
+    json_array_foreach(reqs, i, r) {
+        const char *m = json_string_value(json_object_get(r, "method"));
+        if (m && !strcmp(m, "sendMessage")) {
+            json_array_append(sends, r);
+        }
+    }
+    assert_true(json_array_size(sends) >= 4);
+    json_t *first = json_array_get(sends, 0);
+    assert_int_equal(json_integer_value(json_object_get(first, "status")), 429);
+    json_t *chat429 = json_object_get(json_object_get(first, "params"), "chat_id");
+    int retried = 0, blocked = 0;
+    for (size_t k = 1; k < json_array_size(sends); k++) {
+        json_t *x = json_array_get(sends, k);
+        if (!retried && json_equal(json_object_get(json_object_get(x, "params"), "chat_id"),
+                                   chat429)) {
+            retried = 1;
+            double wait = json_number_value(json_object_get(x, "time")) -
+                          json_number_value(json_object_get(first, "time"));
+            if (wait < 0.95) {
+                fail_msg("retried %.3f s after a 429 with retry_after 1", wait);
+            }
+        }
+        blocked += json_integer_value(json_object_get(x, "status")) == 403;
+    }
+    assert_true(retried);
+    assert_true(blocked >= 1);
+    /* The late (timed-out) third send may have been delivered too: the retry can duplicate it
+     * (at-least-once); the duplicate check below leaves that one request out. */
+    double late_at = json_number_value(json_object_get(json_array_get(sends, 2), "time"));
+    json_decref(sends);
+    json_decref(reqs);
+    {
+        /* /metrics is Prometheus text, not JSON: fetched raw. */
+        CURL *e = curl_easy_init();
+        char url[128];
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", F.api_port);
+        struct buf b = {0};
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+        struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer " TOKEN_VICTOR);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+        assert_int_equal(curl_easy_perform(e), CURLE_OK);
+        curl_slist_free_all(h);
+        curl_easy_cleanup(e);
+        const char *line = b.p ? strstr(b.p, "\nops_chat_delivery_failures_total ") : NULL;
+        if (!line || atof(line + strlen("\nops_chat_delivery_failures_total ")) < 1) {
+            fail_msg("ops_chat_delivery_failures_total not counted:\n%s", b.p ? b.p : "");
+        }
+        free(b.p);
+    }
+
+    /* approval: private messages with buttons to alice and bob. */
+    long long alice = 1001, bob = 1002;
+    wait_for(has_tg_message, &alice, "the approval request to alice");
+    wait_for(has_tg_message, &bob, "the approval request to bob");
+    json_t *msgs = srv(F.tg_port, "GET", "/_test/messages", NULL);
+    json_t *am = tg_message(msgs, alice);
+    const char *text = json_string_value(json_object_get(am, "text"));
+    assert_non_null(strstr(text, "Robot SRE requests approval: cordon node"));
+    assert_non_null(strstr(text, "Approval expires in"));
+    long long mid = json_integer_value(json_object_get(am, "message_id"));
+    json_decref(msgs);
+
+    size_t answers = 0;
+    press_and_answer(alice, mid, 1005, &answers, "not issued to you"); /* erin, forwarded */
+    press_and_answer(alice, mid, 4242, &answers, "not issued to you"); /* nobody we know */
+    assert_false(node_cordoned(NULL));
+    press_and_answer(alice, mid, 1001, &answers, "");                   /* alice */
+    wait_for(node_cordoned, NULL, "the node cordoned through the Kubernetes executor");
+    press_and_answer(alice, mid, 1001, &answers, "replay");             /* the same again */
+    wait_for(decision_edited, &alice, "alice's message edited with the decision");
+    wait_for(decision_edited, &bob, "bob's message edited with the decision");
+
+    assert_int_equal(audits("approval.vote", "telegram"), 1);
+    assert_true(audits("approval.vote.refused", "telegram:1005") >= 1);
+    assert_true(audits("approval.vote.refused", "telegram:4242") >= 1);
+    assert_true(audits("approval.vote.refused", "replay") >= 1);
+
+    /* No chat got the same text twice. */
+    reqs = srv(F.tg_port, "GET", "/_test/requests", NULL);
+    json_array_foreach(reqs, i, r) {
+        if (!json_is_true(json_object_get(json_object_get(r, "reply"), "ok")) ||
+            json_number_value(json_object_get(r, "time")) == late_at) {
+            continue;
+        }
+        json_t *p = json_object_get(r, "params");
+        const char *m1 = json_string_value(json_object_get(r, "method"));
+        size_t k;
+        json_t *r2;
+        json_array_foreach(reqs, k, r2) {
+            if (k <= i || !json_is_true(json_object_get(json_object_get(r2, "reply"), "ok")) ||
+                json_number_value(json_object_get(r2, "time")) == late_at) {
+                continue;
+            }
+            json_t *p2 = json_object_get(r2, "params");
+            const char *m2 = json_string_value(json_object_get(r2, "method"));
+            if (m1 && m2 && !strcmp(m1, "answerCallbackQuery")) {
+                continue;
+            }
+            if (m1 && m2 && json_equal(json_object_get(p, "chat_id"), json_object_get(p2, "chat_id")) &&
+                json_equal(json_object_get(p, "text"), json_object_get(p2, "text"))) {
+                fail_msg("the same text went to chat %lld twice",
+                         (long long)json_integer_value(json_object_get(p, "chat_id")));
+            }
+        }
+    }
+    json_decref(reqs);
+
+    /* In-app: the delivery failure and the approval are there. */
+    json_t *ia = agg("GET", "/api/v1/notifications?limit=1000", NULL, TOKEN_VICTOR);
+    int failure = 0, approval = 0;
+    json_array_foreach(json_object_get(ia, "notifications"), i, r) {
+        const char *k = json_string_value(json_object_get(r, "kind"));
+        failure |= k && !strcmp(k, "delivery_failure");
+        approval |= k && !strcmp(k, "approval");
+    }
+    json_decref(ia);
+    assert_true(failure && approval);
+
+    client_close();
+    kill(F.pid, SIGTERM);
+    int st = 0;
+    waitpid(F.pid, &st, 0);
+    F.pid = 0;
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int setup(void **state) {
+    (void)state;
+    memset(&F, 0, sizeof(F));
+    snprintf(F.dir, sizeof(F.dir), "/tmp/rsre-chatops-XXXXXX");
+    assert_non_null(mkdtemp(F.dir));
+    snprintf(F.store, sizeof(F.store), "%s/store", F.dir);
+    snprintf(F.node.name, sizeof(F.node.name), NODE);
+    snprintf(F.node.boot, sizeof(F.node.boot), "5d1c7b3a-2e4f-4a6b-9c8d-0000000000c1");
+    grpc_init();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    pid_t pids[] = {F.pid, F.tg_pid, F.wa_pid, F.kube_pid};
+    for (size_t i = 0; i < sizeof(pids) / sizeof(pids[0]); i++) {
+        if (pids[i] > 0) {
+            kill(pids[i], SIGKILL);
+            waitpid(pids[i], NULL, 0);
+        }
+    }
+    if (getenv("RSRE_TEST_KEEP")) {
+        fprintf(stderr, "kept %s\n", F.dir);
+    } else {
+        nftw(F.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
+    curl_global_cleanup();
+    grpc_shutdown();
+    return 0;
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chatops),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
