@@ -154,6 +154,21 @@ int rsre__api_store_fail(struct api_call *c, int rc, const char *what) {
     return rsre__api_fail(c, 500, NULL, "store error reading %s: %s", what, rsre_strerror(rc));
 }
 
+long rsre__api_header(const struct api_call *c, const char *lname, char *out, size_t cap) {
+    h2o_req_t *req = c->h2o_req;
+    ssize_t at = req ? h2o_find_header_by_str(&req->headers, lname, strlen(lname), -1) : -1;
+    if (at < 0 || cap == 0) {
+        return -1;
+    }
+    const h2o_iovec_t *v = &req->headers.entries[at].value;
+    if (v->len >= cap || memchr(v->base, '\0', v->len)) {
+        return -1;
+    }
+    memcpy(out, v->base, v->len);
+    out[v->len] = '\0';
+    return (long)v->len;
+}
+
 const char *rsre__api_query(const struct api_call *c, const char *key) {
     for (size_t i = 0; i < c->nquery; i++) {
         if (!strcmp(c->query[i].key, key)) {
@@ -388,7 +403,7 @@ static int parse_query(struct api_call *c, const char *q, size_t n) {
             char key[sizeof(c->query[0].key)];
             for (size_t x = 0; x < klen; x++) {
                 unsigned char ch = (unsigned char)q[i + x];
-                if (!((ch >= 'a' && ch <= 'z') || ch == '_')) {
+                if (!((ch >= 'a' && ch <= 'z') || ch == '_' || ch == '.')) {
                     return rsre__api_fail(c, 400, NULL, "malformed query parameter name");
                 }
                 key[x] = (char)ch;
@@ -687,6 +702,7 @@ static void handle(struct rsre_api *api, h2o_req_t *req, struct api_call *c, cha
     }
     c->body = req->entity.base;
     c->body_len = req->entity.base ? req->entity.len : 0;
+    c->h2o_req = req;
     if (parse_body(c)) {
         return;
     }

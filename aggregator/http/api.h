@@ -103,11 +103,31 @@ typedef int (*rsre_api_ready_cb)(void *ud, char *why, size_t cap);
 /* Called after a new rule version has been committed. */
 typedef void (*rsre_api_rules_changed_cb)(void *ud, const char *rule_id, uint32_t version);
 
+/* A chat platform's webhook request: GET /webhooks/whatsapp (verify handshake), POST
+ * /webhooks/whatsapp and POST /webhooks/telegram. These routes take no bearer token: the
+ * receiver checks the platform's own signature or secret (notify/whatsapp.h, telegram.h).
+ * Query values are not percent-decoded (hub.verify_token must be [A-Za-z0-9._:-]). Pointers are
+ * valid during the call; absent values are NULL. */
+struct rsre_api_webhook {
+    const char *channel; /* "whatsapp" | "telegram" */
+    const char *method;  /* "GET" | "POST" */
+    const char *hub_mode, *hub_verify_token, *hub_challenge;
+    const char *hub_signature;   /* X-Hub-Signature-256 */
+    const char *telegram_secret; /* X-Telegram-Bot-Api-Secret-Token */
+    const char *body;            /* raw body, exactly as received */
+    size_t body_len;
+};
+/* Returns the HTTP status to answer; may write a text/plain body (NUL-terminated) to out[cap]
+ * (the verify challenge). Without the callback the webhook routes answer 503. */
+typedef int (*rsre_api_webhook_cb)(void *ud, const struct rsre_api_webhook *w, char *out,
+                                   size_t cap);
+
 struct rsre_api_callbacks {
     rsre_api_decide_cb decide;               /* NULL: votes are 503 */
     rsre_api_agents_cb agents;               /* NULL: GET agents is 503 */
     rsre_api_ready_cb ready;                 /* NULL: ready when the store is */
     rsre_api_rules_changed_cb rules_changed; /* NULL: nobody is told */
+    rsre_api_webhook_cb webhook;             /* NULL: /webhooks/... are 503 */
     void *ud;                                /* passed to every callback */
 };
 

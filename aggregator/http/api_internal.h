@@ -75,6 +75,7 @@ struct api_call {
     char *text;
     size_t text_len;
     const char *content_type;
+    void *h2o_req; /* the h2o_req_t, for rsre__api_header */
 };
 
 typedef int (*api_handler_fn)(struct api_call *c);
@@ -94,6 +95,10 @@ struct api_route {
 
 extern const struct api_route rsre__api_routes[];
 extern const size_t rsre__api_nroutes;
+
+/* Copies the first request header `lname` (lower case) into out[cap]: returns its length, or -1
+ * when absent, longer than cap - 1, or holding a NUL byte. */
+long rsre__api_header(const struct api_call *c, const char *lname, char *out, size_t cap);
 
 /* The value of query parameter `key`, or NULL. */
 const char *rsre__api_query(const struct api_call *c, const char *key);
@@ -186,6 +191,7 @@ int rsre__rule_latest(struct api_call *c, const char *id, rsre_store_rule **out)
 int rsre__rule_current_set(struct api_call *c, struct rsre_ruleset **out);
 int rsre__h_audit(struct api_call *c);
 int rsre__h_audit_verify(struct api_call *c);
+int rsre__h_webhook(struct api_call *c); /* webhook_api.c */
 /* notify_api.c: in-app notifications. */
 int rsre__h_notifications(struct api_call *c);
 int rsre__h_notification_ack(struct api_call *c);

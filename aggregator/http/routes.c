@@ -35,6 +35,8 @@ static const char *const f_rule_env[] = {"env", "comment", NULL};
 static const char *const f_rule_clone[] = {"new_id", "owner", "comment", NULL};
 static const char *const f_rule_test[] = {"limit", NULL};
 
+static const char *const q_webhook[] = {"hub.mode", "hub.verify_token", "hub.challenge", NULL};
+
 #define V RSRE_API_ROLE_VIEWER
 #define A RSRE_API_ROLE_APPROVER
 #define ADM RSRE_API_ROLE_ADMIN
@@ -70,6 +72,10 @@ const struct api_route rsre__api_routes[] = {
      0},
     {"POST", "/api/v1/notifications/{id}/ack", RSRE_API_ROLE_OPERATOR, BODY_NONE, NULL, NULL,
      rsre__h_notification_ack, 0},
+    /* Chat platforms (no token: the platform's signature or secret is checked; webhook_api.c) */
+    {"GET", "/webhooks/whatsapp", NONE, BODY_NONE, q_webhook, NULL, rsre__h_webhook, 0},
+    {"POST", "/webhooks/whatsapp", NONE, BODY_TEXT, NULL, NULL, rsre__h_webhook, 0},
+    {"POST", "/webhooks/telegram", NONE, BODY_TEXT, NULL, NULL, rsre__h_webhook, 0},
 };
 const size_t rsre__api_nroutes = sizeof(rsre__api_routes) / sizeof(rsre__api_routes[0]);
 
