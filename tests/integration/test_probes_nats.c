@@ -99,6 +99,7 @@ static void test_nats_probe(void **state) {
 
     pe_close(&e);
     pe_stop(pid, SIGTERM);
+    pid = 0;
     pe_rmrf(dir);
 }
 

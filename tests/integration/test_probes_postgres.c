@@ -182,6 +182,7 @@ static void test_postgres_probe(void **state) {
 
     pe_close(&e);
     pe_stop(pid, SIGINT);
+    pid = 0;
     pe_rmrf(dir);
 }
 

@@ -138,6 +138,7 @@ static void test_redis_probe(void **state) {
 
     pe_close(&e);
     pe_stop(pid, SIGTERM);
+    pid = 0;
     pe_rmrf(dir);
 }
 

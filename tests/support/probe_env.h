@@ -103,15 +103,20 @@ static pid_t pe_spawn(char *const argv[], const char *log, const char *as_user) 
     _exit(127);
 }
 
-/* SIGTERM (or `sig`), then SIGKILL after 10 s; reaps the child. */
+/* Sends `sig` to our child `pid` (unless it already exited), then SIGKILL after 10 s; reaps
+ * it. Callers set their pid to 0 afterwards. */
 static void pe_stop(pid_t pid, int sig) {
     if (pid <= 0) {
         return;
     }
+    int st;
+    if (waitpid(pid, &st, WNOHANG) != 0) {
+        return; /* already reaped (or not our child): never signal a pid we do not own */
+    }
     kill(pid, sig);
     for (int i = 0; i < 200; i++) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
+        pid_t w = waitpid(pid, &st, WNOHANG);
+        if (w == pid || (w < 0 && errno == ECHILD)) {
             return;
         }
         usleep(50000);
