@@ -184,9 +184,9 @@ static void on_outcome(void *arg, const struct rsre_oci_outcome *o) {
     if (o->rc == 0) {
         if (r->replace) {
             finish(r, 1,
-                   "replace_worker %s: instance %s %s, node pool %s keeps its size%s%s "
+                   "replace_worker %s: instance %s %s; the node pool keeps its size%s%s "
                    "(%llu ms)",
-                   r->node, o->instance_id, o->final_state, o->node_pool_id,
+                   r->node, o->instance_id, o->final_state,
                    o->replacement_node[0] ? ", replacement " : "", o->replacement_node,
                    (unsigned long long)o->elapsed_ms);
         } else {

@@ -4,7 +4,7 @@
  * signature with the public key; without OCI configuration the same approval fails with "OCI
  * executor not configured" and nothing reaches OCI.
  *
- * Processes on 127.0.0.1, port 0, in a temp dir: tests/support/kube_api_server.py with two
+ * Processes on 127.0.0.1, port 0, in a temp dir: tests/support/kube_api_server.py with three
  * Nodes whose spec.providerID names OCI instances (oci://ocid1.instance...) and whose node-pool
  * label names the pool; tests/support/oci_api_server.py with that pool and its instances
  * RUNNING (public key of a key made here with openssl genrsa); the real robot-sre-aggregator
@@ -19,8 +19,11 @@
  *                   headers, body digest, RSA-SHA256), and the instance is RUNNING again; the
  *                   incident moved on from where it was (recovering) and its audit shows the
  *                   result.
+ *                   Then node b's replace_worker: exactly one signed DELETE of its node from
+ *                   the pool with isDecrementSize=false, the record succeeds (instance
+ *                   TERMINATING, the pool keeps its size).
  *   not configured  the aggregator restarts on the same store without oci_* rows: approving
- *                   node b's reboot_worker fails the record with "OCI executor not configured"
+ *                   node c's reboot_worker fails the record with "OCI executor not configured"
  *                   and the incident escalates; the OCI server got no request at all.
  */
 #include <setjmp.h>
@@ -42,7 +45,7 @@
 #define KUBE_SERVER RSRE_SOURCE_DIR "/tests/support/kube_api_server.py"
 #define OCI_SERVER RSRE_SOURCE_DIR "/tests/support/oci_api_server.py"
 #define WAIT_MS 30000
-#define MAX_STREAMS 2
+#define MAX_STREAMS 3
 
 #include "../support/aggregator_harness.c"
 
@@ -50,9 +53,11 @@
 #define USER "ocid1.user.oc1..aaaaaaaat5nvwcna5j6aqzjcaty5eqbb6qt2jvpkanghtgdaqedqw3rynjq"
 #define INST_A "ocid1.instance.oc1.iad.anuwcljt3b7zqwqc3y4f5sroxbfbcu4mhscgldm3dq4mv6xkkqquqnthmxqa"
 #define INST_B "ocid1.instance.oc1.iad.anuwcljt3b7zqwqcpgyk4m3f4tfo5flzstnxvbu4bb5obj3uhxz4rcpxk6wq"
+#define INST_C "ocid1.instance.oc1.iad.anuwcljt3b7zqwqcgbgbfwuq2odbkqcqsujfe3ilaakpnpmkqn2yvylcd2ha"
 #define POOL "ocid1.nodepool.oc1.iad.aaaaaaaaxa4tkmbvgjstsyzzg4ytanzrmqzdsmzqgrqtgzbtgbqtgmbsguyt"
 #define NODE_A "10.0.20.11"
 #define NODE_B "10.0.20.12"
+#define NODE_C "10.0.20.13"
 #define TOKEN_ALICE "oci-token-alice-approver"
 #define TOKEN_BOB "oci-token-bob-approver"
 
@@ -61,7 +66,7 @@ static struct {
     char fp[RSRE_OCI_FINGERPRINT_LEN];
     pid_t pid, kube_pid, oci_pid;
     int grpc_port, api_port, kube_port, oci_port, runs;
-    struct node_log nodes[2];
+    struct node_log nodes[3];
 } F;
 
 /* Starts a Python test server printing "PORT n"; returns its pid and port. */
@@ -193,8 +198,8 @@ static const char *incident_of(const char *node) {
     return id;
 }
 
-/* The pending reboot_worker approval of `node`'s incident (static; "" when none). */
-static const char *reboot_approval(const char *node) {
+/* The pending approval of `action` for `node`'s incident (static; "" when none). */
+static const char *pending_approval(const char *node, const char *action) {
     static char id[RSRE_STORE_ID_MAX + 1];
     id[0] = '\0';
     const char *inc = incident_of(node);
@@ -208,7 +213,7 @@ static const char *reboot_approval(const char *node) {
     json_t *x;
     json_array_foreach(json_object_get(ap, "approvals"), i, x) {
         const char *act = json_string_value(json_object_get(x, "action"));
-        if (act && strstr(act, "reboot_worker")) {
+        if (act && strstr(act, action)) {
             snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(x, "id")));
         }
     }
@@ -216,19 +221,20 @@ static const char *reboot_approval(const char *node) {
     return id;
 }
 
-/* Streams pressure for both nodes until node's reboot_worker approval is pending. */
-static void stream_until_reboot_requested(const char *node, char *approval, size_t cap) {
-    struct node_log *nodes[2] = {&F.nodes[0], &F.nodes[1]};
-    client_open_nodes(F.grpc_port, nodes, 2);
+/* Streams pressure for every node until `node`'s `action` approval is pending. */
+static void stream_until_requested(const char *node, const char *action, char *approval,
+                                   size_t cap) {
+    struct node_log *nodes[3] = {&F.nodes[0], &F.nodes[1], &F.nodes[2]};
+    client_open_nodes(F.grpc_port, nodes, 3);
     int64_t end = mono_ms() + WAIT_MS;
-    while (!reboot_approval(node)[0]) {
+    while (!pending_approval(node, action)[0]) {
         if (mono_ms() > end) {
             log_tail(F.log, 30);
-            fail_msg("no reboot_worker approval for %s (see %s)", node, F.log);
+            fail_msg("no %s approval for %s (see %s)", action, node, F.log);
         }
         pump(200);
     }
-    snprintf(approval, cap, "%s", reboot_approval(node));
+    snprintf(approval, cap, "%s", pending_approval(node, action));
     client_close();
 }
 
@@ -252,8 +258,8 @@ static void approve_all(const char *approval) {
     }
 }
 
-/* Waits until the reboot_worker record of `node`'s incident is finished; returns it. */
-static json_t *reboot_record(const char *node) {
+/* Waits until the approved `action` record of `node`'s incident is finished; returns it. */
+static json_t *action_record(const char *node, const char *action) {
     char path[256];
     snprintf(path, sizeof(path), "/api/v1/actions?incident=%s", incident_of(node));
     int64_t end = mono_ms() + WAIT_MS;
@@ -263,7 +269,7 @@ static json_t *reboot_record(const char *node) {
         json_t *x;
         json_array_foreach(json_object_get(a, "actions"), i, x) {
             const char *state = json_string_value(json_object_get(x, "state"));
-            if (!strcmp(json_string_value(json_object_get(x, "action_id")), "reboot_worker") &&
+            if (!strcmp(json_string_value(json_object_get(x, "action_id")), action) &&
                 json_string_value(json_object_get(x, "approval_id"))[0] &&
                 (!strcmp(state, "succeeded") || !strcmp(state, "failed"))) {
                 json_t *rec = json_incref(x);
@@ -274,7 +280,7 @@ static json_t *reboot_record(const char *node) {
         json_decref(a);
         if (mono_ms() > end) {
             log_tail(F.log, 30);
-            fail_msg("the reboot_worker record of %s did not finish (see %s)", node, F.log);
+            fail_msg("the %s record of %s did not finish (see %s)", action, node, F.log);
         }
         sleep_ms(100);
     }
@@ -295,10 +301,10 @@ static void test_reboot_worker(void **state) {
     /* Configured: an approved reboot runs against the OCI test server, signed. */
     start_aggregator(1);
     char approval[RSRE_STORE_ID_MAX + 1];
-    stream_until_reboot_requested(NODE_A, approval, sizeof(approval));
+    stream_until_requested(NODE_A, "reboot_worker", approval, sizeof(approval));
     json_decref(srv(F.oci_port, "DELETE", "/_test/requests", NULL));
     approve_all(approval);
-    json_t *rec = reboot_record(NODE_A);
+    json_t *rec = action_record(NODE_A, "reboot_worker");
     const char *result = json_string_value(json_object_get(rec, "result"));
     if (strcmp(json_string_value(json_object_get(rec, "state")), "succeeded")) {
         log_tail(F.log, 30);
@@ -314,7 +320,8 @@ static void test_reboot_worker(void **state) {
     json_array_foreach(list, i, x) {
         char *d = json_dumps(x, JSON_COMPACT);
         n_soft += strstr(d, "SOFTRESET") && strstr(d, INST_A);
-        assert_null(strstr(d, INST_B)); /* the other node was left alone */
+        assert_null(strstr(d, INST_B)); /* the other nodes were left alone */
+        assert_null(strstr(d, INST_C));
         free(d);
     }
     assert_int_equal(n_soft, 1);
@@ -341,14 +348,42 @@ static void test_reboot_worker(void **state) {
     if (strcmp(lc, "recovering") && strcmp(lc, "contained") && strcmp(lc, "resolved")) {
         fail_msg("after the reboot the incident of %s is %s", NODE_A, lc);
     }
+
+    /* replace_worker on node b: its instance leaves the pool, which keeps its size. */
+    stream_until_requested(NODE_B, "replace_worker", approval, sizeof(approval));
+    json_decref(srv(F.oci_port, "DELETE", "/_test/requests", NULL));
+    approve_all(approval);
+    rec = action_record(NODE_B, "replace_worker");
+    result = json_string_value(json_object_get(rec, "result"));
+    if (strcmp(json_string_value(json_object_get(rec, "state")), "succeeded")) {
+        log_tail(F.log, 30);
+        fail_msg("replace_worker on %s: %s", NODE_B, result);
+    }
+    assert_non_null(strstr(result, INST_B));
+    assert_non_null(strstr(result, "keeps its size"));
+    json_decref(rec);
+    reqs = srv(F.oci_port, "GET", "/_test/requests", NULL);
+    list = json_is_array(reqs) ? reqs : json_object_get(reqs, "requests");
+    int deletes = 0;
+    json_array_foreach(list, i, x) {
+        assert_true(json_is_true(json_object_get(x, "verified")));
+        const char *path = json_string_value(json_object_get(x, "path"));
+        if (!strcmp(json_string_value(json_object_get(x, "method")), "DELETE")) {
+            deletes++;
+            assert_non_null(strstr(path, "/20180222/nodePools/" POOL "/node/" INST_B));
+            assert_non_null(strstr(path, "isDecrementSize=false"));
+        }
+    }
+    assert_int_equal(deletes, 1);
+    json_decref(reqs);
     stop_aggregator();
 
     /* Not configured: the approval fails clearly, nothing reaches OCI. */
     json_decref(srv(F.oci_port, "DELETE", "/_test/requests", NULL));
     start_aggregator(0);
-    stream_until_reboot_requested(NODE_B, approval, sizeof(approval));
+    stream_until_requested(NODE_C, "reboot_worker", approval, sizeof(approval));
     approve_all(approval);
-    rec = reboot_record(NODE_B);
+    rec = action_record(NODE_C, "reboot_worker");
     assert_string_equal(json_string_value(json_object_get(rec, "state")), "failed");
     assert_non_null(
         strstr(json_string_value(json_object_get(rec, "result")), "OCI executor not configured"));
@@ -357,7 +392,7 @@ static void test_reboot_worker(void **state) {
     list = json_is_array(reqs) ? reqs : json_object_get(reqs, "requests");
     assert_int_equal(json_array_size(list), 0);
     json_decref(reqs);
-    assert_string_equal(lifecycle_of(NODE_B), "escalated");
+    assert_string_equal(lifecycle_of(NODE_C), "escalated");
     stop_aggregator();
 }
 
@@ -393,13 +428,16 @@ static void put_nodes(void) {
              "\"spec\":{\"providerID\":\"oci://%s\"}},"
              "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\","
              "\"labels\":{\"oci.oraclecloud.com/node-pool-id\":\"%s\"}},"
+             "\"spec\":{\"providerID\":\"oci://%s\"}},"
+             "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\","
+             "\"labels\":{\"oci.oraclecloud.com/node-pool-id\":\"%s\"}},"
              "\"spec\":{\"providerID\":\"oci://%s\"}}]",
-             NODE_A, POOL, INST_A, NODE_B, POOL, INST_B);
+             NODE_A, POOL, INST_A, NODE_B, POOL, INST_B, NODE_C, POOL, INST_C);
     json_decref(srv(F.kube_port, "POST", "/_test/objects", body));
     snprintf(body, sizeof(body),
-             "{\"id\":\"%s\",\"name\":\"workers\",\"size\":2,\"nodes\":[\"%s\","
-             "\"%s\"]}",
-             POOL, INST_A, INST_B);
+             "{\"id\":\"%s\",\"name\":\"workers\",\"size\":3,"
+             "\"nodes\":[\"%s\",\"%s\",\"%s\"]}",
+             POOL, INST_A, INST_B, INST_C);
     json_decref(srv(F.oci_port, "POST", "/_test/nodepools", body));
 }
 
@@ -436,6 +474,8 @@ static int setup(void **state) {
     snprintf(F.nodes[0].boot, sizeof(F.nodes[0].boot), "3c6ad1d2-1f0b-4c36-9a57-000000000011");
     snprintf(F.nodes[1].name, sizeof(F.nodes[1].name), NODE_B);
     snprintf(F.nodes[1].boot, sizeof(F.nodes[1].boot), "3c6ad1d2-1f0b-4c36-9a57-000000000012");
+    snprintf(F.nodes[2].name, sizeof(F.nodes[2].name), NODE_C);
+    snprintf(F.nodes[2].boot, sizeof(F.nodes[2].boot), "3c6ad1d2-1f0b-4c36-9a57-000000000013");
     grpc_init();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     char klog[160], olog[160];
