@@ -10,8 +10,9 @@
  * RUNNING (public key of a key made here with openssl genrsa); the real robot-sre-aggregator
  * in demo mode with --kube_api and the oci_* rows (key file, fingerprint, tenancy, user,
  * region, both base URLs at the test server, shorter polling through oci_options). The
- * scripted agent (tests/support/aggregator_harness.c) streams disk pressure for both nodes:
- * two nodes in pressure make the incidents critical, so the engine asks for reboot_worker.
+ * scripted agent (tests/support/aggregator_harness.c) streams disk pressure for every node:
+ * two or more nodes in pressure make the incidents critical, so the engine asks for
+ * reboot_worker and replace_worker.
  *
  *   configured      alice and bob (approvers) approve node a's reboot_worker: the record
  *                   succeeds naming the instance; the OCI server performed exactly one SOFTRESET
