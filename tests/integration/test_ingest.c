@@ -18,8 +18,8 @@
  *   mtls           openssl-made CA and certificates: a certificate naming node-a with a Hello
  *                  for node-b is refused (PERMISSION_DENIED, audited), by a scripted client and
  *                  by the real agent; node-a with its own name streams.
- *   migration      a schema 1 store is migrated to schema 2 (agents database) on open.
- *   durability     the ingest runs in a child process (this binary, --serve-ingest) that is
+ *   migration      a schema 1 store is migrated to the current schema (agents, notify databases) on
+ * open. durability     the ingest runs in a child process (this binary, --serve-ingest) that is
  *                  SIGKILLed at random moments (RSRE_INGEST_KILLS, default 25) while three real
  *                  agents stream, and restarted on the same store. The child logs every batch
  *                  of a transaction after the commit returned and before the Acks go out; at
@@ -1627,7 +1627,8 @@ static void test_migration(void **state) {
     assert_int_equal(rsre_store_open(dir, NULL, &s), 0);
     struct rsre_store_info info;
     assert_int_equal(rsre_store_info(s, &info), 0);
-    assert_int_equal(info.schema_version, 2);
+    assert_int_equal(info.schema_version,
+                     RSRE_STORE_SCHEMA_VERSION); /* migrated to the current schema */
     rsre_store_txn *t;
     assert_int_equal(rsre_store_txn_begin(s, 0, &t), 0);
     RobotSre__Store__AgentState a = ROBOT_SRE__STORE__AGENT_STATE__INIT;
