@@ -400,6 +400,7 @@ static int api_cmd_run(const struct api_cmd *cmd, int argc, char **argv, struct 
     if (cmd->body) {
         json_t *req = NULL;
         if ((rc = cmd->body(flags, pos, &req))) {
+            json_decref(req); /* a body builder may fail after starting the object */
             return rc;
         }
         body = req ? json_dumps(req, JSON_COMPACT) : NULL;
