@@ -54,7 +54,7 @@ int rsre__h_webhook(struct api_call *c) {
         status = 500;
     }
     if (!out[0]) {
-        const char *word = status == 200 ? "ok"
+        const char *word = status == 200   ? "ok"
                            : status == 401 ? "signature or secret missing or wrong"
                            : status == 403 ? "forbidden"
                            : status == 404 ? "no such chat channel"

@@ -12,7 +12,7 @@
 
 struct rsre_chat_config_key {
     const char *name;
-    int is_u32;   /* 0: string buffer of `size` bytes; 1: uint32_t */
+    int is_u32; /* 0: string buffer of `size` bytes; 1: uint32_t */
     size_t offset;
     size_t size;
     const char *def;

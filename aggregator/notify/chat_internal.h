@@ -16,17 +16,17 @@
 
 #include "notify/channel.h"
 
-#define RSRE_TG_DATA_MAX 64      /* callback_data bytes (Bot API limit) */
-#define RSRE_TG_ID_MAX 32        /* a decimal int64 */
-#define RSRE_TG_QUERY_ID_MAX 64  /* callback_query.id */
-#define RSRE_TG_TEXT_UNITS 4096  /* message text limit, UTF-16 code units */
-#define RSRE_TG_ANSWER_MAX 200   /* answerCallbackQuery text */
-#define RSRE_WA_PAYLOAD_MAX 256  /* reply button id */
-#define RSRE_WA_TITLE_MAX 20     /* reply button title, characters */
-#define RSRE_WA_BODY_MAX 1024    /* interactive body text, characters */
-#define RSRE_WA_TEXT_MAX 4096    /* text message body, characters */
-#define RSRE_WA_WAMID_MAX 127    /* message ids we accept (bytes) */
-#define RSRE_WA_NUMBER_MAX 20    /* digits of a phone number / wa_id */
+#define RSRE_TG_DATA_MAX 64     /* callback_data bytes (Bot API limit) */
+#define RSRE_TG_ID_MAX 32       /* a decimal int64 */
+#define RSRE_TG_QUERY_ID_MAX 64 /* callback_query.id */
+#define RSRE_TG_TEXT_UNITS 4096 /* message text limit, UTF-16 code units */
+#define RSRE_TG_ANSWER_MAX 200  /* answerCallbackQuery text */
+#define RSRE_WA_PAYLOAD_MAX 256 /* reply button id */
+#define RSRE_WA_TITLE_MAX 20    /* reply button title, characters */
+#define RSRE_WA_BODY_MAX 1024   /* interactive body text, characters */
+#define RSRE_WA_TEXT_MAX 4096   /* text message body, characters */
+#define RSRE_WA_WAMID_MAX 127   /* message ids we accept (bytes) */
+#define RSRE_WA_NUMBER_MAX 20   /* digits of a phone number / wa_id */
 
 /* ---- shared helpers (chat_util.c) ------------------------------------------------------------ */
 

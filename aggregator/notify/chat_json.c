@@ -74,8 +74,8 @@ static int dump(json_t *doc, char **out) {
 
 static void fill_error(struct rsre_send_result *r, const char *a, const char *b) {
     char tmp[1024];
-    int n = snprintf(tmp, sizeof(tmp), "%s%s%s", a ? a : "",
-                     (a && a[0] && b && b[0]) ? ": " : "", b ? b : "");
+    int n = snprintf(tmp, sizeof(tmp), "%s%s%s", a ? a : "", (a && a[0] && b && b[0]) ? ": " : "",
+                     b ? b : "");
     (void)n; /* longer texts are cut below */
     rsre__chat_safe_copy(r->error, sizeof(r->error), tmp);
 }
@@ -511,7 +511,8 @@ static void wa_message(json_t *v, json_t *msg, rsre__wa_event_fn fn, void *arg) 
     e.kind = RSRE_WA_ACTION;
     const char *type = json_string_value(json_object_get(msg, "type"));
     char from[64];
-    if (!type || !jstr(msg, "from", from, sizeof(from)) || !wa_number(from, e.from, sizeof(e.from)) ||
+    if (!type || !jstr(msg, "from", from, sizeof(from)) ||
+        !wa_number(from, e.from, sizeof(e.from)) ||
         !jstr(msg, "id", e.message_id, sizeof(e.message_id))) {
         return;
     }
@@ -584,8 +585,8 @@ int rsre__wa_parse_webhook(const char *body, size_t len, const char *phone_numbe
             if (!field || strcmp(field, "messages") != 0 || !json_is_object(v)) {
                 continue;
             }
-            const char *pid =
-                json_string_value(json_object_get(json_object_get(v, "metadata"), "phone_number_id"));
+            const char *pid = json_string_value(
+                json_object_get(json_object_get(v, "metadata"), "phone_number_id"));
             if (phone_number_id && phone_number_id[0] &&
                 (!pid || strcmp(pid, phone_number_id) != 0)) {
                 continue;
@@ -714,7 +715,8 @@ int rsre__wa_build_message(const struct rsre_chat_message *m, char **out) {
     }
     free(full);
     if (!bad && m->edit_ref) {
-        bad = json_object_set_new(doc, "context", json_pack("{s:s}", "message_id", m->edit_ref)) != 0;
+        bad =
+            json_object_set_new(doc, "context", json_pack("{s:s}", "message_id", m->edit_ref)) != 0;
     }
     if (bad) {
         json_decref(doc);

@@ -68,8 +68,7 @@ int rsre__chat_read_secret(const char *file, const char *env, char *out, size_t 
             return RSRE_ELIMIT;
         }
         if (!secret_ok(buf, n)) {
-            snprintf(err, errlen, "secret file %s: empty or not printable ASCII on one line",
-                     file);
+            snprintf(err, errlen, "secret file %s: empty or not printable ASCII on one line", file);
             return RSRE_EINVALID;
         }
         memcpy(out, buf, n);
@@ -156,7 +155,7 @@ static size_t clip_units(const unsigned char *p, size_t n, int utf16, size_t sto
 }
 
 char *rsre__chat_clip(const char *s, size_t max, int utf16) {
-    static const char ell[] = "\xe2\x80\xa6"; /* U+2026, one unit */
+    static const char ell[] = "\xe2\x80\xa6";  /* U+2026, one unit */
     static const char repl[] = "\xef\xbf\xbd"; /* U+FFFD */
     if (!s) {
         s = "";

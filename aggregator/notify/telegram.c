@@ -17,9 +17,9 @@
 
 #define MOD "telegram"
 #define TOKEN_MAX 160
-#define SECRET_MAX 257   /* setWebhook secret_token: 1-256 characters */
+#define SECRET_MAX 257 /* setWebhook secret_token: 1-256 characters */
 #define POLL_BACKOFF_MAX_MS 30000
-#define SEEN_MAX 128     /* webhook update ids remembered */
+#define SEEN_MAX 128 /* webhook update ids remembered */
 
 #define T(f) offsetof(struct rsre_telegram_config, f), sizeof(((struct rsre_telegram_config *)0)->f)
 #define U(f) offsetof(struct rsre_telegram_config, f), 0
@@ -87,12 +87,12 @@ struct tg {
     char secret[SECRET_MAX];
     rsre_chat_action_cb action_cb;
     void *action_arg;
-    struct tg_op *ops;       /* in flight, including the poll */
-    struct tg_op *poll;      /* the getUpdates in flight, or NULL */
+    struct tg_op *ops;  /* in flight, including the poll */
+    struct tg_op *poll; /* the getUpdates in flight, or NULL */
     uv_timer_t poll_timer;
     uint32_t backoff_ms;
-    int64_t offset;          /* next getUpdates offset (0 = none confirmed yet) */
-    int64_t seen[SEEN_MAX];  /* webhook update ids, ring */
+    int64_t offset;         /* next getUpdates offset (0 = none confirmed yet) */
+    int64_t seen[SEEN_MAX]; /* webhook update ids, ring */
     size_t nseen, seen_pos;
     int started, closing;
     struct rsre_telegram_stats stats;
@@ -311,8 +311,8 @@ static void poll_done(void *arg, int rc, const struct rsre_http_response *resp) 
         }
         t->stats.poll_failures++;
         delay = t->backoff_ms;
-        t->backoff_ms = t->backoff_ms * 2 > POLL_BACKOFF_MAX_MS ? POLL_BACKOFF_MAX_MS
-                                                                 : t->backoff_ms * 2;
+        t->backoff_ms =
+            t->backoff_ms * 2 > POLL_BACKOFF_MAX_MS ? POLL_BACKOFF_MAX_MS : t->backoff_ms * 2;
         if (r.status == RSRE_SEND_RETRY && (uint64_t)r.retry_after_ms > delay) {
             delay = (uint64_t)r.retry_after_ms;
         }
@@ -332,9 +332,9 @@ static void poll_start(struct tg *t) {
     if (t->closing || t->poll) {
         return;
     }
-    json_t *doc = json_pack("{s:I, s:I, s:i, s:[s,s]}", "offset", (json_int_t)t->offset,
-                            "timeout", (json_int_t)t->cfg.poll_timeout_s, "limit", 100,
-                            "allowed_updates", "callback_query", "message");
+    json_t *doc = json_pack("{s:I, s:I, s:i, s:[s,s]}", "offset", (json_int_t)t->offset, "timeout",
+                            (json_int_t)t->cfg.poll_timeout_s, "limit", 100, "allowed_updates",
+                            "callback_query", "message");
     char *json = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     struct tg_op *o = json ? calloc(1, sizeof(*o)) : NULL;
@@ -400,8 +400,7 @@ int rsre_telegram_webhook(struct rsre_channel *ch, const char *secret_header, co
     if (!t || !t->webhook) {
         return 404;
     }
-    if (!secret_header ||
-        !rsre__chat_secret_eq(t->secret, secret_header, strlen(secret_header))) {
+    if (!secret_header || !rsre__chat_secret_eq(t->secret, secret_header, strlen(secret_header))) {
         RSRE_LOG(RSRE_LOG_WARN, MOD, "webhook refused: secret token %s",
                  secret_header ? "wrong" : "missing");
         return 401;
@@ -492,8 +491,9 @@ int rsre_telegram_create(struct rsre_http *http, const struct rsre_telegram_conf
     size_t bl = strlen(bu);
     if ((strncmp(bu, "https://", 8) != 0 && strncmp(bu, "http://", 7) != 0) || bl < 9 ||
         bu[bl - 1] == '/' || strpbrk(bu, " \r\n\t?#")) {
-        snprintf(err, errlen, "telegram: base_url must be http(s)://host[:port][/path] without a "
-                              "trailing slash");
+        snprintf(err, errlen,
+                 "telegram: base_url must be http(s)://host[:port][/path] without a "
+                 "trailing slash");
         return RSRE_EINVALID;
     }
     int webhook;

@@ -84,11 +84,11 @@ int rsre_telegram_webhook(struct rsre_channel *ch, const char *secret_header, co
 
 /* Counters, for tests and metrics. */
 struct rsre_telegram_stats {
-    uint64_t polls;          /* getUpdates completed */
-    uint64_t poll_failures;  /* of which failed */
-    uint64_t updates;        /* updates seen (poll + webhook) */
-    uint64_t actions;        /* delivered to the action callback */
-    int64_t next_offset;     /* offset of the next getUpdates */
+    uint64_t polls;         /* getUpdates completed */
+    uint64_t poll_failures; /* of which failed */
+    uint64_t updates;       /* updates seen (poll + webhook) */
+    uint64_t actions;       /* delivered to the action callback */
+    int64_t next_offset;    /* offset of the next getUpdates */
 };
 void rsre_telegram_stats(const struct rsre_channel *ch, struct rsre_telegram_stats *out);
 

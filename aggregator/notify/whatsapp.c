@@ -382,8 +382,9 @@ int rsre_whatsapp_create(struct rsre_http *http, const struct rsre_whatsapp_conf
     size_t bl = strlen(bu);
     if ((strncmp(bu, "https://", 8) != 0 && strncmp(bu, "http://", 7) != 0) || bl < 9 ||
         bu[bl - 1] == '/' || strpbrk(bu, " \r\n\t?#")) {
-        snprintf(err, errlen, "whatsapp: base_url must be http(s)://host[:port][/path] without a "
-                              "trailing slash");
+        snprintf(err, errlen,
+                 "whatsapp: base_url must be http(s)://host[:port][/path] without a "
+                 "trailing slash");
         return RSRE_EINVALID;
     }
     const char *v = cfg->api_version;

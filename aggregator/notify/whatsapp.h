@@ -90,11 +90,11 @@ int rsre_whatsapp_webhook_post(struct rsre_channel *ch, const char *signature, c
 
 /* Counters, for tests and metrics. */
 struct rsre_whatsapp_stats {
-    uint64_t webhooks;        /* POSTs accepted */
-    uint64_t bad_signatures;  /* POSTs refused for their signature */
-    uint64_t actions;         /* delivered to the action callback */
-    uint64_t failures;        /* delivery failures delivered to the delivery callback */
-    uint64_t repeats;         /* events ignored as already handled */
+    uint64_t webhooks;       /* POSTs accepted */
+    uint64_t bad_signatures; /* POSTs refused for their signature */
+    uint64_t actions;        /* delivered to the action callback */
+    uint64_t failures;       /* delivery failures delivered to the delivery callback */
+    uint64_t repeats;        /* events ignored as already handled */
 };
 void rsre_whatsapp_stats(const struct rsre_channel *ch, struct rsre_whatsapp_stats *out);
 

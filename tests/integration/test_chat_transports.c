@@ -127,8 +127,13 @@ static int group_setup(void **state) {
     write_file(tpath("wa_bad_token"), "EAAnotthetoken\n");
     write_file(tpath("wa_secret"), WA_SECRET "\n");
     write_file(tpath("wa_verify"), WA_VERIFY "\n");
-    const char *tg[] = {"/usr/bin/python3", RSRE_SOURCE_DIR "/tests/support/telegram_api_server.py",
-                        "--token", TG_TOKEN, "--port", "0", NULL};
+    const char *tg[] = {"/usr/bin/python3",
+                        RSRE_SOURCE_DIR "/tests/support/telegram_api_server.py",
+                        "--token",
+                        TG_TOKEN,
+                        "--port",
+                        "0",
+                        NULL};
     assert_int_equal(start_server(&tgs, tg), 0);
     const char *wa[] = {"/usr/bin/python3",
                         RSRE_SOURCE_DIR "/tests/support/whatsapp_api_server.py",
@@ -154,8 +159,8 @@ static int group_teardown(void **state) {
             waitpid(all[i]->pid, NULL, 0);
         }
     }
-    const char *names[] = {"tg_token", "tg_hook", "wa_token", "wa_bad_token", "wa_secret",
-                           "wa_verify", "log"};
+    const char *names[] = {"tg_token",  "tg_hook",   "wa_token", "wa_bad_token",
+                           "wa_secret", "wa_verify", "log"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         unlink(tpath(names[i]));
     }
@@ -183,8 +188,7 @@ static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *ud) {
     return n;
 }
 
-static json_t *ctl(const struct server *s, const char *method, const char *path,
-                   const char *body) {
+static json_t *ctl(const struct server *s, const char *method, const char *path, const char *body) {
     CURL *e = curl_easy_init();
     assert_non_null(e);
     char url[256];
@@ -321,8 +325,7 @@ static void wa_config(struct rsre_whatsapp_config *c, const char *base, const ch
     char err[256];
     rsre_whatsapp_config_defaults(c);
     assert_int_equal(rsre_whatsapp_config_set(c, "base_url", base, err, sizeof(err)), 0);
-    assert_int_equal(rsre_whatsapp_config_set(c, "phone_number_id", WA_PHONE, err, sizeof(err)),
-                     0);
+    assert_int_equal(rsre_whatsapp_config_set(c, "phone_number_id", WA_PHONE, err, sizeof(err)), 0);
     assert_int_equal(rsre_whatsapp_config_set(c, "token_file", token_file, err, sizeof(err)), 0);
     assert_int_equal(
         rsre_whatsapp_config_set(c, "app_secret_file", tpath("wa_secret"), err, sizeof(err)), 0);
@@ -452,8 +455,7 @@ static void tg_edit(void **state) {
     json_array_foreach(msgs, i, x) {
         if (json_integer_value(json_object_get(x, "message_id")) == atoi(mid)) {
             found = 1;
-            assert_string_equal(json_string_value(json_object_get(x, "text")),
-                                "Approved by alice");
+            assert_string_equal(json_string_value(json_object_get(x, "text")), "Approved by alice");
             assert_null(json_object_get(x, "reply_markup"));
             assert_int_equal(json_integer_value(json_object_get(x, "edits")), 1);
         }
@@ -723,20 +725,22 @@ static void tg_webhook(void **state) {
     assert_int_equal(rsre_telegram_config_set(&tc, "mode", "webhook", err, sizeof(err)), 0);
     struct rsre_channel *ch = NULL;
     /* Webhook mode needs a secret. */
-    assert_int_equal(rsre_telegram_config_set(&tc, "webhook_secret_env", "RSRE_TEST_UNSET_XYZ",
-                                              err, sizeof(err)),
+    assert_int_equal(rsre_telegram_config_set(&tc, "webhook_secret_env", "RSRE_TEST_UNSET_XYZ", err,
+                                              sizeof(err)),
                      0);
     assert_int_not_equal(rsre_telegram_create(F->http, &tc, &ch, err, sizeof(err)), 0);
     assert_null(strstr(err, TG_TOKEN));
     assert_int_equal(
-        rsre_telegram_config_set(&tc, "webhook_secret_file", tpath("tg_hook"), err, sizeof(err)), 0);
+        rsre_telegram_config_set(&tc, "webhook_secret_file", tpath("tg_hook"), err, sizeof(err)),
+        0);
     assert_int_equal(rsre_telegram_create(F->http, &tc, &ch, err, sizeof(err)), 0);
 
-    const char *upd = "{\"update_id\": 77, \"callback_query\": {\"id\": \"q77\", \"from\": {\"id\": "
-                      "31337, \"is_bot\": false, \"first_name\": \"Op\"}, \"message\": "
-                      "{\"message_id\": 12, \"chat\": {\"id\": 31337, \"type\": \"private\"}, "
-                      "\"date\": 1, \"text\": \"Approve?\"}, \"chat_instance\": \"1\", \"data\": "
-                      "\"a9:approve:abc\"}}";
+    const char *upd =
+        "{\"update_id\": 77, \"callback_query\": {\"id\": \"q77\", \"from\": {\"id\": "
+        "31337, \"is_bot\": false, \"first_name\": \"Op\"}, \"message\": "
+        "{\"message_id\": 12, \"chat\": {\"id\": 31337, \"type\": \"private\"}, "
+        "\"date\": 1, \"text\": \"Approve?\"}, \"chat_instance\": \"1\", \"data\": "
+        "\"a9:approve:abc\"}}";
     assert_int_equal(rsre_telegram_webhook(ch, TG_HOOK_SECRET, upd, strlen(upd)), 503);
     assert_int_equal(ch->ops->start(ch, on_action, F), 0);
     assert_int_equal(rsre_telegram_webhook(ch, NULL, upd, strlen(upd)), 401);
@@ -880,9 +884,8 @@ static void wa_send_shape(void **state) {
     req = last_request(&was);
     b = json_loads(json_string_value(json_object_get(req, "body")), 0, &je);
     assert_string_equal(json_string_value(json_object_get(b, "type")), "text");
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(b, "text"), "body")),
-        "Approved by alice");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(b, "text"), "body")),
+                        "Approved by alice");
     assert_string_equal(
         json_string_value(json_object_get(json_object_get(b, "context"), "message_id")), first);
     json_decref(b);
@@ -909,8 +912,8 @@ static void wa_failures(void **state) {
          RSRE_SEND_CHAT_FAILED, 131047, 0},
         {"{\"status\":400,\"code\":131026,\"message\":\"Message Undeliverable.\"}",
          RSRE_SEND_CHAT_FAILED, 131026, 0},
-        {"{\"status\":400,\"code\":130429,\"message\":\"Rate limit hit\"}", RSRE_SEND_RETRY,
-         130429, 1000},
+        {"{\"status\":400,\"code\":130429,\"message\":\"Rate limit hit\"}", RSRE_SEND_RETRY, 130429,
+         1000},
         {"{\"status\":400,\"code\":131056,\"message\":\"(Business Account, Consumer Account) "
          "pair rate limit hit\"}",
          RSRE_SEND_RETRY, 131056, 6000},
@@ -986,8 +989,7 @@ static void wa_verify(void **state) {
     assert_int_equal(
         rsre_whatsapp_webhook_verify(F->wa, "subscribe", WA_VERIFY, NULL, out, sizeof(out)), 400);
     assert_int_equal(
-        rsre_whatsapp_webhook_verify(F->wa, "subscribe", WA_VERIFY, "a\nb", out, sizeof(out)),
-        400);
+        rsre_whatsapp_webhook_verify(F->wa, "subscribe", WA_VERIFY, "a\nb", out, sizeof(out)), 400);
 }
 
 static void wa_webhook_reply(void **state) {
@@ -999,8 +1001,8 @@ static void wa_webhook_reply(void **state) {
     char mid[160];
     snprintf(mid, sizeof(mid), "%s", r->message_id);
     char body[512];
-    snprintf(body, sizeof(body), "{\"from\": \"%s\", \"context_id\": \"%s\", \"button\": 1}",
-             WA_TO, mid);
+    snprintf(body, sizeof(body), "{\"from\": \"%s\", \"context_id\": \"%s\", \"button\": 1}", WA_TO,
+             mid);
     json_t *hook = ctl(&was, "POST", "/_test/reply", body);
     const char *hb = json_string_value(json_object_get(hook, "body"));
     const char *sig = json_string_value(json_object_get(hook, "signature"));
@@ -1063,9 +1065,9 @@ static void wa_webhook_reply(void **state) {
     json_t *js = ctl(&was, "POST", "/_test/sign", rq);
     free(rq);
     json_decref(req);
-    assert_int_equal(rsre_whatsapp_webhook_post(
-                         F->wa, json_string_value(json_object_get(js, "signature")), junk,
-                         strlen(junk)),
+    assert_int_equal(rsre_whatsapp_webhook_post(F->wa,
+                                                json_string_value(json_object_get(js, "signature")),
+                                                junk, strlen(junk)),
                      400);
     json_decref(js);
 }
@@ -1116,27 +1118,23 @@ static void config_errors(void **state) {
     tg_config(&tc, tgs.base);
     assert_int_equal(rsre_telegram_config_set(&tc, "timeout_ms", "0", err, sizeof(err)),
                      RSRE_EINVALID);
-    assert_int_equal(rsre_telegram_config_set(&tc, "nope", "1", err, sizeof(err)),
-                     RSRE_ENOTFOUND);
+    assert_int_equal(rsre_telegram_config_set(&tc, "nope", "1", err, sizeof(err)), RSRE_ENOTFOUND);
     assert_int_equal(rsre_telegram_config_set(&tc, "mode", "push", err, sizeof(err)), 0);
     assert_int_equal(rsre_telegram_create(F->http, &tc, &ch, err, sizeof(err)), RSRE_EINVALID);
     tg_config(&tc, tgs.base);
-    assert_int_equal(rsre_telegram_config_set(&tc, "token_file", "/nonexistent/t", err,
-                                              sizeof(err)),
-                     0);
+    assert_int_equal(
+        rsre_telegram_config_set(&tc, "token_file", "/nonexistent/t", err, sizeof(err)), 0);
     assert_int_equal(rsre_telegram_create(F->http, &tc, &ch, err, sizeof(err)), -ENOENT);
     write_file(tpath("tg_bad"), "has space:in it\n");
-    assert_int_equal(rsre_telegram_config_set(&tc, "token_file", tpath("tg_bad"), err,
-                                              sizeof(err)),
+    assert_int_equal(rsre_telegram_config_set(&tc, "token_file", tpath("tg_bad"), err, sizeof(err)),
                      0);
     assert_int_equal(rsre_telegram_create(F->http, &tc, &ch, err, sizeof(err)), RSRE_EINVALID);
     assert_null(strstr(err, "has space"));
     unlink(tpath("tg_bad"));
     /* The token from the environment. */
     assert_int_equal(rsre_telegram_config_set(&tc, "token_file", "", err, sizeof(err)), 0);
-    assert_int_equal(rsre_telegram_config_set(&tc, "token_env", "RSRE_TEST_TG_TOKEN", err,
-                                              sizeof(err)),
-                     0);
+    assert_int_equal(
+        rsre_telegram_config_set(&tc, "token_env", "RSRE_TEST_TG_TOKEN", err, sizeof(err)), 0);
     setenv("RSRE_TEST_TG_TOKEN", TG_TOKEN, 1);
     assert_int_equal(rsre_telegram_create(F->http, &tc, &ch, err, sizeof(err)), 0);
     unsetenv("RSRE_TEST_TG_TOKEN");

@@ -228,8 +228,8 @@ static int group_teardown(void **state) {
     assert_int_equal(uv_loop_close(&L.loop), 0);
     kill(wa_pid, SIGTERM);
     waitpid(wa_pid, NULL, 0);
-    const char *names[] = {"wa_token", "wa_secret", "wa_verify", "tg_token", "tg_secret",
-                           "tokens.yaml"};
+    const char *names[] = {"wa_token", "wa_secret", "wa_verify",
+                           "tg_token", "tg_secret", "tokens.yaml"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         unlink(path_of(names[i]));
     }
@@ -256,8 +256,8 @@ static size_t on_body(char *p, size_t s, size_t nm, void *ud) {
     return n;
 }
 
-static struct resp http(const char *method, const char *url, const char *body,
-                        const char *h1, const char *h2) {
+static struct resp http(const char *method, const char *url, const char *body, const char *h1,
+                        const char *h2) {
     struct resp r = {0};
     CURL *e = curl_easy_init();
     assert_non_null(e);
@@ -344,8 +344,7 @@ static void whatsapp_verify(void **state) {
              api_base, WA_VERIFY);
     assert_int_equal(http("GET", url, NULL, NULL, NULL).status, 403);
     /* A bearer token grants nothing here. */
-    snprintf(url, sizeof(url), "%s/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1",
-             api_base);
+    snprintf(url, sizeof(url), "%s/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1", api_base);
     assert_int_equal(http("GET", url, NULL, "Authorization: Bearer password", NULL).status, 403);
     snprintf(url, sizeof(url), "%s/webhooks/telegram", api_base);
     assert_int_equal(http("GET", url, NULL, NULL, NULL).status, 405);
@@ -425,8 +424,8 @@ static void telegram_secret(void **state) {
     r = http("POST", url, upd, "X-Telegram-Bot-Api-Secret-Token: " TG_SECRET, NULL);
     assert_int_equal(r.status, 200);
     assert_int_equal(actions(&L.tg_actions), 1);
-    r = http("POST", url, "{\"update_id\": \"x\"}",
-             "X-Telegram-Bot-Api-Secret-Token: " TG_SECRET, NULL);
+    r = http("POST", url, "{\"update_id\": \"x\"}", "X-Telegram-Bot-Api-Secret-Token: " TG_SECRET,
+             NULL);
     assert_int_equal(r.status, 400);
 }
 

@@ -34,14 +34,22 @@ static void clip(void **state) {
     assert_string_equal(c, "hell\xe2\x80\xa6");
     free(c);
     /* Astral characters count 2 in UTF-16: "a🚨b" is 4 units. */
-    c = rsre__chat_clip("a\xf0\x9f\x9a\xa8" "b", 4, 1);
-    assert_string_equal(c, "a\xf0\x9f\x9a\xa8" "b");
+    c = rsre__chat_clip("a\xf0\x9f\x9a\xa8"
+                        "b",
+                        4, 1);
+    assert_string_equal(c, "a\xf0\x9f\x9a\xa8"
+                           "b");
     free(c);
-    c = rsre__chat_clip("a\xf0\x9f\x9a\xa8" "b", 3, 1);
+    c = rsre__chat_clip("a\xf0\x9f\x9a\xa8"
+                        "b",
+                        3, 1);
     assert_string_equal(c, "a\xe2\x80\xa6"); /* the emoji would not fit with the ellipsis */
     free(c);
-    c = rsre__chat_clip("a\xf0\x9f\x9a\xa8" "b", 3, 0);
-    assert_string_equal(c, "a\xf0\x9f\x9a\xa8" "b");
+    c = rsre__chat_clip("a\xf0\x9f\x9a\xa8"
+                        "b",
+                        3, 0);
+    assert_string_equal(c, "a\xf0\x9f\x9a\xa8"
+                           "b");
     free(c);
     /* Invalid UTF-8 becomes U+FFFD; overlongs and surrogates are invalid. */
     c = rsre__chat_clip("x\xc0\xafy\xed\xa0\x80z\xff", 100, 0);
@@ -98,8 +106,12 @@ static void tg_updates(void **state) {
     assert_string_equal(s.last[3].user, ""); /* channel post: no sender */
     assert_int_equal(s.last[4].kind, 0);
     assert_int_equal(s.last[4].update_id, 15);
-    const char *bad[] = {"", "[]", "{\"ok\":false,\"result\":[]}", "{\"ok\":true}",
-                         "{\"ok\":true,\"result\":{}}", "{\"ok\":true,\"result\":[]"};
+    const char *bad[] = {"",
+                         "[]",
+                         "{\"ok\":false,\"result\":[]}",
+                         "{\"ok\":true}",
+                         "{\"ok\":true,\"result\":{}}",
+                         "{\"ok\":true,\"result\":[]"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(rsre__tg_parse_updates(bad[i], strlen(bad[i]), tg_fn, &s), RSRE_EPARSE);
     }
@@ -109,9 +121,10 @@ static void tg_updates(void **state) {
 static void tg_classify(void **state) {
     (void)state;
     struct rsre_send_result r;
-    const char *b = "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: group chat was "
-                    "upgraded to a supergroup chat\",\"parameters\":{\"migrate_to_chat_id\":"
-                    "-1009876}}";
+    const char *b =
+        "{\"ok\":false,\"error_code\":400,\"description\":\"Bad Request: group chat was "
+        "upgraded to a supergroup chat\",\"parameters\":{\"migrate_to_chat_id\":"
+        "-1009876}}";
     rsre__tg_classify(0, 400, b, strlen(b), NULL, &r);
     assert_int_equal(r.status, RSRE_SEND_CHAT_FAILED);
     assert_non_null(strstr(r.error, "migrate_to_chat_id=-1009876"));
@@ -202,7 +215,8 @@ static void wa_webhook(void **state) {
         "{\"from\":\"4915112345678\",\"id\":\"wamid.X\",\"type\":\"text\",\"text\":{\"body\":"
         "\"hi\"}},"
         "{\"from\":\"12ab\",\"id\":\"wamid.Y\",\"type\":\"button\",\"button\":{\"payload\":\"p\"}}"
-        "],\"statuses\":[{\"id\":\"wamid.S\",\"status\":\"failed\",\"recipient_id\":\"447700900123\","
+        "],\"statuses\":[{\"id\":\"wamid.S\",\"status\":\"failed\",\"recipient_id\":"
+        "\"447700900123\","
         "\"errors\":[{\"code\":999999,\"title\":\"new error\"}]},"
         "{\"id\":\"wamid.D\",\"status\":\"delivered\",\"recipient_id\":\"447700900123\"},"
         "{\"id\":\"wamid.R\",\"status\":\"failed\",\"recipient_id\":\"447700900123\","
@@ -229,9 +243,9 @@ static void wa_webhook(void **state) {
     assert_int_equal(rsre__wa_parse_webhook(one, strlen(one), "", wa_fn, &s), 1);
     assert_int_equal(s.failed, 1);
     assert_int_equal(s.last_failed.result.status, RSRE_SEND_CHAT_FAILED);
-    assert_int_equal(rsre__wa_parse_webhook("{\"object\":\"page\",\"entry\":[]}", 29, "", wa_fn,
-                                            &s),
-                     RSRE_EPARSE);
+    assert_int_equal(
+        rsre__wa_parse_webhook("{\"object\":\"page\",\"entry\":[]}", 29, "", wa_fn, &s),
+        RSRE_EPARSE);
 }
 
 static void wa_build(void **state) {
@@ -241,8 +255,8 @@ static void wa_build(void **state) {
     char text[2000];
     memset(text, 'a', sizeof(text) - 1);
     text[sizeof(text) - 1] = '\0';
-    struct rsre_chat_message m = {.chat = "+4915112345678", .text = text, .buttons = b,
-                                  .nbuttons = 2};
+    struct rsre_chat_message m = {
+        .chat = "+4915112345678", .text = text, .buttons = b, .nbuttons = 2};
     char *out = NULL;
     assert_int_equal(rsre__wa_build_message(&m, &out), 0);
     json_error_t je;
@@ -293,14 +307,13 @@ static void secrets(void **state) {
     unlink(path);
     rmdir(dir);
     setenv("RSRE_TEST_SECRET_X", "s3cret", 1);
-    assert_int_equal(rsre__chat_read_secret("", "RSRE_TEST_SECRET_X", out, sizeof(out), err,
-                                            sizeof(err)),
-                     0);
+    assert_int_equal(
+        rsre__chat_read_secret("", "RSRE_TEST_SECRET_X", out, sizeof(out), err, sizeof(err)), 0);
     assert_string_equal(out, "s3cret");
     unsetenv("RSRE_TEST_SECRET_X");
-    assert_int_equal(rsre__chat_read_secret("", "RSRE_TEST_SECRET_X", out, sizeof(out), err,
-                                            sizeof(err)),
-                     RSRE_ENOTFOUND);
+    assert_int_equal(
+        rsre__chat_read_secret("", "RSRE_TEST_SECRET_X", out, sizeof(out), err, sizeof(err)),
+        RSRE_ENOTFOUND);
     assert_int_equal(rsre__chat_read_secret(NULL, NULL, out, sizeof(out), err, sizeof(err)),
                      RSRE_ENOTFOUND);
     assert_true(rsre__chat_secret_eq("abc", "abc", 3));
@@ -339,9 +352,9 @@ static void config_rows(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(clip),       cmocka_unit_test(tg_updates), cmocka_unit_test(tg_classify),
-        cmocka_unit_test(tg_build),   cmocka_unit_test(wa_webhook), cmocka_unit_test(wa_build),
-        cmocka_unit_test(secrets),    cmocka_unit_test(config_rows),
+        cmocka_unit_test(clip),     cmocka_unit_test(tg_updates),  cmocka_unit_test(tg_classify),
+        cmocka_unit_test(tg_build), cmocka_unit_test(wa_webhook),  cmocka_unit_test(wa_build),
+        cmocka_unit_test(secrets),  cmocka_unit_test(config_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
