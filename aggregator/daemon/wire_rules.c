@@ -14,7 +14,7 @@ struct add_ctx {
     struct rsre_ruleset *rs;
     char *err;
     size_t cap;
-    int rc;
+    size_t skipped; /* stored rules that did not load */
 };
 
 /* Versions arrive in ascending order per rule id: the last one seen before the id changes is
@@ -39,14 +39,24 @@ static int add_text(struct add_ctx *a, const char *id, uint32_t version, const c
     return rc;
 }
 
+/* A stored rule that no longer loads (say, the taxonomy changed under it) is skipped with an
+ * error, not fatal: the daemon must start so that the rule can be fixed over the API, and
+ * without it the built-in rule of its class applies. */
 static int flush(struct latest_ctx *l) {
     if (!l->yaml) {
         return 0;
     }
     int rc = add_text(l->add, l->id, l->version, l->yaml);
+    if (rc) {
+        RSRE_LOG(RSRE_LOG_ERROR, "aggregator",
+                 "stored rule %s v%u does not load and is skipped (fix it over the admin API): %s",
+                 l->id, l->version, l->add->err);
+        l->add->err[0] = '\0';
+        l->add->skipped++;
+    }
     free(l->yaml);
     l->yaml = NULL;
-    return rc;
+    return 0;
 }
 
 static int latest_cb(const rsre_store_rule *r, void *ud) {

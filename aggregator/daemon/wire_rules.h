@@ -5,7 +5,9 @@
  * The daemon's rule set: the built-in rules of the taxonomy, then the latest stored version of
  * every operator rule (created or edited over the admin API, docs/api.md "Rules"), then the
  * files of rules_dir. Rule ids are one namespace: a file rule with the id of a stored rule is
- * refused (edit the stored one over the API, or remove the file).
+ * refused (edit the stored one over the API, or remove the file). A stored rule that does not
+ * load any more is skipped with an error log (the daemon still starts, so it can be fixed over
+ * the API); a rules_dir file that does not load is an error.
  */
 
 #include <stddef.h>

@@ -82,7 +82,7 @@ static int load_latest(struct api_call *c, struct latest *l) {
 
 /*
  * Builds the current set (built-ins + every latest stored rule except `skip_id`) into *out.
- * A stored rule that no longer validates answers 500 naming it.
+ * A stored rule that no longer loads is left out with a warning, as the daemon does.
  */
 static int build_set(struct api_call *c, const struct latest *l, const char *skip_id,
                      struct rsre_ruleset **out) {
@@ -101,12 +101,12 @@ static int build_set(struct api_call *c, const struct latest *l, const char *ski
         struct rsre_rule_error err;
         const char *y = r->yaml ? r->yaml : "";
         if ((rc = rsre_ruleset_add_yaml(rs, origin, y, strlen(y), &err))) {
+            /* As the daemon does (daemon/wire_rules.h): a stored rule that no longer loads is
+             * left out, so the set here is the engine's and the rule can still be replaced. */
             char msg[700];
             rsre_rule_error_format(&err, msg, sizeof(msg));
-            RSRE_LOG(RSRE_LOG_ERROR, "api", "stored rule does not validate err=\"%s\"", msg);
-            rsre_ruleset_destroy(rs);
-            return rsre__api_fail(c, 500, NULL, "stored rule %s v%u no longer validates: %s",
-                                  r->rule_id, r->version, msg);
+            RSRE_LOG(RSRE_LOG_WARN, "api", "stored rule %s v%u does not load, left out: %s",
+                     r->rule_id, r->version, msg);
         }
     }
     *out = rs;

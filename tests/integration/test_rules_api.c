@@ -26,6 +26,8 @@
  *              then gets no cordon approval (the first one did): the engine uses the new rule
  *              without a restart.
  *   preview    cordon_node in production for the clone: approval_required with reasons.
+ *   broken     a stored rule version the loader refuses (seeded before the start) does not
+ *              stop the daemon: it is left out with an error log and replaced over the API.
  *   agents     GET /api/v1/agents shows the node with its boot id and a committed seq at least
  *              the highest one its agent was acknowledged.
  */
@@ -40,6 +42,7 @@
 #include <sys/stat.h>
 
 #include "common/error.h"
+#include "store/store.h"
 
 #define AGGREGATOR RSRE_BINARY_DIR "/aggregator/daemon/robot-sre-aggregator"
 #define WAIT_MS 30000
@@ -325,9 +328,44 @@ static void expect_audit(const char *id, int v, const char *change, const char *
     }
 }
 
+/* A rule version in the store that the loader refuses (as if the taxonomy had changed under
+ * it): the daemon must still start, leave it out, and let it be replaced over the API. */
+static void seed_broken_rule(void) {
+    rsre_store *st;
+    assert_int_equal(rsre_store_open(F.store, NULL, &st), 0);
+    rsre_store_txn *txn;
+    assert_int_equal(rsre_store_txn_begin(st, 0, &txn), 0);
+    rsre_store_rule rec = ROBOT_SRE__STORE__RULE_VERSION__INIT;
+    rec.rule_id = "broken-rule";
+    rec.version = 1;
+    rec.yaml = "id: broken-rule\nname: Broken\ndomain: infrastructure\n"
+               "incident_type: no_such_class\nenvironment_scope: all\n"
+               "threshold_expression: \"node.disk_pressure == 1\"\nseverity: warning\n"
+               "owner: x\nversion: 1\n";
+    rec.author = "seed";
+    rec.comment = "seeded";
+    assert_int_equal(rsre_store_rule_put(txn, &rec), 0);
+    assert_int_equal(rsre_store_txn_commit(txn), 0);
+    rsre_store_close(st);
+}
+
+static int log_has(const char *needle) {
+    FILE *f = fopen(F.log, "r");
+    assert_non_null(f);
+    char line[2048];
+    int n = 0;
+    while (fgets(line, sizeof(line), f)) {
+        n += strstr(line, needle) != NULL;
+    }
+    fclose(f);
+    return n;
+}
+
 static void test_rules_api(void **state) {
     (void)state;
+    seed_broken_rule();
     start_aggregator();
+    assert_int_equal(log_has("stored rule broken-rule v1 does not load and is skipped"), 1);
     /* An incident with evidence, and its cordon approval (the built-in plan in demo). */
     int cordon_a = stream_until_incident(&F.nodes[0]);
     assert_int_equal(cordon_a, 1);
@@ -438,15 +476,22 @@ static void test_rules_api(void **state) {
            TOKEN_ADAM, 201);
     int cordon_b = stream_until_incident(&F.nodes[1]);
     assert_int_equal(cordon_b, 0);
-    FILE *f = fopen(F.log, "r");
-    assert_non_null(f);
-    char line[2048];
-    int reloads = 0;
-    while (fgets(line, sizeof(line), f)) {
-        reloads += strstr(line, "rules reloaded after rule=") != NULL;
-    }
-    fclose(f);
-    assert_int_equal(reloads, 7); /* clone, 2 patches, 2 enables, a disable, a create */
+
+    /* The broken stored rule is replaced by a valid version; the reload then loads it (every
+     * reload before this one skipped it again). */
+    int skipped = log_has("does not load and is skipped");
+    assert_true(skipped >= 2);
+    j = call("POST", "/api/v1/rules",
+             "id: broken-rule\nname: Fixed\ndomain: infrastructure\n"
+             "incident_type: node_disk_pressure\nenvironment_scope: [staging]\n"
+             "threshold_expression: \"node.disk_pressure == 1\"\nseverity: warning\n"
+             "owner: platform\nversion: 2\n",
+             TOKEN_ADAM, 201);
+    assert_int_equal(json_integer_value(json_object_get(j, "version")), 2);
+    json_decref(j);
+    assert_int_equal(log_has("does not load and is skipped"), skipped);
+    /* clone, 2 patches, 2 enables, a disable, 2 creates */
+    assert_int_equal(log_has("rules reloaded after rule="), 8);
 
     kill(F.pid, SIGTERM);
     int st = 0;
