@@ -1158,6 +1158,142 @@ static void config_errors(void **state) {
     assert_non_null(strstr(err, "app secret"));
 }
 
+/* ---- the test servers refuse what the real APIs refuse ------------------------------------- */
+
+/* POSTs body with a content type to a server; returns the HTTP status, *out the JSON reply. */
+static long raw_post(const struct server *s, const char *path, const char *ctype, const char *auth,
+                     const char *body, json_t **out) {
+    CURL *e = curl_easy_init();
+    assert_non_null(e);
+    char url[256], h1[128], h2[256];
+    snprintf(url, sizeof(url), "%s%s", s->base, path);
+    snprintf(h1, sizeof(h1), "Content-Type: %s", ctype);
+    struct curl_slist *h = curl_slist_append(NULL, h1);
+    if (auth) {
+        snprintf(h2, sizeof(h2), "Authorization: Bearer %s", auth);
+        h = curl_slist_append(h, h2);
+    }
+    struct buf b = {0};
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+    assert_int_equal(curl_easy_perform(e), CURLE_OK);
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(e);
+    json_error_t je;
+    *out = b.p ? json_loads(b.p, 0, &je) : NULL;
+    free(b.p);
+    assert_non_null(*out);
+    return status;
+}
+
+static void servers_check_shapes(void **state) {
+    (void)state;
+    ctl0(&tgs, "POST", "/_test/chats", "{\"id\": 1006}");
+    static const struct {
+        const char *ctype, *body;
+        long status;
+        const char *desc;
+    } tg[] = {
+        {"application/json", "{\"text\": \"x\"}", 400, "Bad Request: chat_id is empty"},
+        {"text/plain", "{\"chat_id\": 1006, \"text\": \"x\"}", 400,
+         "Bad Request: chat_id is empty"},
+        {"application/json", "{\"chat_id\": 1006}", 400, "Bad Request: message text is empty"},
+        {"application/json",
+         "{\"chat_id\": 1006, \"text\": \"x\", \"reply_markup\": {\"inline_keyboard\": "
+         "[[{\"text\": \"A\", \"callback_data\": "
+         "\"01234567890123456789012345678901234567890123456789012345678901234\"}]]}}",
+         400, "Bad Request: BUTTON_DATA_INVALID"},
+        {"application/json",
+         "{\"chat_id\": 1006, \"text\": \"x\", \"reply_markup\": {\"inline_keyboard\": "
+         "[{\"text\": \"A\"}]}}",
+         400, NULL},
+        {"application/json",
+         "{\"chat_id\": 1006, \"text\": \"x\", \"reply_markup\": {\"inline_keyboard\": "
+         "[[{\"text\": \"A\"}]]}}",
+         400, NULL},
+        {"application/json", "{\"chat_id\": 1006, \"text\": \"x\"}", 200, NULL},
+    };
+    for (size_t i = 0; i < sizeof(tg) / sizeof(tg[0]); i++) {
+        json_t *j = NULL;
+        long st = raw_post(&tgs, "/bot" TG_TOKEN "/sendMessage", tg[i].ctype, NULL, tg[i].body, &j);
+        if (st != tg[i].status) {
+            fail_msg("telegram case %zu: %ld", i, st);
+        }
+        if (st != 200) {
+            assert_true(json_is_false(json_object_get(j, "ok")));
+            assert_int_equal(json_integer_value(json_object_get(j, "error_code")), st);
+        }
+        if (tg[i].desc) {
+            assert_string_equal(json_string_value(json_object_get(j, "description")), tg[i].desc);
+        }
+        json_decref(j);
+    }
+    json_t *j = NULL;
+    assert_int_equal(raw_post(&tgs, "/bot1:wrong/sendMessage", "application/json", NULL,
+                              "{\"chat_id\": 1006, \"text\": \"x\"}", &j),
+                     401);
+    json_decref(j);
+
+    static const struct {
+        const char *ctype, *auth, *body;
+        long status, code;
+    } wa[] = {
+        {"application/json", WA_TOKEN,
+         "{\"to\": \"4915112345678\", \"type\": \"text\", "
+         "\"text\": {\"body\": \"x\"}}",
+         400, 100},
+        {"text/plain", WA_TOKEN,
+         "{\"messaging_product\": \"whatsapp\", \"to\": "
+         "\"4915112345678\", \"type\": \"text\", \"text\": {\"body\": \"x\"}}",
+         400, 100},
+        {"application/json", "nope", "{}", 401, 190},
+        {"application/json", WA_TOKEN,
+         "{\"messaging_product\": \"whatsapp\", \"to\": \"4915112345678\", \"type\": "
+         "\"interactive\", \"interactive\": {\"type\": \"button\", \"body\": {\"text\": "
+         "\"x\"}, \"action\": {\"buttons\": [{\"type\": \"reply\", \"reply\": {\"id\": "
+         "\"a\", \"title\": \"123456789012345678901\"}}]}}}",
+         400, 131009},
+        {"application/json", WA_TOKEN,
+         "{\"messaging_product\": \"whatsapp\", \"to\": \"4915112345678\", \"type\": "
+         "\"interactive\", \"interactive\": {\"type\": \"button\", \"body\": {\"text\": "
+         "\"x\"}, \"action\": {\"buttons\": [{\"type\": \"reply\", \"reply\": {\"id\": "
+         "\"a\", \"title\": \"A\"}}, {\"type\": \"reply\", \"reply\": {\"id\": \"a\", "
+         "\"title\": \"B\"}}]}}}",
+         400, 131009},
+        {"application/json", WA_TOKEN,
+         "{\"messaging_product\": \"whatsapp\", \"to\": \"4915112345678\", \"type\": "
+         "\"text\", \"text\": {\"body\": \"x\"}}",
+         200, 0},
+    };
+    for (size_t i = 0; i < sizeof(wa) / sizeof(wa[0]); i++) {
+        json_t *r = NULL;
+        long st =
+            raw_post(&was, "/v19.0/" WA_PHONE "/messages", wa[i].ctype, wa[i].auth, wa[i].body, &r);
+        if (st != wa[i].status) {
+            fail_msg("whatsapp case %zu: %ld", i, st);
+        }
+        if (st != 200) {
+            json_t *err = json_object_get(r, "error");
+            assert_int_equal(json_integer_value(json_object_get(err, "code")), wa[i].code);
+            assert_non_null(json_string_value(json_object_get(err, "message")));
+            assert_non_null(json_string_value(json_object_get(err, "fbtrace_id")));
+        }
+        json_decref(r);
+    }
+    json_t *r = NULL;
+    assert_int_equal(raw_post(&was, "/v19.0/999/messages", "application/json", WA_TOKEN,
+                              "{\"messaging_product\": \"whatsapp\"}", &r),
+                     400);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(r, "error"), "error_subcode")), 33);
+    json_decref(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(tg_send_shape, setup, teardown),
@@ -1176,6 +1312,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(wa_webhook_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(wa_async_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(config_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(servers_check_shapes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
