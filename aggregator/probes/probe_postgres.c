@@ -72,7 +72,7 @@ static void pg_fail(struct rsre_probe_result *res, const char *step, const char 
         text[--n] = '\0';
     }
     for (char *p = text; *p; p++) {
-        if (*p == '\n') {
+        if (*p == '\n' || *p == '\t') {
             *p = ' ';
         }
     }

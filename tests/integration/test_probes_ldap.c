@@ -2,7 +2,8 @@
  * Integration: the ldap probe against a real slapd (OpenLDAP 2.5, Debian's) on 127.0.0.1 with
  * a temp slapd.conf (mdb backend, suffix dc=test,dc=example) and a service-account entry
  * loaded with slapadd. The right password binds and reads the rootDSE; a wrong one is result
- * 49 (invalid credentials); a killed server is -1 (can't contact). Failures open
+ * 49 (invalid credentials); a hung (SIGSTOPped) one times out; a killed one is -1 (can't
+ * contact). Failures open
  * identity_provider_unreachable at dependency/<name> (warning, critical once failing for more
  * than 5 minutes) and it resolves after the exit window once the bind works again.
  */
@@ -91,8 +92,11 @@ static void test_ldap_probe(void **state) {
              " threshold: 2, timeout: 2s}\n"
              "  - {kind: ldap, name: ldap-wrong, url: \"ldap://127.0.0.1:%d/\","
              " bind_dn: \"cn=robot-sre,dc=test,dc=example\", password_file: wrong.pass,"
-             " threshold: 1, timeout: 2s}\n",
-             port, port);
+             " threshold: 1, timeout: 2s}\n"
+             "  - {kind: ldap, name: ldap-fast, url: \"ldap://127.0.0.1:%d/\","
+             " bind_dn: \"cn=robot-sre,dc=test,dc=example\", password_file: right.pass,"
+             " threshold: 5, timeout: 1s}\n",
+             port, port, port);
     struct pe e;
     assert_int_equal(pe_open(&e, yaml, dir), 0);
 
@@ -111,6 +115,18 @@ static void test_ldap_probe(void **state) {
     assert_non_null(inc);
     assert_int_equal(inc->severity, ROBOT_SRE__STORE__SEVERITY__SEVERITY_WARNING);
     rsre_store_incident_free(inc);
+
+    /* A hung server (SIGSTOP): the bind ends at the 1 s operation timeout. */
+    kill(pid, SIGSTOP);
+    uint64_t t0 = uv_hrtime();
+    s = pe_run(&e, "ldap-fast", 1000);
+    uint64_t took_ms = (uv_hrtime() - t0) / 1000000;
+    kill(pid, SIGCONT);
+    assert_int_equal(s->ok, 0);
+    print_message("hung slapd: %s (%s) after %llu ms\n", s->code, s->error,
+                  (unsigned long long)took_ms);
+    assert_true(strcmp(s->code, "LDAP_-5") == 0 || strcmp(s->code, "LDAP_-1") == 0);
+    assert_true(took_ms < 5000);
 
     pe_stop(pid, SIGKILL);
     pid = 0;

@@ -2,8 +2,9 @@
  * Integration: the postgres probe against a real PostgreSQL 15 (Debian's), initdb'd in a temp
  * dir and run as `nobody` (postgres refuses root) on 127.0.0.1 with max_connections=3 and one
  * slot reserved for superusers. The probe keeps the server's SQLSTATE: 28P01 for a wrong
- * password, 3D000 for a missing database, 53300 once the two ordinary slots are held; a
- * stopped server refuses. Failures open database_connectivity_degraded (always critical) at
+ * password, 3D000 for a missing database, 53300 once the two ordinary slots are held, 57P03
+ * while it starts up; a hung (SIGSTOPped) server times out at the deadline; a stopped server
+ * refuses. Failures open database_connectivity_degraded (always critical) at
  * dependency/<name>; the incident resolves after the exit window once SELECT 1 works again.
  */
 #include <setjmp.h>
@@ -100,8 +101,10 @@ static void test_postgres_probe(void **state) {
              "  - {kind: postgres, name: db-wrong, host: 127.0.0.1, port: %d, user: app,"
              " password_file: wrong.pass, threshold: 1, timeout: 3s}\n"
              "  - {kind: postgres, name: db-missing, host: 127.0.0.1, port: %d, user: app,"
-             " password_file: right.pass, database: nosuchdb, threshold: 1, timeout: 3s}\n",
-             port, port, port);
+             " password_file: right.pass, database: nosuchdb, threshold: 1, timeout: 3s}\n"
+             "  - {kind: postgres, name: db-fast, host: 127.0.0.1, port: %d, user: app,"
+             " password_file: right.pass, threshold: 5, timeout: 1s}\n",
+             port, port, port, port);
     struct pe e;
     assert_int_equal(pe_open(&e, yaml, dir), 0);
 
@@ -149,6 +152,17 @@ static void test_postgres_probe(void **state) {
         s = pe_run(&e, "db", 0);
     }
     assert_int_equal(s->ok, 1);
+
+    /* A hung server (postmaster stopped: the kernel accepts, nobody answers): the run ends at
+     * its 1 s deadline instead of holding the worker. */
+    kill(pid, SIGSTOP);
+    uint64_t t0 = uv_hrtime();
+    s = pe_run(&e, "db-fast", 1000);
+    uint64_t took_ms = (uv_hrtime() - t0) / 1000000;
+    kill(pid, SIGCONT);
+    assert_string_equal(s->code, "ETIMEDOUT");
+    assert_true(took_ms < 5000);
+
     pe_stop(pid, SIGINT);
     pid = 0;
     s = pe_run(&e, "db", 30000);

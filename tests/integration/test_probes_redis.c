@@ -5,6 +5,7 @@
  * NOAUTH; a stopped (SIGSTOP) server times out within the probe's timeout; a killed one refuses.
  * A core probe failing twice opens runtime_dependency_outage at dependency/<name> (critical),
  * a non-core one a warning; a success starts the exit window and the tick after it resolves.
+ * Last, the scheduler is closed while its runs hang on the stopped server.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -136,7 +137,20 @@ static void test_redis_probe(void **state) {
     assert_int_equal(inc->lifecycle, ROBOT_SRE__STORE__LIFECYCLE__LIFECYCLE_RESOLVED);
     rsre_store_incident_free(inc);
 
+    /* The scheduler's timers start every probe at once. Closing it while runs are stuck on a
+     * hung server waits for them (each bounded by its timeout) and delivers nothing after the
+     * close: no worker is leaked and the engine is not fed after shutdown began. */
+    kill(pid, SIGSTOP);
+    assert_int_equal(rsre_probes_start(e.probes), 0);
+    while (rsre_probes_in_flight(e.probes) < 3) {
+        uv_run(&e.loop, UV_RUN_NOWAIT); /* the timers are due at once */
+    }
+    assert_int_equal(rsre_probes_run_now(e.probes, "cache"), -EBUSY);
+    assert_int_equal(rsre_probes_run_now(e.probes, "nosuch"), RSRE_ENOTFOUND);
+    int before = e.got;
     pe_close(&e);
+    assert_int_equal(e.got, before);
+    kill(pid, SIGCONT);
     pe_stop(pid, SIGTERM);
     pid = 0;
     pe_rmrf(dir);
