@@ -12,15 +12,18 @@
  *      97 % nodefs) as fast as the stream takes them (rate limits raised for the test);
  *   3. at the same time a voter thread lists pending approvals over the admin API (the
  *      engine asks for cordon_node on each new node's incident) and approves (alice) or
- *      denies (bob) them, logging every vote answered 200, and pages the audit log, logging
- *      every (seq, hash) it was shown;
+ *      denies (bob) them, logging every vote answered 200, changes a rule (adam, admin: a
+ *      clone of builtin.node_disk_pressure, then PATCHes of its cooldown, each a new version
+ *      and an engine reload), logging every version answered 201, and pages the audit log,
+ *      logging every (seq, hash) it was shown;
  *   4. after a random delay (seeded; RSRE_TEST_SEED=<n> replays, the seed is printed) the
  *      aggregator is SIGKILLed while all of that runs;
  *   5. with the daemon dead the store is opened here and checked against the client's logs:
  *      every acknowledged batch is committed (the node's boot record has committed_seq >= the
  *      highest Ack, and the node's node_disk_pressure incident exists once any of its batches
- *      was acknowledged), every vote answered 200 is on its approval, every audit record the
- *      API showed is still there with the same hash, and the audit chain verifies.
+ *      was acknowledged), every vote answered 200 is on its approval, every rule version
+ *      answered 201 is stored, every audit record the API showed is still there with the same
+ *      hash, and the audit chain verifies.
  * RSRE_DURABILITY_KILLS (default 22, at least 20) kills; a last start checks the same, then
  * SIGTERM must end the daemon with status 0. Figures are printed.
  *
@@ -71,6 +74,9 @@
 
 #define TOKEN_ALICE "durability-token-alice"
 #define TOKEN_BOB "durability-token-bob"
+#define TOKEN_ADAM "durability-token-adam" /* admin: rule changes */
+#define RULE "ndp-durability"
+#define MAX_RULE_VERSIONS 4096
 
 /* ---- what the client was told (the logs checked after each kill) -------------------------- */
 
@@ -95,6 +101,8 @@ static struct fx {
     /* shared with the voter thread */
     pthread_mutex_t mu;
     struct vote_log votes[MAX_VOTES];
+    uint32_t rule_versions[MAX_RULE_VERSIONS]; /* versions of RULE answered 201 */
+    size_t nrule_versions;
     size_t nvotes;
     struct audit_log *audit;
     size_t naudit;
@@ -224,6 +232,37 @@ static void voter_audit(int port) {
     json_decref(j);
 }
 
+/* A rule change (a new version of RULE, cloned on the first call), logged when answered 201:
+ * the rule versions and their audit records must survive a kill like votes. Every change
+ * also makes the daemon reload its engine's rules under load. */
+static void voter_rule(int port, unsigned turn) {
+    long st = 0;
+    json_t *r;
+    if (turn % 4) {
+        return;
+    }
+    char body[160];
+    snprintf(body, sizeof(body), "{\"cooldown_seconds\":%u,\"comment\":\"durability %u\"}",
+             600 + turn % 600, turn);
+    r = api(port, "PATCH", "/api/v1/rules/" RULE, body, TOKEN_ADAM, &st);
+    if (r && st == 404) {
+        json_decref(r);
+        r = api(port, "POST", "/api/v1/rules/builtin.node_disk_pressure/clone",
+                "{\"new_id\":\"" RULE "\",\"comment\":\"durability\"}", TOKEN_ADAM, &st);
+    }
+    if (r && st == 201) {
+        pthread_mutex_lock(&F.mu);
+        if (F.nrule_versions < MAX_RULE_VERSIONS) {
+            F.rule_versions[F.nrule_versions++] =
+                (uint32_t)json_integer_value(json_object_get(r, "version"));
+        }
+        pthread_mutex_unlock(&F.mu);
+    } else if (!r) {
+        F.http_errors++;
+    }
+    json_decref(r);
+}
+
 static void *voter(void *arg) {
     int port = *(int *)arg;
     unsigned turn = 0;
@@ -263,6 +302,7 @@ static void *voter(void *arg) {
             json_decref(r);
         }
         json_decref(j);
+        voter_rule(port, turn++);
         voter_audit(port);
         sleep_ms(5);
     }
@@ -341,6 +381,16 @@ static void check_store(unsigned kill_no) {
                      kill_no, F.seed, v->approve ? "approve" : "deny", v->op, v->approval);
         }
     }
+    for (size_t i = 0; i < F.nrule_versions; i++) {
+        rsre_store_rule *rv = NULL;
+        int rc = rsre_store_rule_get(txn, RULE, F.rule_versions[i], &rv);
+        rsre_store_rule_free(rv);
+        if (rc) {
+            fail_msg("kill %u (seed %" PRIu64 "): rule %s version %u was answered 201 and is not "
+                     "in the store (%s)",
+                     kill_no, F.seed, RULE, F.rule_versions[i], rsre_strerror(rc));
+        }
+    }
     for (size_t i = 0; i < F.naudit; i++) {
         rsre_store_audit *r = NULL;
         int rc = rsre_store_audit_get(txn, F.audit[i].seq, &r);
@@ -381,13 +431,15 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 }
 
 static void write_identities(void) {
-    char a[65], b[65], text[1024];
+    char a[65], b[65], c[65], text[1024];
     sha256_hex(TOKEN_ALICE, a);
     sha256_hex(TOKEN_BOB, b);
+    sha256_hex(TOKEN_ADAM, c);
     snprintf(text, sizeof(text),
              "tokens:\n  - operator: alice\n    role: approver\n    sha256: %s\n"
-             "  - operator: bob\n    role: approver\n    sha256: %s\n",
-             a, b);
+             "  - operator: bob\n    role: approver\n    sha256: %s\n"
+             "  - operator: adam\n    role: admin\n    sha256: %s\n",
+             a, b, c);
     write_file(F.tokens, text);
     write_file(F.operators, "operators:\n"
                             "  - id: alice\n    roles: [approver]\n"
@@ -467,11 +519,13 @@ static void test_sigkill_under_load(void **state) {
     cycle(kills, 300, 1);
     fprintf(stderr,
             "durability: %u kills in %.1f s; %lu batches acknowledged over %zu nodes, %lu Hello "
-            "acks checked, %zu votes answered 200 (%lu refused, %lu transport errors around "
-            "kills), %zu audit records seen, all present after every kill\n",
+            "acks checked, %zu votes answered 200 (%lu refused), %zu rule versions answered 201, "
+            "%lu transport errors around kills, %zu audit records seen, all present after every "
+            "kill\n",
             kills, (double)(mono_ms() - t0) / 1000.0, SA.batches_acked, F.nnodes, SA.hello_checks,
-            F.nvotes, F.vote_refused, F.http_errors, F.naudit);
+            F.nvotes, F.vote_refused, F.nrule_versions, F.http_errors, F.naudit);
     assert_true(F.nvotes > 0);
+    assert_true(F.nrule_versions > 0);
     assert_true(SA.batches_acked > 0);
 }
 
