@@ -2,7 +2,7 @@
  * Integration: the redis probe against a real redis-server (Debian's) on 127.0.0.1 in a temp
  * dir, through the probe scheduler on a libuv loop, feeding an incident engine on a temp store.
  * The server runs with requirepass: the right password answers PONG, a wrong one WRONGPASS, none
- * NOAUTH; a stopped (SIGSTOP) server times out within the probe's timeout; a killed one refuses.
+ * NOAUTH, a server still loading its dataset LOADING; a stopped (SIGSTOP) server times out within the probe's timeout; a killed one refuses.
  * A core probe failing twice opens runtime_dependency_outage at dependency/<name> (critical),
  * a non-core one a warning; a success starts the exit window and the tick after it resolves.
  * Last, the scheduler is closed while its runs hang on the stopped server.
@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <hiredis/hiredis.h>
 
 #include "../support/probe_env.h"
 
@@ -22,15 +23,45 @@ static char dir[128];
 static int port;
 static pid_t pid;
 
-static void start_redis(void) {
+/* slow_load: load the saved dataset one key per millisecond, answering LOADING meanwhile. */
+static void start_redis_with(int slow_load) {
     char portstr[16], log[256];
     snprintf(portstr, sizeof portstr, "%d", port);
     snprintf(log, sizeof log, "%s/redis.log", dir);
     char *argv[] = {REDIS, "--port", portstr, "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no", "--dir", dir, "--requirepass", "right-pw", NULL};
+                    "--appendonly", "no", "--dir", dir, "--requirepass", "right-pw",
+                    "--enable-debug-command", "yes", NULL, NULL, NULL, NULL, NULL};
+    if (slow_load) {
+        char **a = &argv[15];
+        a[0] = "--key-load-delay";
+        a[1] = "1000";
+        a[2] = "--loading-process-events-interval-bytes";
+        a[3] = "1024";
+    }
     pid = pe_spawn(argv, log, NULL);
     assert_true(pid > 0);
     assert_int_equal(pe_wait_port(pid, port, 10000), 0);
+}
+
+static void start_redis(void) {
+    start_redis_with(0);
+}
+
+/* Writes a dataset of `keys` keys to dump.rdb through the running server. */
+static void save_dataset(int keys) {
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    assert_true(c && !c->err);
+    redisReply *r = redisCommand(c, "AUTH right-pw");
+    assert_true(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    r = redisCommand(c, "DEBUG POPULATE %d", keys);
+    assert_true(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    r = redisCommand(c, "SAVE");
+    assert_true(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(c);
 }
 
 static void test_redis_probe(void **state) {
@@ -136,6 +167,17 @@ static void test_redis_probe(void **state) {
     assert_true(inc->resolved_at_ms > 0);
     assert_int_equal(inc->lifecycle, ROBOT_SRE__STORE__LIFECYCLE__LIFECYCLE_RESOLVED);
     rsre_store_incident_free(inc);
+
+    /* Restarted on a dataset that takes seconds to load: LOADING, a failure of its own. */
+    save_dataset(4000);
+    pe_stop(pid, SIGTERM);
+    pid = 0;
+    start_redis_with(1);
+    s = pe_run(&e, "cache", 30000);
+    assert_int_equal(s->ok, 0);
+    assert_string_equal(s->code, "LOADING");
+    assert_non_null(strstr(s->error, "LOADING Redis is loading the dataset in memory"));
+    assert_int_equal(s->consecutive, 1);
 
     /* The scheduler's timers start every probe at once. Closing it while runs are stuck on a
      * hung server waits for them (each bounded by its timeout) and delivers nothing after the
