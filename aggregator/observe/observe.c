@@ -111,6 +111,7 @@ struct rsre_observe {
     int64_t churn[CHURN_RING];
     size_t churn_n, churn_head;
     struct rsre_observe_stats stats;
+    uint64_t started_ms; /* loop time at create */
 };
 
 static int64_t wall_ms(void) {
@@ -185,6 +186,9 @@ static struct agg *agg_find(const struct aggvec *av, const char *scope) {
 /* Sorts and folds hits of the same scope: values max (pull) or sum (events), aux summed,
  * the first detail kept. */
 static void agg_fold(struct aggvec *av, size_t from, int sum) {
+    if (av->n - from < 2) {
+        return; /* nothing to sort or fold (and av->v may still be NULL) */
+    }
     qsort(av->v + from, av->n - from, sizeof(*av->v), agg_cmp);
     size_t w = from;
     for (size_t r = from; r < av->n; r++) {
@@ -660,7 +664,9 @@ static void compute(struct rsre_observe *o, int64_t now, struct aggvec *av) {
                  (unsigned long long)pp.finished, (long long)churn_in_window(o, now),
                  o->cfg.churn_window_ms / 1000, o->cfg.churn_allowance);
     }
-    qsort(av->v, av->n, sizeof(*av->v), agg_cmp);
+    if (av->n > 1) {
+        qsort(av->v, av->n, sizeof(*av->v), agg_cmp);
+    }
 }
 
 static int agg_same(const struct agg *a, const struct agg *b) {
@@ -680,6 +686,12 @@ static void on_settle(uv_timer_t *t);
 
 void rsre_observe_recompute(struct rsre_observe *o) {
     if (o->closing) {
+        return;
+    }
+    if (!rsre_observe_synced(o) && uv_now(o->loop) - o->started_ms < o->cfg.sync_grace_ms) {
+        /* Until every collection is listed, owners and references may be missing: a pod whose
+         * ReplicaSet is not listed yet would be counted under the wrong workload. The last
+         * informer's first list (or the tick, after the grace) recomputes. */
         return;
     }
     int64_t now = wall_ms();
@@ -856,6 +868,7 @@ int rsre_observe_create(struct rsre_kube *kube, const struct rsre_observe_config
     struct rsre_observe_config *c = &o->cfg;
     c->settle_ms = c->settle_ms ? c->settle_ms : 200;
     c->retry_ms = c->retry_ms ? c->retry_ms : 5000;
+    c->sync_grace_ms = c->sync_grace_ms ? c->sync_grace_ms : 30000;
     c->tick_ms = c->tick_ms ? c->tick_ms : 30000;
     c->rollout_stuck_ms = c->rollout_stuck_ms ? c->rollout_stuck_ms : 600000;
     c->event_window_ms = c->event_window_ms ? c->event_window_ms : 600000;
@@ -880,6 +893,7 @@ int rsre_observe_create(struct rsre_kube *kube, const struct rsre_observe_config
     uv_timer_init(o->loop, &o->settle);
     uv_timer_init(o->loop, &o->tick);
     o->settle.data = o->tick.data = o;
+    o->started_ms = uv_now(o->loop);
     for (size_t k = 0; k < RSRE_OBS_NKINDS; k++) {
         struct slot *s = &o->slots[k];
         s->o = o;

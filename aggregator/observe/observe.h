@@ -26,7 +26,9 @@
  *                         event_window_ms); detail also counts FailedMount, ImageGCFailed
  *                                                                               (observer:events)
  *
- * Aggregates are recomputed only after a change (debounced by settle_ms) and on a slow tick
+ * Nothing is computed before every informer has applied its first list (or sync_grace_ms
+ * passed), so no aggregate is built from half the cluster. Aggregates are recomputed only
+ * after a change (debounced by settle_ms) and on a slow tick
  * for the time windows; `emit` receives only the scopes whose values or detail changed, and a
  * scope that no longer has anything to report is emitted once more with zero values, then
  * forgotten.
@@ -66,6 +68,8 @@ struct rsre_observe_config {
     uint32_t backoff_min_ms, backoff_max_ms; /* informer backoff; 0 = kube.h defaults */
     uint32_t watch_timeout_s;                /* 0 = kube.h default */
     uint32_t retry_ms;                       /* after a refused emission; 0 = 5000 */
+    uint32_t sync_grace_ms; /* nothing is computed until every informer has listed once, or
+                               this long after create (a forbidden collection); 0 = 30000 */
 };
 
 struct rsre_observe_value {
