@@ -259,8 +259,8 @@ static void hook_execute(void *arg, const struct rsre_planned_action *pa) {
     struct rsre_aggregator *ag = arg;
     /* Observe and notify run in-process: the engine already keeps the evidence from the
      * agents' signals, and every incident and approval is in the store and the admin API (the
-     * in-app channel). Chat channels are not part of this daemon yet, so a chat alert is
-     * recorded as delivered in-app only — said so in the record, never pretended. */
+     * in-app channel). Chat messages are sent by the notification core from the engine's
+     * notify hook (wire_notify.c), whatever the plan says, so the action only records that. */
     if (pa->action->cls == RSRE_CLASS_OBSERVE) {
         defer_result(ag, pa->action_record_id, 1, 0,
                      "evidence is kept from the agents' signals (incident evidence timeline)");
@@ -268,7 +268,8 @@ static void hook_execute(void *arg, const struct rsre_planned_action *pa) {
     }
     if (pa->action->cls == RSRE_CLASS_NOTIFY) {
         defer_result(ag, pa->action_record_id, 1, 0,
-                     "%s: visible in the admin API (in-app); no chat channel is configured",
+                     "%s: recorded in-app; chat messages follow the notifications file "
+                     "(docs/chatops.md)",
                      pa->action->id);
         return;
     }
@@ -494,6 +495,12 @@ static int api_ready(void *ud, char *why, size_t cap) {
     return 0;
 }
 
+/* Chat platform webhooks (admin API, no token: the channel checks the platform's signature). */
+static int api_webhook(void *ud, const struct rsre_api_webhook *w, char *out, size_t cap) {
+    struct rsre_aggregator *ag = ud;
+    return rsre__wire_notify_webhook(ag->notify, w, out, cap);
+}
+
 /* A committed rule change (admin API): the engine gets the rebuilt set (wire_rules.h). */
 static void api_rules_changed(void *ud, const char *rule_id, uint32_t version) {
     struct rsre_aggregator *ag = ud;
@@ -543,6 +550,7 @@ static int start_admin(struct rsre_aggregator *ag) {
                                     .agents = api_agents,
                                     .ready = api_ready,
                                     .rules_changed = api_rules_changed,
+                                    .webhook = api_webhook,
                                     .ud = ag};
     rsre_api_set_callbacks(ag->api, &cb);
     RSRE_LOG(RSRE_LOG_INFO, "aggregator", "admin API on %s (port %d)", ag->cfg.api_listen,

@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "daemon/wire_notify.h"
+#include "http/api.h"
 #include "notify/notify.h"
 #include "notify/telegram.h"
 #include "notify/whatsapp.h"
@@ -287,6 +288,32 @@ void rsre__wire_notify_incident(struct rsre__wire_notify *w, const rsre_store_in
     }
     rsre_notify_incident(w->core, inc, what, now_ms());
     rsre__wire_notify_kick(w);
+}
+
+int rsre__wire_notify_webhook(struct rsre__wire_notify *w, const struct rsre_api_webhook *req,
+                              char *out, size_t cap) {
+    struct rsre_channel *ch = w && !w->closing ? rsre_notify_channel(w->core, req->channel) : NULL;
+    if (!ch) {
+        snprintf(out, cap, "no such channel");
+        return 404;
+    }
+    int status;
+    if (!strcmp(req->channel, "whatsapp") && !strcmp(req->method, "GET")) {
+        status = rsre_whatsapp_webhook_verify(ch, req->hub_mode, req->hub_verify_token,
+                                              req->hub_challenge, out, cap);
+    } else if (!strcmp(req->channel, "whatsapp")) {
+        status = rsre_whatsapp_webhook_post(ch, req->hub_signature, req->body, req->body_len);
+    } else if (!strcmp(req->channel, "telegram") && !strcmp(req->method, "POST")) {
+        status = rsre_telegram_webhook(ch, req->telegram_secret, req->body, req->body_len);
+    } else {
+        status = 405;
+    }
+    if (status != 200) {
+        RSRE_LOG(RSRE_LOG_WARN, "notify", "webhook %s %s answered %d", req->method, req->channel,
+                 status);
+    }
+    rsre__wire_notify_kick(w); /* a vote may have decided an approval: edit its messages */
+    return status;
 }
 
 void rsre__wire_notify_kick(struct rsre__wire_notify *w) {

@@ -44,6 +44,12 @@ void rsre__wire_notify_incident(struct rsre__wire_notify *w, const rsre_store_in
                                 const char *what);
 /* Something changed approvals (a vote through the API): announce and edit on the next turn. */
 void rsre__wire_notify_kick(struct rsre__wire_notify *w);
+/* A chat platform's webhook request from the admin API (http/api.h): the WhatsApp verify
+ * handshake and notifications, Telegram updates in webhook mode. Returns the HTTP status (404
+ * when that channel is not configured); `out` may get a text body (the challenge). */
+struct rsre_api_webhook;
+int rsre__wire_notify_webhook(struct rsre__wire_notify *w, const struct rsre_api_webhook *req,
+                              char *out, size_t cap);
 /* Stops the transports and the timer; `closed(arg)` runs once everything is released (the loop
  * must keep running). NULL w: closed runs at once. */
 void rsre__wire_notify_close(struct rsre__wire_notify *w, void (*closed)(void *), void *arg);

@@ -187,11 +187,26 @@ static void report_health(struct rsre_notify *n) {
     }
 }
 
-static void set_down(struct rsre_notify *n, int ch, int down, const char *why) {
+/* Records the outcome of a delivery to `chat` on channel `ch`: a failure adds the chat to the
+ * failing set, a success removes it; the channel is down while the set is not empty (a full
+ * set keeps the channel down until one of its chats succeeds). */
+static void set_chat_state(struct rsre_notify *n, int ch, const char *chat, int failed,
+                           const char *why) {
     struct notify_chan *c = &n->chans[ch];
-    if (why) {
-        snprintf(c->last_error, sizeof(c->last_error), "%.199s", why);
+    size_t i = 0;
+    while (i < c->nfailing && strcmp(c->failing[i], chat)) {
+        i++;
     }
+    if (failed) {
+        snprintf(c->last_error, sizeof(c->last_error), "%.199s", why ? why : "");
+        if (i == c->nfailing && c->nfailing < RSRE_NOTIFY_CHATS_MAX) {
+            snprintf(c->failing[c->nfailing++], sizeof(c->failing[0]), "%s", chat);
+        }
+    } else if (i < c->nfailing) {
+        memmove(c->failing[i], c->failing[i + 1], (c->nfailing - i - 1) * sizeof(c->failing[0]));
+        c->nfailing--;
+    }
+    int down = failed || c->nfailing > 0;
     if (c->down != down) {
         c->down = down;
         report_health(n);
@@ -389,7 +404,8 @@ static void on_sent(void *arg, const struct rsre_send_result *r) {
         } else {
             n->st.sent++;
         }
-        set_down(n, j->ch, 0, NULL);
+        c->down_hard = 0;
+        set_chat_state(n, j->ch, j->chat, 0, NULL);
         job_remove(n, j);
         return;
     }
@@ -405,7 +421,7 @@ static void on_sent(void *arg, const struct rsre_send_result *r) {
         break;
     case RSRE_SEND_RETRY:
     case RSRE_SEND_TRANSIENT:
-        if (j->attempts < (c->down ? 1u : conf->max_attempts)) {
+        if (j->attempts < (c->down_hard ? 1u : conf->max_attempts)) {
             int64_t d = backoff(n, conf, j->attempts);
             if (r->status == RSRE_SEND_RETRY && r->retry_after_ms > d) {
                 d = r->retry_after_ms;
@@ -425,7 +441,13 @@ static void on_sent(void *arg, const struct rsre_send_result *r) {
              : r->status == RSRE_SEND_REJECTED  ? "request rejected"
                                                 : "retries exhausted",
              r->http_status, r->api_code, r->error);
-    set_down(n, j->ch, 1, why);
+    /* A chat that cannot be reached (blocked, not found) is that chat's failure: the message
+     * fails over and the channel counts as down for health, but other chats keep their full
+     * retries. Exhausted retries mean the channel itself is failing. */
+    if (r->status == RSRE_SEND_RETRY || r->status == RSRE_SEND_TRANSIENT) {
+        c->down_hard = 1;
+    }
+    set_chat_state(n, j->ch, j->chat, 1, why);
     fail_over(n, j, why, now);
     job_remove(n, j);
     rsre_notify_poll(n, now); /* the fail-over copies go out now */
@@ -566,7 +588,7 @@ static void on_delivery(void *arg, const struct rsre_chat_delivery *d) {
     char why[320];
     snprintf(why, sizeof(why), "delivery failed after acceptance (code %ld): %.200s",
              d->result->api_code, d->result->error);
-    set_down(n, ch, 1, why);
+    set_chat_state(n, ch, d->chat, 1, why);
     /* The copy carries no buttons (the expiry is not known here): the text and its link. */
     if (f->found) {
         fail_over(n, &j, why, now);
@@ -603,6 +625,11 @@ int rsre_notify_start(struct rsre_notify *n) {
     }
     report_health(n);
     return 0;
+}
+
+struct rsre_channel *rsre_notify_channel(struct rsre_notify *n, const char *name) {
+    int i = n && name ? rsre__notify_chan_find(n, name) : -1;
+    return i >= 0 ? n->chans[i].ch : NULL;
 }
 
 void rsre_notify_destroy(struct rsre_notify *n) {

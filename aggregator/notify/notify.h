@@ -220,6 +220,8 @@ int rsre_notify_create(const struct rsre_notify_config *cfg, const struct rsre_n
                        struct rsre_notify **out);
 /* Starts the transports' receivers (actions come back through rsre_notify_action). */
 int rsre_notify_start(struct rsre_notify *n);
+/* The transport named `name` ("telegram", "whatsapp"), borrowed, or NULL (for webhooks). */
+struct rsre_channel *rsre_notify_channel(struct rsre_notify *n, const char *name);
 /* Cancels everything in flight (transports destroyed: their callbacks run and are ignored). */
 void rsre_notify_destroy(struct rsre_notify *n);
 

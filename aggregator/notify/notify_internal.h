@@ -13,7 +13,13 @@ struct notify_chan {
     const struct rsre_notify_channel_conf *conf;
     double tokens;
     int64_t refilled_at;
+    /* Chats whose last delivery on this channel failed for good and has not succeeded since;
+     * the channel is down while there is one (health: chatops_delivery_failure). */
+    char failing[RSRE_NOTIFY_CHATS_MAX][RSRE_NOTIFY_NAME_MAX];
+    size_t nfailing;
     int down;
+    int down_hard; /* ... because the channel itself failed (retries exhausted): one attempt per
+                      message until a send succeeds, so fail-over is not delayed */
     char last_error[200];
 };
 

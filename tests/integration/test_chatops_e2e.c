@@ -36,7 +36,7 @@
 #define WA_SERVER RSRE_SOURCE_DIR "/tests/support/whatsapp_api_server.py"
 #define KUBE_SERVER RSRE_SOURCE_DIR "/tests/support/kube_api_server.py"
 #define WAIT_MS 60000
-#define MAX_STREAMS 1
+#define MAX_STREAMS 2
 
 #include "../support/aggregator_harness.c"
 
@@ -46,12 +46,13 @@
 #define WA_TOKEN "chatops-wa-access-token"
 #define WA_SECRET "chatops-wa-app-secret"
 #define NODE "chat-node-a"
+#define NODE_B "chat-node-b"
 
 static struct {
     char dir[64], store[128], log[160];
     pid_t pid, tg_pid, wa_pid, kube_pid;
     int grpc_port, api_port, tg_port, wa_port, kube_port;
-    struct node_log node;
+    struct node_log node, node_b;
 } F;
 
 /* Starts a Python test server that prints "PORT <n>"; returns its pid, *port set. */
@@ -137,23 +138,72 @@ static void wait_for(int (*pred)(void *), void *arg, const char *what) {
 
 /* ---- predicates ---- */
 
-/* The Telegram message with buttons sent to `chat`, or NULL (borrowed from `msgs`). */
-static json_t *tg_message(json_t *msgs, long long chat) {
+/* The Telegram message with buttons sent to `chat` whose text has `has`, or NULL (borrowed
+ * from `msgs`). */
+static json_t *tg_message(json_t *msgs, long long chat, const char *has) {
     size_t i;
     json_t *m;
     json_array_foreach(msgs, i, m) {
-        if (json_integer_value(json_object_get(json_object_get(m, "chat"), "id")) == chat) {
+        const char *t = json_string_value(json_object_get(m, "text"));
+        if (json_integer_value(json_object_get(json_object_get(m, "chat"), "id")) == chat &&
+            json_object_get(m, "reply_markup") && t && strstr(t, has)) {
             return m;
         }
     }
     return NULL;
 }
 
+struct want_msg {
+    long long chat;
+    const char *to, *has;
+};
+
 static int has_tg_message(void *arg) {
-    long long chat = *(long long *)arg;
+    struct want_msg *w = arg;
     json_t *msgs = srv(F.tg_port, "GET", "/_test/messages", NULL);
-    json_t *m = tg_message(msgs, chat);
-    int ok = m && json_object_get(m, "reply_markup") != NULL;
+    int ok = tg_message(msgs, w->chat, w->has) != NULL;
+    json_decref(msgs);
+    return ok;
+}
+
+/* The WhatsApp message with buttons to `to` whose body has `has` (its wamid, caller frees). */
+static char *wa_buttons_message(const char *to, const char *has) {
+    json_t *msgs = srv(F.wa_port, "GET", "/_test/messages", NULL);
+    size_t i;
+    json_t *m;
+    char *id = NULL;
+    json_array_foreach(msgs, i, m) {
+        const char *t = json_string_value(json_object_get(m, "to"));
+        const char *b = json_string_value(json_object_get(m, "body"));
+        if (!id && t && !strcmp(t, to) && json_array_size(json_object_get(m, "buttons")) &&
+            b && strstr(b, has)) {
+            id = strdup(json_string_value(json_object_get(m, "id")));
+        }
+    }
+    json_decref(msgs);
+    return id;
+}
+
+static int has_wa_buttons(void *arg) {
+    struct want_msg *w = arg;
+    char *id = wa_buttons_message(w->to, w->has);
+    free(id);
+    return id != NULL;
+}
+
+/* Some WhatsApp message to `to` has `has` (a thread reply with the decision). */
+static int wa_text(void *arg) {
+    struct want_msg *w = arg;
+    json_t *msgs = srv(F.wa_port, "GET", "/_test/messages", NULL);
+    size_t i;
+    json_t *m;
+    int ok = 0;
+    json_array_foreach(msgs, i, m) {
+        const char *t = json_string_value(json_object_get(m, "to"));
+        const char *b = json_string_value(json_object_get(m, "body"));
+        ok |= t && !strcmp(t, w->to) && b && strstr(b, w->has) &&
+              json_object_get(m, "context") != NULL;
+    }
     json_decref(msgs);
     return ok;
 }
@@ -196,8 +246,9 @@ static int answers_at_least(void *arg) {
 }
 
 static int node_cordoned(void *arg) {
-    (void)arg;
-    json_t *n = srv(F.kube_port, "GET", "/api/v1/nodes/" NODE, NULL);
+    char path[128];
+    snprintf(path, sizeof(path), "/api/v1/nodes/%s", arg ? (const char *)arg : NODE);
+    json_t *n = srv(F.kube_port, "GET", path, NULL);
     int u = json_is_true(json_object_get(json_object_get(n, "spec"), "unschedulable"));
     json_decref(n);
     return u;
@@ -206,7 +257,8 @@ static int node_cordoned(void *arg) {
 /* Some message in `chat` (the thread's; a timed-out send may have left an earlier copy) now
  * shows the decision and no buttons. */
 static int decision_edited(void *arg) {
-    long long chat = *(long long *)arg;
+    struct want_msg *w = arg;
+    long long chat = w->chat;
     json_t *msgs = srv(F.tg_port, "GET", "/_test/messages", NULL);
     size_t i;
     json_t *m;
@@ -214,7 +266,7 @@ static int decision_edited(void *arg) {
     json_array_foreach(msgs, i, m) {
         const char *text = json_string_value(json_object_get(m, "text"));
         ok |= json_integer_value(json_object_get(json_object_get(m, "chat"), "id")) == chat &&
-              text && strstr(text, "Decision: approved by alice via telegram") &&
+              text && strstr(text, w->has) && strstr(text, "Decision: approved by alice via") &&
               !json_object_get(m, "reply_markup");
     }
     json_decref(msgs);
@@ -231,17 +283,27 @@ static char *last_answer(void) {
     return s;
 }
 
-static void press(long long chat, long long message_id, long long from) {
-    char body[200];
+/* A callback_query from `from` on the message, with the button's data as sent (a forwarded
+ * or replayed button carries the same data). */
+static void press(long long chat, long long message_id, long long from, const char *data) {
+    char body[300];
     snprintf(body, sizeof(body),
-             "{\"chat_id\":%lld,\"message_id\":%lld,\"from_id\":%lld,\"button\":0}", chat,
-             message_id, from);
-    json_decref(srv(F.tg_port, "POST", "/_test/press", body));
+             "{\"chat_id\":%lld,\"message_id\":%lld,\"from_id\":%lld,\"data\":\"%s\"}", chat,
+             message_id, from, data);
+    long st = 0;
+    json_t *j = api(F.tg_port, "POST", "/_test/press", body, NULL, &st);
+    json_decref(j);
+    if (st != 200) {
+        json_t *msgs = srv(F.tg_port, "GET", "/_test/messages", NULL);
+        char *d = json_dumps(msgs, JSON_COMPACT);
+        fail_msg("press on message %lld in %lld: status %ld; messages: %.4000s", message_id, chat,
+                 st, d ? d : "");
+    }
 }
 
-static void press_and_answer(long long chat, long long mid, long long from, size_t *answers,
-                             const char *want) {
-    press(chat, mid, from);
+static void press_and_answer(long long chat, long long mid, long long from, const char *data,
+                             size_t *answers, const char *want) {
+    press(chat, mid, from, data);
     (*answers)++;
     wait_for(answers_at_least, answers, "the callback's answer");
     char *t = last_answer();
@@ -284,10 +346,16 @@ static void start_servers(void) {
     F.wa_pid = start_py(wa, "whatsapp.log", &F.wa_port);
     char *kube[] = {PYTHON, KUBE_SERVER, "--port", port0, NULL};
     F.kube_pid = start_py(kube, "kube.log", &F.kube_port);
-    json_decref(srv(F.kube_port, "POST", "/_test/objects",
-                    "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"" NODE
-                    "\",\"labels\":{\"kubernetes.io/hostname\":\"" NODE "\"}},\"spec\":{},"
-                    "\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}"));
+    const char *names[] = {NODE, NODE_B};
+    for (size_t i = 0; i < 2; i++) {
+        char obj[512];
+        snprintf(obj, sizeof(obj),
+                 "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\","
+                 "\"labels\":{\"kubernetes.io/hostname\":\"%s\"}},\"spec\":{},"
+                 "\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}",
+                 names[i], names[i]);
+        json_decref(srv(F.kube_port, "POST", "/_test/objects", obj));
+    }
     /* The group has blocked the bot; the approvers' private chats work. */
     json_decref(srv(F.tg_port, "POST", "/_test/chats",
                     "[{\"id\":-100,\"type\":\"supergroup\",\"blocked\":true},{\"id\":1001},"
@@ -319,6 +387,8 @@ static void write_configs(char *notify, char *operators, char *tokens) {
              "  - name: telegram\n"
              "    alternate: whatsapp\n"
              "    chats: [\"-100\"]\n"
+             "    rate_per_minute: 600\n"
+             "    burst: 30\n"
              "    max_attempts: 4\n"
              "    backoff_ms: 300\n"
              "    backoff_max_ms: 600\n"
@@ -326,11 +396,13 @@ static void write_configs(char *notify, char *operators, char *tokens) {
              "               timeout_ms: \"1500\", poll_timeout_s: \"1\", poll_retry_ms: \"200\"}\n"
              "  - name: whatsapp\n"
              "    chats: [\"15550009999\"]\n"
+             "    rate_per_minute: 600\n"
+             "    burst: 30\n"
              "    settings: {base_url: \"http://127.0.0.1:%d\", phone_number_id: \"1234567\",\n"
              "               token_file: %s/wa.token, app_secret_file: %s/wa.secret,\n"
              "               verify_token_file: %s/wa.verify, timeout_ms: \"1500\"}\n"
              "default: [{channel: telegram, chats: [\"-100\"]}]\n"
-             "approvals: {channels: [telegram]}\n",
+             "approvals: {channels: [telegram, whatsapp]}\n",
              F.dir, F.tg_port, F.dir, F.wa_port, F.dir, F.dir, F.dir);
     snprintf(notify, 200, "%s/notify.yaml", F.dir);
     write_file(notify, text);
@@ -392,12 +464,73 @@ static void test_chatops(void **state) {
     (void)state;
     start_servers();
     start_aggregator();
-    struct node_log *nodes[1] = {&F.node};
-    client_open_nodes(F.grpc_port, nodes, 1);
+    char cfg[200];
+    snprintf(cfg, sizeof(cfg), "{\"webhook_url\":\"http://127.0.0.1:%d/webhooks/whatsapp\"}",
+             F.api_port);
+    json_decref(srv(F.wa_port, "POST", "/_test/config", cfg));
+    struct node_log *nodes[2] = {&F.node, &F.node_b};
+    client_open_nodes(F.grpc_port, nodes, 2);
 
     /* delivery: retried, failed over to WhatsApp, a delivery-failure incident. */
     wait_for(has_wa_message, "15550009999", "the incident message failed over to WhatsApp");
     wait_for(incident_open, "chatops_delivery_failure", "chatops_delivery_failure");
+    /* approval: private messages with buttons to alice and bob. */
+    long long alice = 1001, bob = 1002;
+    struct want_msg wa_a = {alice, NULL, "cordon node " NODE},
+                    wb_a = {bob, NULL, "cordon node " NODE};
+    wait_for(has_tg_message, &wa_a, "the approval request to alice");
+    wait_for(has_tg_message, &wb_a, "the approval request to bob");
+    json_t *msgs = srv(F.tg_port, "GET", "/_test/messages", NULL);
+    json_t *am = tg_message(msgs, alice, "cordon node " NODE);
+    const char *text = json_string_value(json_object_get(am, "text"));
+    assert_non_null(strstr(text, "Robot SRE requests approval: cordon node"));
+    assert_non_null(strstr(text, "Approval expires in"));
+    long long mid = json_integer_value(json_object_get(am, "message_id"));
+    json_t *kb = json_object_get(json_object_get(am, "reply_markup"), "inline_keyboard");
+    const char *d0 = json_string_value(
+        json_object_get(json_array_get(json_array_get(kb, 0), 0), "callback_data"));
+    assert_non_null(d0);
+    assert_non_null(strstr(d0, ".a.")); /* the Approve button */
+    char data[80];
+    snprintf(data, sizeof(data), "%s", d0);
+    json_decref(msgs);
+
+    size_t answers = 0;
+    press_and_answer(alice, mid, 1005, data, &answers, "not issued to you"); /* erin, forwarded */
+    press_and_answer(alice, mid, 4242, data, &answers, "not issued to you"); /* nobody we know */
+    assert_false(node_cordoned(NULL));
+    press_and_answer(alice, mid, 1001, data, &answers, "");                   /* alice */
+    wait_for(node_cordoned, NULL, "the node cordoned through the Kubernetes executor");
+    press_and_answer(alice, mid, 1001, data, &answers, "replay");             /* the same again */
+    wait_for(decision_edited, &wa_a, "alice's message edited with the decision");
+    wait_for(decision_edited, &wb_a, "bob's message edited with the decision");
+    assert_false(node_cordoned(NODE_B));
+
+    /* WhatsApp: node b's request to alice's number; a reply from a number the button was not
+     * sent to is refused; alice's reply cordons node b; a replayed reply is refused. */
+    struct want_msg wwa = {0, "15550001001", "cordon node " NODE_B};
+    wait_for(has_wa_buttons, &wwa, "the approval request to alice on WhatsApp");
+    char *wamid = wa_buttons_message("15550001001", "cordon node " NODE_B);
+    char body[300];
+    snprintf(body, sizeof(body), "{\"from\":\"15550001002\",\"context_id\":\"%s\",\"button\":0}",
+             wamid);
+    json_t *rep1 = srv(F.wa_port, "POST", "/_test/reply", body);
+    json_decref(rep1);
+    sleep_ms(300);
+    assert_false(node_cordoned(NODE_B));
+    snprintf(body, sizeof(body), "{\"from\":\"15550001001\",\"context_id\":\"%s\",\"button\":0}",
+             wamid);
+    json_decref(srv(F.wa_port, "POST", "/_test/reply", body));
+    wait_for(node_cordoned, NODE_B, "node b cordoned from a WhatsApp reply");
+    /* A new notification with the same button: refused as a replay. */
+    json_decref(srv(F.wa_port, "POST", "/_test/reply", body));
+    struct want_msg wdec = {0, "15550001001", "Decision: approved by alice via whatsapp"};
+    wait_for(wa_text, &wdec, "the decision as a reply in alice's WhatsApp thread");
+    struct want_msg wb_b = {bob, NULL, "cordon node " NODE_B};
+    wait_for(decision_edited, &wb_b, "bob's Telegram message for node b edited");
+    free(wamid);
+
+    /* delivery, checked now that the retries had their time. */
     json_t *reqs = srv(F.tg_port, "GET", "/_test/requests", NULL);
     size_t i;
     json_t *r;
@@ -413,11 +546,20 @@ static void test_chatops(void **state) {
     json_t *first = json_array_get(sends, 0);
     assert_int_equal(json_integer_value(json_object_get(first, "status")), 429);
     json_t *chat429 = json_object_get(json_object_get(first, "params"), "chat_id");
+    /* Its subject ("Incident: inc-N" / "Approval apr-N"): the retry may carry newer text. */
+    const char *t429 = json_string_value(json_object_get(json_object_get(first, "params"), "text"));
+    assert_non_null(t429);
+    const char *sp = strstr(t429, "Incident: ");
+    sp = sp ? sp : strstr(t429, "Approval apr-");
+    assert_non_null(sp);
+    char subject[64];
+    snprintf(subject, sizeof(subject), "%.*s", (int)strcspn(sp + 10, " \n") + 10, sp);
     int retried = 0, blocked = 0;
     for (size_t k = 1; k < json_array_size(sends); k++) {
         json_t *x = json_array_get(sends, k);
-        if (!retried && json_equal(json_object_get(json_object_get(x, "params"), "chat_id"),
-                                   chat429)) {
+        const char *tx = json_string_value(json_object_get(json_object_get(x, "params"), "text"));
+        if (!retried && tx && strstr(tx, subject) &&
+            json_equal(json_object_get(json_object_get(x, "params"), "chat_id"), chat429)) {
             retried = 1;
             double wait = json_number_value(json_object_get(x, "time")) -
                           json_number_value(json_object_get(first, "time"));
@@ -455,27 +597,9 @@ static void test_chatops(void **state) {
         free(b.p);
     }
 
-    /* approval: private messages with buttons to alice and bob. */
-    long long alice = 1001, bob = 1002;
-    wait_for(has_tg_message, &alice, "the approval request to alice");
-    wait_for(has_tg_message, &bob, "the approval request to bob");
-    json_t *msgs = srv(F.tg_port, "GET", "/_test/messages", NULL);
-    json_t *am = tg_message(msgs, alice);
-    const char *text = json_string_value(json_object_get(am, "text"));
-    assert_non_null(strstr(text, "Robot SRE requests approval: cordon node"));
-    assert_non_null(strstr(text, "Approval expires in"));
-    long long mid = json_integer_value(json_object_get(am, "message_id"));
-    json_decref(msgs);
-
-    size_t answers = 0;
-    press_and_answer(alice, mid, 1005, &answers, "not issued to you"); /* erin, forwarded */
-    press_and_answer(alice, mid, 4242, &answers, "not issued to you"); /* nobody we know */
-    assert_false(node_cordoned(NULL));
-    press_and_answer(alice, mid, 1001, &answers, "");                   /* alice */
-    wait_for(node_cordoned, NULL, "the node cordoned through the Kubernetes executor");
-    press_and_answer(alice, mid, 1001, &answers, "replay");             /* the same again */
-    wait_for(decision_edited, &alice, "alice's message edited with the decision");
-    wait_for(decision_edited, &bob, "bob's message edited with the decision");
+    assert_int_equal(audits("approval.vote", "whatsapp"), 1);
+    assert_true(audits("approval.vote.refused", "whatsapp:15550001002") >= 1);
+    assert_true(audits("approval.vote.refused", "whatsapp:15550001001") >= 1);
 
     assert_int_equal(audits("approval.vote", "telegram"), 1);
     assert_true(audits("approval.vote.refused", "telegram:1005") >= 1);
@@ -546,6 +670,8 @@ static int setup(void **state) {
     snprintf(F.store, sizeof(F.store), "%s/store", F.dir);
     snprintf(F.node.name, sizeof(F.node.name), NODE);
     snprintf(F.node.boot, sizeof(F.node.boot), "5d1c7b3a-2e4f-4a6b-9c8d-0000000000c1");
+    snprintf(F.node_b.name, sizeof(F.node_b.name), NODE_B);
+    snprintf(F.node_b.boot, sizeof(F.node_b.boot), "5d1c7b3a-2e4f-4a6b-9c8d-0000000000c2");
     grpc_init();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     return 0;
