@@ -266,6 +266,37 @@ static void run_for(uint64_t ms) {
     run_until(never, NULL, ms);
 }
 
+/* Runs the loop until `scope` was emitted with `signal` == v, or with a detail containing
+ * `text`; fails the test after WAIT_MS (robust on a loaded machine, no fixed sleeps). */
+struct want {
+    const char *scope, *signal, *text;
+    double v;
+};
+
+static int want_met(void *arg) {
+    const struct want *w = arg;
+    if (w->text) {
+        const struct emitted *e = emitted(w->scope);
+        return e && strstr(e->detail, w->text) != NULL;
+    }
+    return emitted_value(w->scope, w->signal) == w->v;
+}
+
+static void wait_value(const char *scope, const char *signal, double v) {
+    struct want w = {scope, signal, NULL, v};
+    if (!run_until(want_met, &w, WAIT_MS)) {
+        fail_msg("%s %s: %g, want %g", scope, signal, emitted_value(scope, signal), v);
+    }
+}
+
+static void wait_detail(const char *scope, const char *text) {
+    struct want w = {scope, NULL, text, 0};
+    if (!run_until(want_met, &w, WAIT_MS)) {
+        const struct emitted *e = emitted(scope);
+        fail_msg("%s: detail '%s' lacks '%s'", scope, e ? e->detail : "(none)", text);
+    }
+}
+
 static int synced(void *arg) {
     (void)arg;
     return rsre_observe_synced(F->obs);
@@ -386,7 +417,8 @@ static void start_observers(void) {
                                      .tick_ms = 1000,
                                      .backoff_min_ms = 100,
                                      .backoff_max_ms = 400,
-                                     .rollout_stuck_ms = 3600000};
+                                     .rollout_stuck_ms = 3600000,
+                                     .churn_allowance = 3};
     assert_int_equal(rsre_observe_create(F->kube, &oc, on_emit, F, &F->obs), 0);
     assert_true(run_until(synced, NULL, WAIT_MS));
 }
@@ -496,7 +528,7 @@ static void test_aggregates(void **state) {
     load_cluster();
     start_observers();
     expect_truth("the first list");
-    run_for(300);
+    wait_value("workload/prod/api", "pull.failing_workloads", 1);
     /* Pull failure, grouped by Deployment; core by namespace; evidence kept. */
     assert_true(emitted_value("workload/prod/api", "pull.failing_workloads") == 1);
     assert_true(emitted_value("workload/prod/api", "pull.failing_core_workloads") == 1);
@@ -527,14 +559,14 @@ static void test_aggregates(void **state) {
 
     /* The pod pulls its image: the workload scope is emitted once with zeros, then gone. */
     pod("api-5d8f-b", "ReplicaSet", "api-5d8f", "Running", NULL, "registry.local/api:1.3");
-    run_for(400);
+    wait_value("workload/prod/api", "pull.failing_workloads", 0);
     assert_true(emitted_value("workload/prod/api", "pull.failing_workloads") == 0);
     double v;
     assert_int_equal(rsre_observe_get(F->obs, "workload/prod/api", "pull.failing_workloads", &v),
                      RSRE_ENOTFOUND);
     /* The Service appears: the ingress is fine. */
     put("{\"kind\":\"Service\",\"metadata\":{\"name\":\"admin\",\"namespace\":\"prod\"}}");
-    run_for(400);
+    wait_value("ingress/prod/web", "ingress.failing_routes", 0);
     assert_true(emitted_value("ingress/prod/web", "ingress.failing_routes") == 0);
 }
 
@@ -542,22 +574,21 @@ static void test_release_drift(void **state) {
     (void)state;
     load_cluster();
     start_observers();
-    run_for(300);
-    assert_true(emitted_value("release/prod/api", "release.drifted") == 1);
+    wait_value("release/prod/api", "release.drifted", 1);
     /* The upgrade completes (revision 3 deployed, same image as live): no drift. */
     helm("api", 3, "deployed", "registry.local/api:1.2");
-    run_for(500);
+    wait_detail("release/prod/api", "revision 3 status deployed");
     assert_true(emitted_value("release/prod/api", "release.drifted") == 0);
     assert_non_null(strstr(emitted("release/prod/api")->detail, "revision 3 status deployed"));
     /* Someone runs kubectl set image: live differs from desired. */
     deployment("registry.local/api:hotfix", 0);
-    run_for(500);
+    wait_detail("release/prod/api", "live registry.local/api:hotfix");
     assert_true(emitted_value("release/prod/api", "release.drifted") == 1);
     assert_non_null(strstr(emitted("release/prod/api")->detail,
                            "desired registry.local/api:1.2 live registry.local/api:hotfix"));
     /* And its rollout stalls. */
     deployment("registry.local/api:1.2", 1);
-    run_for(500);
+    wait_detail("release/prod/api", "has timed out progressing");
     assert_true(emitted_value("release/prod/api", "release.drifted") == 0);
     assert_true(emitted_value("release/prod/api", "release.rollout_blocked") == 1);
     assert_true(emitted_value("release/prod/api", "release.unhealthy_workloads") == 1);
@@ -565,7 +596,7 @@ static void test_release_drift(void **state) {
     /* A failed upgrade (revision 4) with the rollout fine again. */
     deployment("registry.local/api:1.2", 0);
     helm("api", 4, "failed", "registry.local/api:1.2");
-    run_for(500);
+    wait_detail("release/prod/api", "revision 4 status failed");
     assert_true(emitted_value("release/prod/api", "release.drifted") == 1);
     assert_true(emitted_value("release/prod/api", "release.rollout_blocked") == 0);
     assert_non_null(strstr(emitted("release/prod/api")->detail, "status failed"));
@@ -573,13 +604,19 @@ static void test_release_drift(void **state) {
     ctl0("POST", "/_test/helm_release",
          "{\"name\": \"web\", \"namespace\": \"prod\", \"revision\": 1, \"status\": "
          "\"pending-install\", \"payload_b64\": \"H4sIAAAA\"}");
-    run_for(500);
+    wait_detail("release/prod/web", "release not decoded");
+    /* A gzip bomb: 16 MiB of spaces in ~16 KiB, above the 8 MiB bound: refused, kept. */
+    ctl0("POST", "/_test/helm_release",
+         "{\"name\": \"bomb\", \"namespace\": \"prod\", \"revision\": 1, \"status\": "
+         "\"deployed\", \"bomb_mib\": 16}");
+    wait_detail("release/prod/bomb", "release not decoded: gzip: limit exceeded");
+    assert_true(emitted_value("release/prod/bomb", "release.drifted") == 0);
     assert_true(emitted_value("release/prod/web", "release.drifted") == 1);
     assert_non_null(strstr(emitted("release/prod/web")->detail, "release not decoded"));
     /* The release's workload goes away: missing. */
     ctl0("DELETE", "/_test/objects/deployments/prod/api", NULL);
     helm("api", 5, "deployed", "registry.local/api:1.2");
-    run_for(500);
+    wait_detail("release/prod/api", "Deployment/api missing");
     assert_true(emitted_value("release/prod/api", "release.drifted") == 1);
     assert_non_null(strstr(emitted("release/prod/api")->detail, "Deployment/api missing"));
 }
@@ -659,10 +696,11 @@ static void test_faults(void **state) {
     rsre_observe_counts(F->obs, RSRE_OBS_HELM_RELEASES, &c);
     assert_true(c.stats.relists_gone >= 1);
     /* The latest Helm revision wins after all of it (round 7: revision 9, pending-upgrade). */
-    run_for(300);
+    wait_detail("release/prod/api", "revision 9 status pending-upgrade");
     assert_true(emitted_value("release/prod/api", "release.drifted") == 1);
-    assert_non_null(
-        strstr(emitted("release/prod/api")->detail, "revision 9 status pending-upgrade"));
+    /* Seven Job creations after the first list, each counted once across every fault; the
+     * allowance is 3. */
+    wait_value("cluster", "jobs.apiserver_churn", 4);
 
     struct rsre_observe_stats st;
     rsre_observe_stats(F->obs, &st);

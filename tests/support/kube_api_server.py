@@ -52,7 +52,8 @@ Test control endpoints (never authenticated), all JSON:
                                    {container: image}, "kind", "chart", "chart_version",
                                    "payload_b64"?}: stores the release Secret Helm 3 writes
                                    (tests/support/helm_release.py); payload_b64 replaces Helm's
-                                   encoded text (malformed-input tests). Answers the Secret.
+                                   encoded text (malformed-input tests), bomb_mib makes it a
+                                   gzip of that many MiB of spaces. Answers the Secret.
   GET    /_test/counts             {"RESOURCE": n, ...} objects stored per resource, and
                                    "RESOURCE?FIELD=VALUE" counts for ?field=a.b&value=v
   GET    /_test/state              {"rv": n, "min_rv": n, "watchers": n, "objects": n}
@@ -64,6 +65,7 @@ Test control endpoints (never authenticated), all JSON:
 import argparse
 import base64
 import copy
+import gzip
 import datetime
 import json
 import queue
@@ -882,6 +884,8 @@ class Handler(BaseHTTPRequestHandler):
                 req.get("chart", "app"), req.get("chart_version", "1.0.0"),
                 kind=req.get("kind", "Deployment"))
             payload = base64.b64decode(req["payload_b64"]) if "payload_b64" in req else None
+            if "bomb_mib" in req:  # Helm's encoding of N MiB of spaces: a gzip bomb
+                payload = base64.b64encode(gzip.compress(b" " * (int(req["bomb_mib"]) << 20)))
             with STATE.lock:
                 sec = copy.deepcopy(STATE.put(helm_release.release_secret(rel, payload)))
             return self.send_json(200, sec)
