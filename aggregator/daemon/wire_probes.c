@@ -25,8 +25,7 @@ static int64_t wall_ms(void *arg) {
 }
 
 /* One observation in its own transaction; the engine's effects follow the commit. */
-static void observe_one(struct rsre__wire_probes *w, const struct rsre_probe_obs *o,
-                        int64_t now) {
+static void observe_one(struct rsre__wire_probes *w, const struct rsre_probe_obs *o, int64_t now) {
     struct rsre_observation_value v[RSRE_PROBE_OBS_VALUES];
     for (size_t i = 0; i < o->nvalues; i++) {
         v[i].signal = o->values[i].signal;

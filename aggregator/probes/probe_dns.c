@@ -18,7 +18,10 @@ void rsre__probe_dns(const struct rsre_probe_def *def, struct rsre_probe_result 
     int g = getaddrinfo(def->host, NULL, &hints, &ai);
     if (g != 0) {
         res->dns_mismatches = (int)def->nexpect;
-        rsre__probe_fail(res, g == EAI_NONAME ? "NXDOMAIN" : g == EAI_AGAIN ? "EAI_AGAIN" : "EAI",
+        rsre__probe_fail(res,
+                         g == EAI_NONAME  ? "NXDOMAIN"
+                         : g == EAI_AGAIN ? "EAI_AGAIN"
+                                          : "EAI",
                          "dns %s: %s", def->host, gai_strerror(g));
         return;
     }
@@ -50,8 +53,8 @@ void rsre__probe_dns(const struct rsre_probe_def *def, struct rsre_probe_result 
         }
         if (!found) {
             mism++;
-            rsre__probe_append(evidence, sizeof evidence, "%smissing %s",
-                               evidence[0] ? ", " : "", def->expect[i]);
+            rsre__probe_append(evidence, sizeof evidence, "%smissing %s", evidence[0] ? ", " : "",
+                               def->expect[i]);
         }
     }
     for (size_t j = 0; j < n; j++) {

@@ -14,8 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
-#define BODY_MAX (1u << 20)          /* minio, registry, http bodies kept */
-#define METRICS_MAX (32u << 20)      /* http5xx exposition */
+#define BODY_MAX (1u << 20)     /* minio, registry, http bodies kept */
+#define METRICS_MAX (32u << 20) /* http5xx exposition */
 #define SERIES_MAX 100000
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -328,9 +328,10 @@ void rsre__probe_registry(const struct rsre_probe_def *def, struct rsre_probe_re
         }
         free(r.body.buf);
         if (!ec[0]) {
-            snprintf(ec, sizeof ec, "%s", head_status == 404 ? "MANIFEST_UNKNOWN"
-                                          : head_status == 401 ? "UNAUTHORIZED"
-                                                               : "HTTP_ERROR");
+            snprintf(ec, sizeof ec, "%s",
+                     head_status == 404   ? "MANIFEST_UNKNOWN"
+                     : head_status == 401 ? "UNAUTHORIZED"
+                                          : "HTTP_ERROR");
         }
         if (strcmp(ec, "UNAUTHORIZED") == 0 || strcmp(ec, "DENIED") == 0) {
             res->image_unauthorized++;
@@ -340,8 +341,8 @@ void rsre__probe_registry(const struct rsre_probe_def *def, struct rsre_probe_re
         if (!first_code[0]) {
             rsre__probe_append(first_code, sizeof first_code, "%s", ec);
         }
-        rsre__probe_append(evidence, sizeof evidence, "%s%s: %ld %s%s%s",
-                           evidence[0] ? "; " : "", img, head_status, ec, em[0] ? " " : "", em);
+        rsre__probe_append(evidence, sizeof evidence, "%s%s: %ld %s%s%s", evidence[0] ? "; " : "",
+                           img, head_status, ec, em[0] ? " " : "", em);
     }
     if (first_code[0]) {
         rsre__probe_fail(res, first_code, "registry manifests: %s", evidence);
@@ -362,10 +363,8 @@ void rsre__probe_http(const struct rsre_probe_def *def, struct rsre_probe_result
         snprintf(code, sizeof code, "HTTP_%ld", r.status);
         rsre__probe_fail(res, code, "GET %s: status %ld, expected %d", def->url, r.status,
                          def->expect_status);
-    } else if (def->body_contains[0] &&
-               (!r.body.buf || !strstr(r.body.buf, def->body_contains))) {
-        rsre__probe_fail(res, "BODY_MISMATCH", "GET %s: body lacks the expected text",
-                         def->url);
+    } else if (def->body_contains[0] && (!r.body.buf || !strstr(r.body.buf, def->body_contains))) {
+        rsre__probe_fail(res, "BODY_MISMATCH", "GET %s: body lacks the expected text", def->url);
     } else {
         res->ok = 1;
     }
@@ -431,7 +430,8 @@ void rsre__probe_http5xx(const struct rsre_probe_def *def, struct rsre_probe_res
     struct collect c = {.def = def};
     snprintf(c.total_name, sizeof c.total_name, "%s_total", def->metric);
     struct rsre_promtext_error pe;
-    int rc = rsre_promtext_parse(r.body.buf ? r.body.buf : "", r.body.len, NULL, on_sample, &c, &pe);
+    int rc =
+        rsre_promtext_parse(r.body.buf ? r.body.buf : "", r.body.len, NULL, on_sample, &c, &pe);
     free(r.body.buf);
     if (rc) {
         free(c.s);

@@ -93,15 +93,21 @@ void rsre__probe_postgres(const struct rsre_probe_def *def, struct rsre_probe_re
     char port[12], ctimeout[24];
     snprintf(port, sizeof port, "%d", def->port);
     snprintf(ctimeout, sizeof ctimeout, "%lld", (long long)((def->timeout_ms + 999) / 1000));
-    const char *keys[] = {"host", "port", "dbname", "user", "password", "connect_timeout",
-                          "sslmode", "application_name", NULL};
-    const char *vals[] = {def->host, port, def->database[0] ? def->database : "postgres",
-                          def->user[0] ? def->user : "postgres", def->password, ctimeout,
-                          def->tls ? "require" : "prefer", "robot-sre-probe", NULL};
-    if (!def->password[0]) {
-        keys[4] = "connect_timeout";
-        vals[4] = ctimeout;
-    }
+    const char *keys[] = {"host",     "port",
+                          "dbname",   "user",
+                          "password", "connect_timeout",
+                          "sslmode",  "application_name",
+                          NULL};
+    const char *vals[] = {def->host,
+                          port,
+                          def->database[0] ? def->database : "postgres",
+                          def->user[0] ? def->user : "postgres",
+                          def->password,
+                          ctimeout,
+                          def->tls ? "require" : "prefer",
+                          "robot-sre-probe",
+                          NULL};
+    /* An empty password falls back to libpq's own sources (PGPASSWORD, ~/.pgpass). */
     PGconn *c = PQconnectStartParams(keys, vals, 0);
     if (!c) {
         rsre__probe_fail(res, "ENOMEM", "postgres connect: out of memory");

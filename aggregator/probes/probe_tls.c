@@ -87,9 +87,10 @@ void rsre__probe_tls(const struct rsre_probe_def *def, struct rsre_probe_result 
     char why[300];
     int fd = connect_deadline(def->host, def->port, def->timeout_ms, why, sizeof why);
     if (fd < 0) {
-        rsre__probe_fail(res, fd == -ETIMEDOUT ? "ETIMEDOUT"
-                              : fd == -ECONNREFUSED ? "ECONNREFUSED"
-                                                    : "EHOSTUNREACH",
+        rsre__probe_fail(res,
+                         fd == -ETIMEDOUT      ? "ETIMEDOUT"
+                         : fd == -ECONNREFUSED ? "ECONNREFUSED"
+                                               : "EHOSTUNREACH",
                          "tls %s", why);
         return;
     }

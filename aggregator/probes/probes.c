@@ -304,7 +304,8 @@ static void after_work_cb(uv_work_t *w, int status) {
     }
     if (st.changed) {
         if (st.failing) {
-            RSRE_LOG(RSRE_LOG_WARN, "probes", "probe=%s kind=%s failing after %d failures code=%s error=\"%s\"",
+            RSRE_LOG(RSRE_LOG_WARN, "probes",
+                     "probe=%s kind=%s failing after %d failures code=%s error=\"%s\"",
                      s->def->name, rsre_probe_kind_name(s->def->kind), st.consecutive_failures,
                      s->res.code, s->res.error);
         } else {
@@ -351,8 +352,14 @@ int rsre_probes_create(uv_loop_t *loop, struct rsre_probe_set *set, int64_t (*no
         rsre_probe_set_destroy(set);
         return -ENOMEM;
     }
-    *p = (struct rsre_probes){.loop = loop, .set = set, .slots = slots, .n = set->n,
-                              .now_ms = now_ms, .clock_arg = clock_arg, .cb = cb, .arg = arg};
+    *p = (struct rsre_probes){.loop = loop,
+                              .set = set,
+                              .slots = slots,
+                              .n = set->n,
+                              .now_ms = now_ms,
+                              .clock_arg = clock_arg,
+                              .cb = cb,
+                              .arg = arg};
     for (size_t i = 0; i < p->n; i++) {
         slots[i].p = p;
         slots[i].def = &set->defs[i];
@@ -368,8 +375,8 @@ int rsre_probes_start(struct rsre_probes *p) {
         return -EINVAL;
     }
     for (size_t i = 0; i < p->n; i++) {
-        int rc = uv_timer_start(&p->slots[i].timer, timer_cb, 0,
-                                (uint64_t)p->slots[i].def->interval_ms);
+        int rc =
+            uv_timer_start(&p->slots[i].timer, timer_cb, 0, (uint64_t)p->slots[i].def->interval_ms);
         if (rc) {
             return rc;
         }

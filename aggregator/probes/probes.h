@@ -28,9 +28,9 @@
 #include "common/yamldoc.h"
 #include "probes/promtext.h"
 
-#define RSRE_PROBES_MAX 256        /* probes per file */
-#define RSRE_PROBE_MAX_LIST 16     /* images / expected addresses per probe */
-#define RSRE_PROBE_ERR_LEN 512     /* evidence text */
+#define RSRE_PROBES_MAX 256    /* probes per file */
+#define RSRE_PROBE_MAX_LIST 16 /* images / expected addresses per probe */
+#define RSRE_PROBE_ERR_LEN 512 /* evidence text */
 
 enum rsre_probe_kind {
     RSRE_PROBE_REDIS,
@@ -70,11 +70,11 @@ struct rsre_probe_def {
     size_t nimages;
     char expect[RSRE_PROBE_MAX_LIST][64]; /* dns: expected addresses */
     size_t nexpect;
-    char metric[128];       /* http5xx: counter name (nginx_ingress_controller_requests) */
-    char status_label[64];  /* http5xx: label holding the status (status) */
-    char match_label[64];   /* http5xx: optional filter label name ... */
-    char match_value[256];  /* ... and value (e.g. ingress=api) */
-    int64_t window_ms;      /* http5xx: ratio window (default 5 min) */
+    char metric[128];      /* http5xx: counter name (nginx_ingress_controller_requests) */
+    char status_label[64]; /* http5xx: label holding the status (status) */
+    char match_label[64];  /* http5xx: optional filter label name ... */
+    char match_value[256]; /* ... and value (e.g. ingress=api) */
+    int64_t window_ms;     /* http5xx: ratio window (default 5 min) */
 };
 
 /* The outcome of one run. */
@@ -128,8 +128,8 @@ struct rsre_probe_status {
     const struct rsre_probe_def *def;
     const struct rsre_probe_result *result;
     int consecutive_failures;
-    int failing;          /* consecutive_failures >= threshold */
-    int changed;          /* failing flipped with this run */
+    int failing;              /* consecutive_failures >= threshold */
+    int changed;              /* failing flipped with this run */
     int64_t failing_since_ms; /* when failing began (0 when not failing) */
     int64_t at_ms;
     /* http5xx (when has_ratio): the window's ratio and its slope per minute */
@@ -193,9 +193,8 @@ typedef void (*rsre_probes_cb)(void *arg, const struct rsre_probe_status *st);
  * `now_ms` (NULL = uv_now) stamps results so tests and the daemon share one clock; `cb` gets
  * every run's status on the loop thread. Timers start with rsre_probes_start.
  */
-int rsre_probes_create(uv_loop_t *loop, struct rsre_probe_set *set,
-                       int64_t (*now_ms)(void *), void *clock_arg, rsre_probes_cb cb, void *arg,
-                       struct rsre_probes **out);
+int rsre_probes_create(uv_loop_t *loop, struct rsre_probe_set *set, int64_t (*now_ms)(void *),
+                       void *clock_arg, rsre_probes_cb cb, void *arg, struct rsre_probes **out);
 /* Starts every probe's timer; the first run of each follows right away. */
 int rsre_probes_start(struct rsre_probes *p);
 /* Queues one run of probe `name` now (unless one is in flight: -EBUSY). RSRE_ENOTFOUND. */

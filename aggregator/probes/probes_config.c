@@ -35,7 +35,8 @@ struct field {
 };
 
 #define D(f) offsetof(struct rsre_probe_def, f), sizeof(((struct rsre_probe_def *)0)->f)
-#define L(f, n) offsetof(struct rsre_probe_def, f), sizeof(((struct rsre_probe_def *)0)->f[0]), \
+#define L(f, n)                                                                                    \
+    offsetof(struct rsre_probe_def, f), sizeof(((struct rsre_probe_def *)0)->f[0]),                \
         offsetof(struct rsre_probe_def, n)
 
 static const struct field FIELDS[] = {
@@ -50,10 +51,12 @@ static const struct field FIELDS[] = {
      "server port"},
     {"url", F_STR, D(url), 0, HTTPISH | K(LDAP), 0, 0,
      "base URL (minio, registry), route (http), metrics URL (http5xx), ldap:// or ldaps://"},
-    {"user", F_STR, D(user), 0, K(REDIS) | K(NATS) | K(REGISTRY) | K(POSTGRES) | K(HTTP) |
-     K(MINIO) | K(HTTP5XX), 0, 0, "user name"},
-    {"password_file", F_SECRET, D(password), 0, K(REDIS) | K(NATS) | K(REGISTRY) | K(LDAP) |
-     K(POSTGRES) | K(HTTP) | K(MINIO) | K(HTTP5XX), 0, 0, "file holding the password"},
+    {"user", F_STR, D(user), 0,
+     K(REDIS) | K(NATS) | K(REGISTRY) | K(POSTGRES) | K(HTTP) | K(MINIO) | K(HTTP5XX), 0, 0,
+     "user name"},
+    {"password_file", F_SECRET, D(password), 0,
+     K(REDIS) | K(NATS) | K(REGISTRY) | K(LDAP) | K(POSTGRES) | K(HTTP) | K(MINIO) | K(HTTP5XX), 0,
+     0, "file holding the password"},
     {"token_file", F_SECRET, D(token), 0, K(NATS), 0, 0, "file holding the NATS token"},
     {"database", F_STR, D(database), 0, K(POSTGRES), 0, 0, "database name"},
     {"bind_dn", F_STR, D(bind_dn), 0, K(LDAP), 0, 0, "service account DN for the simple bind"},
@@ -78,11 +81,11 @@ struct need {
     const char *fields[3];
 };
 static const struct need NEEDS[] = {
-    {RSRE_PROBE_REDIS, {"host", "port"}},    {RSRE_PROBE_NATS, {"host", "port"}},
-    {RSRE_PROBE_MINIO, {"url"}},             {RSRE_PROBE_REGISTRY, {"url"}},
-    {RSRE_PROBE_LDAP, {"url"}},              {RSRE_PROBE_POSTGRES, {"host", "port"}},
-    {RSRE_PROBE_HTTP, {"url"}},              {RSRE_PROBE_TLS, {"host", "port"}},
-    {RSRE_PROBE_DNS, {"host", "expect"}},    {RSRE_PROBE_HTTP5XX, {"url"}},
+    {RSRE_PROBE_REDIS, {"host", "port"}}, {RSRE_PROBE_NATS, {"host", "port"}},
+    {RSRE_PROBE_MINIO, {"url"}},          {RSRE_PROBE_REGISTRY, {"url"}},
+    {RSRE_PROBE_LDAP, {"url"}},           {RSRE_PROBE_POSTGRES, {"host", "port"}},
+    {RSRE_PROBE_HTTP, {"url"}},           {RSRE_PROBE_TLS, {"host", "port"}},
+    {RSRE_PROBE_DNS, {"host", "expect"}}, {RSRE_PROBE_HTTP5XX, {"url"}},
 };
 
 static const char *const KIND_NAMES[RSRE_PROBE_NKINDS] = {
@@ -228,8 +231,8 @@ static int apply_field(yaml_document_t *doc, yaml_node_t *vn, const struct field
         }
         if (bad || v < f->min || v > f->max) {
             return rsre_yaml_fail(err, vn, RSRE_EINVALID, "%s: expected %s in [%lld, %lld]%s",
-                                  f->key, f->type == F_INT ? "an integer" : "a duration",
-                                  f->min, f->max, f->type == F_INT ? "" : " ms (e.g. 30s, 500ms)");
+                                  f->key, f->type == F_INT ? "an integer" : "a duration", f->min,
+                                  f->max, f->type == F_INT ? "" : " ms (e.g. 30s, 500ms)");
         }
         if (f->type == F_INT) {
             *(int *)(base + f->off) = (int)v;
@@ -352,8 +355,8 @@ static int load_probe(yaml_document_t *doc, yaml_node_t *pn, const char *base_di
         }
         for (size_t j = 0; j < 3 && NEEDS[i].fields[j]; j++) {
             if (!field_set(d, NEEDS[i].fields[j])) {
-                return rsre_yaml_fail(err, pn, RSRE_EINVALID, "probe %s: kind %s needs %s",
-                                      d->name, ks, NEEDS[i].fields[j]);
+                return rsre_yaml_fail(err, pn, RSRE_EINVALID, "probe %s: kind %s needs %s", d->name,
+                                      ks, NEEDS[i].fields[j]);
             }
         }
     }
@@ -407,8 +410,8 @@ int rsre_probe_set_load(const char *buf, size_t len, const char *base_dir,
         rc = rsre_yaml_fail(err, root, RSRE_EINVALID, "expected a mapping with a `probes` list");
         goto fail;
     }
-    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start;
-         pr < root->data.mapping.pairs.top; pr++) {
+    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top;
+         pr++) {
         yaml_node_t *k = yaml_document_get_node(&doc, pr->key);
         const char *ks = rsre_yaml_str(k);
         if (!ks || strcmp(ks, "probes") != 0) {
@@ -469,8 +472,7 @@ int rsre_probe_set_load_file(const char *path, struct rsre_probe_set **out, char
     struct stat st;
     if (fstat(fd, &st) != 0 || st.st_size > (off_t)RSRE_YAML_MAX_INPUT) {
         close(fd);
-        snprintf(err, errlen, "%s: unreadable or larger than %u bytes", path,
-                 RSRE_YAML_MAX_INPUT);
+        snprintf(err, errlen, "%s: unreadable or larger than %u bytes", path, RSRE_YAML_MAX_INPUT);
         return RSRE_ELIMIT;
     }
     char *buf = malloc((size_t)st.st_size + 1);

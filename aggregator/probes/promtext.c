@@ -392,7 +392,8 @@ uint64_t rsre_prom_series_key(const struct rsre_prom_sample *s) {
         const struct rsre_prom_label *next = NULL;
         for (size_t i = 0; i < s->nlabels; i++) {
             const struct rsre_prom_label *l = &s->labels[i];
-            if ((!last || strcmp(l->name, last) > 0) && (!next || strcmp(l->name, next->name) < 0)) {
+            if ((!last || strcmp(l->name, last) > 0) &&
+                (!next || strcmp(l->name, next->name) < 0)) {
                 next = l;
             }
         }

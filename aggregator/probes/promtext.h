@@ -80,11 +80,11 @@ struct rsre_err_series {
 };
 
 struct rsre_err_ratio_result {
-    double ratio;          /* errors / total over the window, 0 without traffic */
-    double slope_per_min;  /* change of ratio per minute since the previous scrape, 0 at first */
-    double total, errors;  /* increases over the window */
-    int resets;            /* series that reset in the last scrape */
-    int scrapes;           /* scrapes in the window (including the current one) */
+    double ratio;         /* errors / total over the window, 0 without traffic */
+    double slope_per_min; /* change of ratio per minute since the previous scrape, 0 at first */
+    double total, errors; /* increases over the window */
+    int resets;           /* series that reset in the last scrape */
+    int scrapes;          /* scrapes in the window (including the current one) */
 };
 
 /* window_ms > 0; max_series bounds the series kept between scrapes. */

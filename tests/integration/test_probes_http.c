@@ -111,8 +111,8 @@ static void test_http_family(void **state) {
              " threshold: 1, timeout: 3s}\n"
              "  - {kind: http5xx, name: ingress, url: \"http://127.0.0.1:%d/metrics\","
              " window: 5m, match_label: ingress, match_value: api, timeout: 3s}\n",
-             http_port, http_port, http_port, tls_port, expired_port, tls_port, tls_port,
-             http_port, http_port);
+             http_port, http_port, http_port, tls_port, expired_port, tls_port, tls_port, http_port,
+             http_port);
     struct pe e;
     assert_int_equal(pe_open(&e, yaml, dir), 0);
 

@@ -73,10 +73,25 @@ static void test_ldap_probe(void **state) {
     snprintf(crt, sizeof crt, "%s/ldap.crt", dir);
     snprintf(key, sizeof key, "%s/ldap.key", dir);
     snprintf(log0, sizeof log0, "%s/openssl.log", dir);
-    char *req[] = {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                   "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", crt,
-                   "-days", "2", "-subj", "/CN=localhost", "-addext",
-                   san, NULL};
+    char *req[] = {"/usr/bin/openssl",
+                   "req",
+                   "-x509",
+                   "-newkey",
+                   "ec",
+                   "-pkeyopt",
+                   "ec_paramgen_curve:prime256v1",
+                   "-nodes",
+                   "-keyout",
+                   key,
+                   "-out",
+                   crt,
+                   "-days",
+                   "2",
+                   "-subj",
+                   "/CN=localhost",
+                   "-addext",
+                   san,
+                   NULL};
     assert_int_equal(run_wait(req, log0), 0);
     snprintf(conf, sizeof conf, "%s/slapd.conf", dir);
     snprintf(text, sizeof text,
@@ -172,7 +187,7 @@ static void test_ldap_probe(void **state) {
     rsre_store_incident_free(inc);
 
     /* A hung server (SIGSTOP): the bind ends at the 1 s operation timeout. */
-    kill(pid, SIGSTOP);
+    pe_sigstop(pid);
     uint64_t t0 = uv_hrtime();
     s = pe_run(&e, "ldap-fast", 1000);
     uint64_t took_ms = (uv_hrtime() - t0) / 1000000;

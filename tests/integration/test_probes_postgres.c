@@ -36,9 +36,22 @@ static void start_pg(void) {
     char portstr[16], log[256];
     snprintf(portstr, sizeof portstr, "%d", port);
     snprintf(log, sizeof log, "%s/postgres.log", dir);
-    char *argv[] = {PGBIN "/postgres", "-D", data, "-k", dir, "-p", portstr,
-                    "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=3",
-                    "-c", "superuser_reserved_connections=1", "-c", "fsync=off", NULL};
+    char *argv[] = {PGBIN "/postgres",
+                    "-D",
+                    data,
+                    "-k",
+                    dir,
+                    "-p",
+                    portstr,
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    "max_connections=3",
+                    "-c",
+                    "superuser_reserved_connections=1",
+                    "-c",
+                    "fsync=off",
+                    NULL};
     pid = pe_spawn(argv, log, "nobody");
     assert_true(pid > 0);
     assert_int_equal(pe_wait_port(pid, port, 30000), 0);
@@ -67,8 +80,17 @@ static void test_postgres_probe(void **state) {
     snprintf(data, sizeof data, "%s/data", dir);
     char p[256], log[256];
     snprintf(log, sizeof log, "%s/initdb.log", dir);
-    char *initdb[] = {PGBIN "/initdb", "-D", data, "-U", "postgres", "--auth-local=trust",
-                      "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync", NULL};
+    char *initdb[] = {PGBIN "/initdb",
+                      "-D",
+                      data,
+                      "-U",
+                      "postgres",
+                      "--auth-local=trust",
+                      "--auth-host=scram-sha-256",
+                      "-E",
+                      "UTF8",
+                      "--no-sync",
+                      NULL};
     assert_int_equal(run_wait(initdb, log, "nobody"), 0);
     snprintf(p, sizeof p, "%s/right.pass", dir);
     pe_write(p, "app-pw\n");
@@ -115,7 +137,8 @@ static void test_postgres_probe(void **state) {
     assert_string_equal(s->code, "28P01");
     assert_non_null(strstr(s->error, "password authentication failed"));
     assert_null(strstr(s->error, "not-the-pw"));
-    rsre_store_incident *inc = pe_incident(&e, "database_connectivity_degraded", "dependency/db-wrong");
+    rsre_store_incident *inc =
+        pe_incident(&e, "database_connectivity_degraded", "dependency/db-wrong");
     assert_non_null(inc);
     assert_int_equal(inc->severity, ROBOT_SRE__STORE__SEVERITY__SEVERITY_CRITICAL);
     rsre_store_incident_free(inc);
@@ -155,7 +178,7 @@ static void test_postgres_probe(void **state) {
 
     /* A hung server (postmaster stopped: the kernel accepts, nobody answers): the run ends at
      * its 1 s deadline instead of holding the worker. */
-    kill(pid, SIGSTOP);
+    pe_sigstop(pid);
     uint64_t t0 = uv_hrtime();
     s = pe_run(&e, "db-fast", 1000);
     uint64_t took_ms = (uv_hrtime() - t0) / 1000000;

@@ -2,10 +2,11 @@
  * Integration: the redis probe against a real redis-server (Debian's) on 127.0.0.1 in a temp
  * dir, through the probe scheduler on a libuv loop, feeding an incident engine on a temp store.
  * The server runs with requirepass: the right password answers PONG, a wrong one WRONGPASS, none
- * NOAUTH, a server still loading its dataset LOADING; a stopped (SIGSTOP) server times out within the probe's timeout; a killed one refuses.
- * A core probe failing twice opens runtime_dependency_outage at dependency/<name> (critical),
- * a non-core one a warning; a success starts the exit window and the tick after it resolves.
- * Last, the scheduler is closed while its runs hang on the stopped server.
+ * NOAUTH, a server still loading its dataset LOADING; a stopped (SIGSTOP) server times out within
+ * the probe's timeout; a killed one refuses. A core probe failing twice opens
+ * runtime_dependency_outage at dependency/<name> (critical), a non-core one a warning; a success
+ * starts the exit window and the tick after it resolves. Last, the scheduler is closed while its
+ * runs hang on the stopped server.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,9 +29,16 @@ static void start_redis_with(int slow_load) {
     char portstr[16], log[256];
     snprintf(portstr, sizeof portstr, "%d", port);
     snprintf(log, sizeof log, "%s/redis.log", dir);
-    char *argv[] = {REDIS, "--port", portstr, "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no", "--dir", dir, "--requirepass", "right-pw",
-                    "--enable-debug-command", "yes", NULL, NULL, NULL, NULL, NULL};
+    char *argv[] = {REDIS,       "--port",
+                    portstr,     "--bind",
+                    "127.0.0.1", "--save",
+                    "",          "--appendonly",
+                    "no",        "--dir",
+                    dir,         "--requirepass",
+                    "right-pw",  "--enable-debug-command",
+                    "yes",       NULL,
+                    NULL,        NULL,
+                    NULL,        NULL};
     if (slow_load) {
         char **a = &argv[15];
         a[0] = "--key-load-delay";
@@ -119,14 +127,14 @@ static void test_redis_probe(void **state) {
     assert_string_equal(s->code, "NOAUTH");
 
     /* A hung server (stopped): the probe times out within its timeout, the loop stays free. */
-    kill(pid, SIGSTOP);
+    pe_sigstop(pid);
     uint64_t t0 = uv_hrtime();
     s = pe_run(&e, "cache", 1000);
     uint64_t took_ms = (uv_hrtime() - t0) / 1000000;
     kill(pid, SIGCONT);
     assert_int_equal(s->ok, 0);
     assert_string_equal(s->code, "ETIMEDOUT");
-    assert_true(took_ms < 5000); /* 1 s timeout per step, generous for a loaded machine */
+    assert_true(took_ms < 5000);     /* 1 s timeout per step, generous for a loaded machine */
     assert_int_equal(s->failing, 0); /* one failure, threshold 2 */
     assert_null(pe_incident(&e, "runtime_dependency_outage", "dependency/cache"));
 
@@ -182,7 +190,7 @@ static void test_redis_probe(void **state) {
     /* The scheduler's timers start every probe at once. Closing it while runs are stuck on a
      * hung server waits for them (each bounded by its timeout) and delivers nothing after the
      * close: no worker is leaked and the engine is not fed after shutdown began. */
-    kill(pid, SIGSTOP);
+    pe_sigstop(pid);
     assert_int_equal(rsre_probes_start(e.probes), 0);
     while (rsre_probes_in_flight(e.probes) < 3) {
         uv_run(&e.loop, UV_RUN_NOWAIT); /* the timers are due at once */

@@ -133,17 +133,18 @@ static void push_image(const char *base, char mdigest[128]) {
     push_blob(base, "team/api", layer, sizeof layer - 1, ld);
     push_blob(base, "team/api", config, sizeof config - 1, cd);
     char manifest[1024];
-    int n = snprintf(manifest, sizeof manifest,
-                     "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
-                     "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
-                     "\"digest\":\"%s\",\"size\":%zu},"
-                     "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\","
-                     "\"digest\":\"%s\",\"size\":%zu}]}",
-                     cd, sizeof config - 1, ld, sizeof layer - 1);
+    int n = snprintf(
+        manifest, sizeof manifest,
+        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+        "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
+        "\"digest\":\"%s\",\"size\":%zu},"
+        "\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\","
+        "\"digest\":\"%s\",\"size\":%zu}]}",
+        cd, sizeof config - 1, ld, sizeof layer - 1);
     char url[512];
     snprintf(url, sizeof url, "%s/v2/team/api/manifests/1.0", base);
-    struct resp r = call("PUT", url, "application/vnd.oci.image.manifest.v1+json", manifest,
-                         (size_t)n);
+    struct resp r =
+        call("PUT", url, "application/vnd.oci.image.manifest.v1+json", manifest, (size_t)n);
     assert_int_equal(r.status, 201);
     assert_true(r.digest[0]);
     snprintf(mdigest, 128, "%s", r.digest);

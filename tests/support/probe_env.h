@@ -9,6 +9,7 @@
 #define RSRE_TEST_PROBE_ENV_H
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -57,7 +58,8 @@ __attribute__((unused)) static int pe_free_port(void) {
 
 static int pe_port_open(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
     close(fd);
@@ -123,6 +125,45 @@ static void pe_stop(pid_t pid, int sig) {
     }
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
+}
+
+/* Stops `pid` with SIGSTOP and waits until every thread of it is stopped (kill() returns
+ * before a busy multi-threaded server has really stopped). */
+__attribute__((unused)) static void pe_sigstop(pid_t pid) {
+    kill(pid, SIGSTOP);
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+    for (int tries = 0; tries < 400; tries++) {
+        DIR *d = opendir(dir);
+        if (!d) {
+            return;
+        }
+        int running = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (de->d_name[0] == '.') {
+                continue;
+            }
+            char path[400], buf[512];
+            snprintf(path, sizeof path, "%s/%s/stat", dir, de->d_name);
+            FILE *f = fopen(path, "r");
+            if (!f) {
+                continue;
+            }
+            size_t n = fread(buf, 1, sizeof buf - 1, f);
+            fclose(f);
+            buf[n] = '\0';
+            const char *rp = strrchr(buf, ')'); /* "pid (comm) S ..." */
+            if (rp && rp[1] == ' ' && rp[2] != 'T' && rp[2] != 't') {
+                running = 1;
+            }
+        }
+        closedir(d);
+        if (!running) {
+            return;
+        }
+        usleep(5000);
+    }
 }
 
 __attribute__((unused)) static void pe_write(const char *path, const char *text) {

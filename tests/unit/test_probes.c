@@ -46,31 +46,30 @@ static int teardown(void **state) {
     return 0;
 }
 
-static const char *GOOD =
-    "probes:\n"
-    "  - kind: redis\n"
-    "    name: redis-main\n"
-    "    host: 127.0.0.1\n"
-    "    port: 6379\n"
-    "    password_file: redis.pass\n"
-    "    interval: 30s\n"
-    "    timeout: 2500ms\n"
-    "    threshold: 2\n"
-    "    core: true\n"
-    "  - kind: registry\n"
-    "    name: registry\n"
-    "    url: http://127.0.0.1:5000\n"
-    "    images: [team/api:1.2.3, team/web@sha256:0123, base]\n"
-    "  - kind: dns\n"
-    "    name: app-dns\n"
-    "    host: app.example.com\n"
-    "    expect: [10.0.0.1, \"2001:db8::1\"]\n"
-    "  - kind: http5xx\n"
-    "    name: ingress\n"
-    "    url: http://127.0.0.1:10254/metrics\n"
-    "    window: 5m\n"
-    "    match_label: ingress\n"
-    "    match_value: api\n";
+static const char *GOOD = "probes:\n"
+                          "  - kind: redis\n"
+                          "    name: redis-main\n"
+                          "    host: 127.0.0.1\n"
+                          "    port: 6379\n"
+                          "    password_file: redis.pass\n"
+                          "    interval: 30s\n"
+                          "    timeout: 2500ms\n"
+                          "    threshold: 2\n"
+                          "    core: true\n"
+                          "  - kind: registry\n"
+                          "    name: registry\n"
+                          "    url: http://127.0.0.1:5000\n"
+                          "    images: [team/api:1.2.3, team/web@sha256:0123, base]\n"
+                          "  - kind: dns\n"
+                          "    name: app-dns\n"
+                          "    host: app.example.com\n"
+                          "    expect: [10.0.0.1, \"2001:db8::1\"]\n"
+                          "  - kind: http5xx\n"
+                          "    name: ingress\n"
+                          "    url: http://127.0.0.1:10254/metrics\n"
+                          "    window: 5m\n"
+                          "    match_label: ingress\n"
+                          "    match_value: api\n";
 
 static void test_load_good(void **state) {
     (void)state;
@@ -109,8 +108,8 @@ static void test_load_errors(void **state) {
         {"probes:\n  - kind: mongo\n    name: m\n", 2, 11, "unknown probe kind"},
         {"probes:\n  - kind: redis\n    name: r\n    host: h\n    port: 1\n    bogus: 1\n", 6, 5,
          "unknown field bogus"},
-        {"probes:\n  - kind: redis\n    name: r\n    host: h\n    port: 1\n    images: [a]\n", 6,
-         5, "not a field of kind redis"},
+        {"probes:\n  - kind: redis\n    name: r\n    host: h\n    port: 1\n    images: [a]\n", 6, 5,
+         "not a field of kind redis"},
         {"probes:\n  - kind: redis\n    name: r\n    host: h\n", 2, 5, "needs port"},
         {"probes:\n  - kind: redis\n    name: r\n    host: h\n    port: 1\n"
          "    password_file: missing.pass\n",
@@ -360,8 +359,7 @@ static void test_http5xx_ratio_state(void **state) {
         res.series[1] = (struct rsre_err_series){2, er[i], 1};
         res.nseries = 2;
         assert_int_equal(rsre_probe_state_update(&st, &d, &res, i * 60000, &s), 0);
-        int n = observe(&s, scope, sizeof scope, source, sizeof source, &detail,
-                                       v, 8);
+        int n = observe(&s, scope, sizeof scope, source, sizeof source, &detail, v, 8);
         assert_int_equal(n, 2);
         assert_string_equal(scope, "http/ingress");
         if (i == 2) {
@@ -376,9 +374,7 @@ static void test_http5xx_ratio_state(void **state) {
     struct rsre_probe_result bad = {0};
     snprintf(bad.error, sizeof bad.error, "connect refused");
     rsre_probe_state_update(&st, &d, &bad, 300000, &s);
-    assert_int_equal(observe(&s, scope, sizeof scope, source, sizeof source,
-                                            &detail, v, 8),
-                     0);
+    assert_int_equal(observe(&s, scope, sizeof scope, source, sizeof source, &detail, v, 8), 0);
     rsre_probe_state_clear(&st);
 }
 

@@ -184,7 +184,7 @@ static void test_ratio_window(void **state) {
     assert_int_equal(rsre_err_ratio_create(300000, 100, &r), 0);
     struct rsre_err_ratio_result o = add(r, 0, 1000, 10);
     assert_true(o.ratio == 0 && o.total == 0); /* first scrape: no interval yet */
-    o = add(r, 60000, 1090, 20);            /* +90 ok, +10 err */
+    o = add(r, 60000, 1090, 20);               /* +90 ok, +10 err */
     assert_true(fabs(o.ratio - 0.1) < 1e-12);
     assert_true(fabs(o.slope_per_min - 0.1) < 1e-12);
     o = add(r, 120000, 1180, 30); /* another +90/+10: window 180/20 */
