@@ -188,10 +188,11 @@ static void report_health(struct rsre_notify *n) {
 }
 
 /* Records the outcome of a delivery to `chat` on channel `ch`: a failure adds the chat to the
- * failing set, a success removes it; the channel is down while the set is not empty (a full
- * set keeps the channel down until one of its chats succeeds). */
+ * failing set (keeping a copy of `j` to re-send after recheck_ms, so a chat that works again is
+ * noticed), a success removes it; the channel is down while the set is not empty (a full set
+ * keeps the channel down until one of its chats succeeds). */
 static void set_chat_state(struct rsre_notify *n, int ch, const char *chat, int failed,
-                           const char *why) {
+                           const char *why, const struct notify_job *j, int64_t now) {
     struct notify_chan *c = &n->chans[ch];
     size_t i = 0;
     while (i < c->nfailing && strcmp(c->failing[i], chat)) {
@@ -200,10 +201,25 @@ static void set_chat_state(struct rsre_notify *n, int ch, const char *chat, int 
     if (failed) {
         snprintf(c->last_error, sizeof(c->last_error), "%.199s", why ? why : "");
         if (i == c->nfailing && c->nfailing < RSRE_NOTIFY_CHATS_MAX) {
-            snprintf(c->failing[c->nfailing++], sizeof(c->failing[0]), "%s", chat);
+            snprintf(c->failing[c->nfailing], sizeof(c->failing[0]), "%s", chat);
+            c->probe[c->nfailing++] = NULL;
+        }
+        if (i < c->nfailing && j && j->text[0]) {
+            struct notify_job *copy = malloc(sizeof(*copy));
+            if (copy) {
+                *copy = *j;
+                copy->inflight = 0;
+                free(c->probe[i]);
+                c->probe[i] = copy;
+            }
+            c->recheck_at[i] = now + c->conf->recheck_ms;
         }
     } else if (i < c->nfailing) {
+        free(c->probe[i]);
         memmove(c->failing[i], c->failing[i + 1], (c->nfailing - i - 1) * sizeof(c->failing[0]));
+        memmove(&c->probe[i], &c->probe[i + 1], (c->nfailing - i - 1) * sizeof(c->probe[0]));
+        memmove(&c->recheck_at[i], &c->recheck_at[i + 1],
+                (c->nfailing - i - 1) * sizeof(c->recheck_at[0]));
         c->nfailing--;
     }
     int down = failed || c->nfailing > 0;
@@ -405,7 +421,7 @@ static void on_sent(void *arg, const struct rsre_send_result *r) {
             n->st.sent++;
         }
         c->down_hard = 0;
-        set_chat_state(n, j->ch, j->chat, 0, NULL);
+        set_chat_state(n, j->ch, j->chat, 0, NULL, NULL, now);
         job_remove(n, j);
         return;
     }
@@ -447,7 +463,14 @@ static void on_sent(void *arg, const struct rsre_send_result *r) {
     if (r->status == RSRE_SEND_RETRY || r->status == RSRE_SEND_TRANSIENT) {
         c->down_hard = 1;
     }
-    set_chat_state(n, j->ch, j->chat, 1, why);
+    set_chat_state(n, j->ch, j->chat, 1, why, j, now);
+    if (j->probe) {
+        /* Still failing: already failed over and recorded when it first failed. */
+        RSRE_LOG(RSRE_LOG_INFO, "notify", "recheck subject=%s channel=%s chat=%s still failing: %s",
+                 j->subject, conf->name, j->chat, why);
+        job_remove(n, j);
+        return;
+    }
     fail_over(n, j, why, now);
     job_remove(n, j);
     rsre_notify_poll(n, now); /* the fail-over copies go out now */
@@ -588,7 +611,7 @@ static void on_delivery(void *arg, const struct rsre_chat_delivery *d) {
     char why[320];
     snprintf(why, sizeof(why), "delivery failed after acceptance (code %ld): %.200s",
              d->result->api_code, d->result->error);
-    set_chat_state(n, ch, d->chat, 1, why);
+    set_chat_state(n, ch, d->chat, 1, why, f->found ? &j : NULL, now);
     /* The copy carries no buttons (the expiry is not known here): the text and its link. */
     if (f->found) {
         fail_over(n, &j, why, now);
@@ -642,6 +665,11 @@ void rsre_notify_destroy(struct rsre_notify *n) {
     }
     for (size_t i = 0; i < n->njobs; i++) {
         free(n->jobs[i]);
+    }
+    for (size_t i = 0; i < n->nchans; i++) {
+        for (size_t k = 0; k < n->chans[i].nfailing; k++) {
+            free(n->chans[i].probe[k]);
+        }
     }
     memset(n->secret, 0, sizeof(n->secret));
     free(n);
@@ -772,6 +800,24 @@ void rsre_notify_poll(struct rsre_notify *n, int64_t now_ms) {
             }
         }
         c->refilled_at = now_ms;
+    }
+    /* Failing chats get their last message again once in a while: a success brings them back. */
+    for (size_t i = 0; i < n->nchans; i++) {
+        struct notify_chan *c = &n->chans[i];
+        for (size_t k = 0; k < c->nfailing; k++) {
+            struct notify_job *p = c->probe[k];
+            if (!p || now_ms < c->recheck_at[k]) {
+                continue;
+            }
+            c->recheck_at[k] = now_ms + c->conf->recheck_ms;
+            struct notify_job t = *p;
+            t.probe = 1;
+            t.hops = 1;
+            t.buttons = p->buttons && p->expires_ms > now_ms;
+            if (rsre__notify_enqueue(n, &t, now_ms) == 0) {
+                n->st.rechecks++;
+            }
+        }
     }
     /* Oldest first: jobs are appended, removal swaps, so walk a snapshot by due time. */
     for (int progress = 1; progress;) {

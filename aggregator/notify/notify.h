@@ -86,6 +86,7 @@ struct rsre_notify_channel_conf {
     unsigned max_attempts;     /* attempts before failover (1..20) */
     int64_t backoff_base_ms;   /* first retry delay */
     int64_t backoff_max_ms;
+    int64_t recheck_ms; /* a failing chat gets its last message again after this (recovery) */
     /* Transport settings (`settings:` map), passed as text to the transport's config_set by the
      * daemon: base_url, token_file, ... (docs/chatops.md). Never a secret's value: keys named
      * token, secret, password or app_secret are refused at load. */
@@ -104,7 +105,7 @@ struct rsre_notify_routes; /* immutable once loaded */
  *   suppress_minutes: 15
  *   channels:
  *     - {name: telegram, alternate: whatsapp, chats: ["-1001"], rate_per_minute: 20, burst: 5,
- *        max_attempts: 4, backoff_ms: 1000, backoff_max_ms: 60000,
+ *        max_attempts: 4, backoff_ms: 1000, backoff_max_ms: 60000, recheck_seconds: 300,
  *        settings: {base_url: "https://api.telegram.org", token_file: /etc/robot-sre/tg.token}}
  *   routes:                                  # first match wins unless `continue: true`
  *     - match: {environment: [production], domain: [...], incident_type: [...],
@@ -240,7 +241,7 @@ void rsre_notify_action(struct rsre_notify *n, const struct rsre_chat_action *a,
 
 struct rsre_notify_stats {
     uint64_t sent, edits, suppressed, retries, failovers, failed, inapp_written, inapp_failures;
-    uint64_t votes, refusals;
+    uint64_t votes, refusals, rechecks;
     unsigned channels_down, channels_total;
     size_t queued;
 };

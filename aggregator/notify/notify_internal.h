@@ -8,6 +8,8 @@
 
 enum job_kind { JOB_INCIDENT, JOB_APPROVAL };
 
+struct notify_job;
+
 struct notify_chan {
     struct rsre_channel *ch; /* owned */
     const struct rsre_notify_channel_conf *conf;
@@ -16,6 +18,8 @@ struct notify_chan {
     /* Chats whose last delivery on this channel failed for good and has not succeeded since;
      * the channel is down while there is one (health: chatops_delivery_failure). */
     char failing[RSRE_NOTIFY_CHATS_MAX][RSRE_NOTIFY_NAME_MAX];
+    struct notify_job *probe[RSRE_NOTIFY_CHATS_MAX]; /* the message that failed, re-sent ... */
+    int64_t recheck_at[RSRE_NOTIFY_CHATS_MAX];       /* ... at this time to see it recover */
     size_t nfailing;
     int down;
     int down_hard; /* ... because the channel itself failed (retries exhausted): one attempt per
@@ -38,6 +42,7 @@ struct notify_job {
     unsigned attempts, hops;
     int64_t due;
     int inflight;
+    int probe; /* re-send to a failing chat: no fail-over, no new failure record */
 };
 
 struct rsre_notify {

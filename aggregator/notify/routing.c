@@ -170,7 +170,7 @@ static int parse_channel(yaml_document_t *doc, yaml_node_t *m, struct rsre_notif
                          struct rsre_yerr *err) {
     static const char *const keys[] = {"name",  "alternate",    "chats",       "rate_per_minute",
                                        "burst", "max_attempts", "backoff_ms", "backoff_max_ms",
-                                       "settings"};
+                                       "settings", "recheck_seconds"};
     int rc = only_keys(doc, m, "channel", keys, sizeof(keys) / sizeof(keys[0]), err);
     if (rc) {
         return rc;
@@ -223,12 +223,13 @@ static int parse_channel(yaml_document_t *doc, yaml_node_t *m, struct rsre_notif
             c->nsettings++;
         }
     }
-    long long rate = 20, burst = 5, attempts = 4, base = 1000, max = 60000;
+    long long rate = 20, burst = 5, attempts = 4, base = 1000, max = 60000, recheck = 300;
     if ((rc = get_i64(doc, m, "rate_per_minute", 1, 6000, &rate, err)) ||
         (rc = get_i64(doc, m, "burst", 1, 1000, &burst, err)) ||
         (rc = get_i64(doc, m, "max_attempts", 1, 20, &attempts, err)) ||
         (rc = get_i64(doc, m, "backoff_ms", 1, 600000, &base, err)) ||
-        (rc = get_i64(doc, m, "backoff_max_ms", 1, 3600000, &max, err))) {
+        (rc = get_i64(doc, m, "backoff_max_ms", 1, 3600000, &max, err)) ||
+        (rc = get_i64(doc, m, "recheck_seconds", 1, 86400, &recheck, err))) {
         return rc;
     }
     c->rate_per_minute = (double)rate;
@@ -236,6 +237,7 @@ static int parse_channel(yaml_document_t *doc, yaml_node_t *m, struct rsre_notif
     c->max_attempts = (unsigned)attempts;
     c->backoff_base_ms = base;
     c->backoff_max_ms = max < base ? base : max;
+    c->recheck_ms = recheck * 1000;
     return 0;
 }
 

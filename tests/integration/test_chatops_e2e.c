@@ -337,7 +337,7 @@ static size_t audits(const char *verb, const char *has) {
 
 /* ---- setup ---- */
 
-static void start_servers(void) {
+static void start_servers(int faults) {
     char port0[] = "0";
     char *tg[] = {PYTHON, TG_SERVER, "--token", TG_TOKEN, "--port", port0, NULL};
     F.tg_pid = start_py(tg, "telegram.log", &F.tg_port);
@@ -361,11 +361,13 @@ static void start_servers(void) {
                     "[{\"id\":-100,\"type\":\"supergroup\",\"blocked\":true},{\"id\":1001},"
                     "{\"id\":1002},{\"id\":1005},{\"id\":4242}]"));
     /* The first Bot API sends: 429 with retry_after, malformed JSON, a late answer. */
-    json_decref(srv(F.tg_port, "POST", "/_test/faults",
-                    "[{\"method\":\"sendMessage\",\"status\":429,\"retry_after\":1,"
-                    "\"description\":\"Too Many Requests: retry after 1\"},"
-                    "{\"method\":\"sendMessage\",\"malformed\":true},"
-                    "{\"method\":\"sendMessage\",\"sleep\":3}]"));
+    if (faults) {
+        json_decref(srv(F.tg_port, "POST", "/_test/faults",
+                        "[{\"method\":\"sendMessage\",\"status\":429,\"retry_after\":1,"
+                        "\"description\":\"Too Many Requests: retry after 1\"},"
+                        "{\"method\":\"sendMessage\",\"malformed\":true},"
+                        "{\"method\":\"sendMessage\",\"sleep\":3}]"));
+    }
 }
 
 static void write_configs(char *notify, char *operators, char *tokens) {
@@ -392,6 +394,7 @@ static void write_configs(char *notify, char *operators, char *tokens) {
              "    max_attempts: 4\n"
              "    backoff_ms: 300\n"
              "    backoff_max_ms: 600\n"
+             "    recheck_seconds: 60\n"
              "    settings: {base_url: \"http://127.0.0.1:%d\", token_file: %s/tg.token,\n"
              "               timeout_ms: \"1500\", poll_timeout_s: \"1\", poll_retry_ms: \"200\"}\n"
              "  - name: whatsapp\n"
@@ -423,7 +426,45 @@ static void write_configs(char *notify, char *operators, char *tokens) {
     write_file(tokens, text);
 }
 
-static void start_aggregator(void) {
+/* Like spawn_logged, with extra environment (libfaketime). */
+static pid_t spawn_env(char *const argv[], const char *log, const char *const *env) {
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0 && null >= 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(null, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        for (size_t i = 0; env && env[i]; i++) {
+            putenv((char *)env[i]);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(fd);
+    close(null);
+    return pid;
+}
+
+static const char *faketime_lib(void) {
+    static const char *const paths[] = {
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1",
+        "/usr/lib/faketime/libfaketimeMT.so.1",
+    };
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        if (access(paths[i], R_OK) == 0) {
+            return paths[i];
+        }
+    }
+    return NULL;
+}
+
+/* Starts the aggregator; with `speedup` > 1 its wall clock (not CLOCK_MONOTONIC) runs that
+ * many times faster through libfaketime, so 300 s exit windows pass in seconds. */
+static void start_aggregator(int speedup) {
     char notify[200], operators[200], tokens[200];
     write_configs(notify, operators, tokens);
     char a[12][600];
@@ -439,6 +480,7 @@ static void start_aggregator(void) {
     ARG("--notify_file=%s", notify);
     ARG("--kube_api=http://127.0.0.1:%d", F.kube_port);
     ARG("--observe=false"); /* the Kubernetes observers are not what this test is about */
+    ARG("--approval_ttl_ms=86400000"); /* approvals outlive a sped-up clock */
 #undef ARG
     char *argv[16] = {AGGREGATOR};
     for (int i = 0; i < n; i++) {
@@ -446,7 +488,14 @@ static void start_aggregator(void) {
     }
     argv[n + 1] = NULL;
     snprintf(F.log, sizeof(F.log), "%s/aggregator.log", F.dir);
-    F.pid = spawn_logged(argv, F.log, NULL);
+    static char preload[256], faketime[64];
+    const char *env[] = {preload, faketime, "FAKETIME_DONT_FAKE_MONOTONIC=1",
+                         "ASAN_OPTIONS=verify_asan_link_order=0", NULL};
+    if (speedup > 1) {
+        snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", faketime_lib());
+        snprintf(faketime, sizeof(faketime), "FAKETIME=+0 x%d", speedup);
+    }
+    F.pid = spawn_env(argv, F.log, speedup > 1 ? env : NULL);
     int64_t end = mono_ms() + WAIT_MS;
     while (agg_log_ports(F.log, &F.grpc_port, &F.api_port), !F.grpc_port || !F.api_port) {
         check_alive();
@@ -462,8 +511,8 @@ static void start_aggregator(void) {
 
 static void test_chatops(void **state) {
     (void)state;
-    start_servers();
-    start_aggregator();
+    start_servers(1);
+    start_aggregator(1);
     char cfg[200];
     snprintf(cfg, sizeof(cfg), "{\"webhook_url\":\"http://127.0.0.1:%d/webhooks/whatsapp\"}",
              F.api_port);
@@ -655,6 +704,68 @@ static void test_chatops(void **state) {
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* The incident of `type` that is resolved (state "resolved"). */
+static int incident_resolved(void *arg) {
+    const char *type = arg;
+    json_t *j = agg("GET", "/api/v1/incidents", NULL, TOKEN_VICTOR);
+    size_t i;
+    json_t *x;
+    int ok = 0;
+    json_array_foreach(json_object_get(j, "incidents"), i, x) {
+        const char *t = json_string_value(json_object_get(x, "incident_type"));
+        const char *st = json_string_value(json_object_get(x, "state"));
+        ok |= t && !strcmp(t, type) && st && !strcmp(st, "resolved");
+    }
+    json_decref(j);
+    return ok;
+}
+
+/* A message to `chat` reached Telegram (any text containing `has`). */
+static int tg_delivered(void *arg) {
+    struct want_msg *w = arg;
+    json_t *msgs = srv(F.tg_port, "GET", "/_test/messages", NULL);
+    size_t i;
+    json_t *m;
+    int ok = 0;
+    json_array_foreach(msgs, i, m) {
+        const char *t = json_string_value(json_object_get(m, "text"));
+        ok |= json_integer_value(json_object_get(json_object_get(m, "chat"), "id")) == w->chat &&
+              t && strstr(t, w->has);
+    }
+    json_decref(msgs);
+    return ok;
+}
+
+/*
+ * The delivery-failure incident resolves: the group has blocked the bot, so incident messages
+ * fail over to WhatsApp and chatops_delivery_failure opens; once the group unblocks it, the
+ * periodic re-send (recheck_seconds) gets through, the channel is up, and after the class's
+ * 300 s exit window (a sped-up clock) the incident resolves.
+ */
+static void test_delivery_failure_resolves(void **state) {
+    (void)state;
+    if (!faketime_lib()) {
+        skip(); /* Debian package faketime */
+    }
+    start_servers(0);
+    start_aggregator(30);
+    struct node_log *nodes[1] = {&F.node};
+    client_open_nodes(F.grpc_port, nodes, 1);
+    wait_for(incident_open, "chatops_delivery_failure", "chatops_delivery_failure");
+    assert_false(incident_resolved("chatops_delivery_failure"));
+    json_decref(srv(F.tg_port, "POST", "/_test/chats",
+                    "{\"id\":-100,\"type\":\"supergroup\",\"blocked\":false}"));
+    struct want_msg w = {-100, NULL, "node_disk_pressure"};
+    wait_for(tg_delivered, &w, "the re-sent incident message in the unblocked group");
+    wait_for(incident_resolved, "chatops_delivery_failure", "chatops_delivery_failure resolved");
+    client_close();
+    kill(F.pid, SIGTERM);
+    int st = 0;
+    waitpid(F.pid, &st, 0);
+    F.pid = 0;
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
     (void)sb;
     (void)flag;
@@ -699,7 +810,8 @@ static int teardown(void **state) {
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chatops),
+        cmocka_unit_test_setup_teardown(test_chatops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delivery_failure_resolves, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -602,6 +602,39 @@ static void test_failover_and_health(void **state) {
     assert_int_equal(st.inapp_failures, 0);
 }
 
+static void test_recheck_recovers(void **state) {
+    struct fx *f = *state;
+    rsre_notify_incident(f->n, incident("inc-30", "t", "node_health", SEV_WARN, ENV_STAGING),
+                         "opened", now_ms);
+    complete(tg, 0, RSRE_SEND_CHAT_FAILED, 0); /* -100 blocked the bot */
+    assert_int_equal(wa->n, 1);
+    complete(wa, 0, RSRE_SEND_OK, 0);
+    assert_int_equal(f->down, 1);
+    assert_int_equal(count_inapp(f, "delivery_failure"), 1);
+    /* Nothing before the recheck time (300 s by default). */
+    rsre_notify_poll(f->n, now_ms + 299 * SEC);
+    assert_int_equal(tg->n, 1);
+    /* Then the same message again; still blocked: no new fail-over, no new failure record. */
+    now_ms += 300 * SEC;
+    rsre_notify_poll(f->n, now_ms);
+    assert_int_equal(tg->n, 2);
+    assert_string_equal(tg->sent[1].chat, "-100");
+    assert_string_equal(tg->sent[1].text, tg->sent[0].text);
+    complete(tg, 1, RSRE_SEND_CHAT_FAILED, 0);
+    assert_int_equal(wa->n, 1);
+    assert_int_equal(count_inapp(f, "delivery_failure"), 1);
+    assert_int_equal(f->down, 1);
+    /* Unblocked: the next recheck gets through and the channel is up. */
+    now_ms += 300 * SEC;
+    rsre_notify_poll(f->n, now_ms);
+    assert_int_equal(tg->n, 3);
+    complete(tg, 2, RSRE_SEND_OK, 0);
+    assert_int_equal(f->down, 0);
+    now_ms += 600 * SEC;
+    rsre_notify_poll(f->n, now_ms);
+    assert_int_equal(tg->n, 3);
+}
+
 static void test_rate_limit(void **state) {
     struct fx *f = *state;
     /* burst 3, 60/min: five incidents -> three now, one per second after. */
@@ -853,6 +886,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_thread_and_suppression, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after_and_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_and_health, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recheck_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_approval_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_approval_requester_and_expiry, setup, teardown),
