@@ -8,7 +8,7 @@ BUILD_PKGS=(build-essential cmake pkg-config
     libssl-dev libuv1-dev libcurl4-openssl-dev libgrpc-dev python3 libh2o-dev
     libhiredis-dev libnats-dev libldap-dev libpq-dev zlib1g-dev)
 TEST_PKGS=(libcmocka-dev clang libclang-rt-14-dev containerd runc busybox-static prometheus-node-exporter prometheus-alertmanager python3 python3-cryptography
-    redis-server nats-server slapd ldap-utils postgresql docker-registry apache2-utils)
+    redis-server nats-server slapd ldap-utils postgresql docker-registry apache2-utils faketime)
 
 want=("${BUILD_PKGS[@]}")
 if [ "${1:-}" = "--test" ]; then
