@@ -111,6 +111,92 @@ static int on_emit(void *arg, const struct rsre_observe_aggregate *aggs, size_t 
     return rc;
 }
 
+/* ---- nodes: the control plane's view of each node, as an external NodeConditions signal ---- */
+
+#define M(x) RobotSre__Agent__V1__##x
+
+/* Fills *nc from n (strings point into n; cond and taints are the storage). */
+static void node_conditions(const struct rsre_kube_node *n, M(NodeConditions) * nc,
+                            M(NodeCondition) cond[RSRE_KUBE_NODE_NCOND],
+                            M(Taint) taints[RSRE_KUBE_MAX_TAINTS],
+                            M(Taint) * taint_ptrs[RSRE_KUBE_MAX_TAINTS]) {
+    static const M(NodeConditions) nc_init = ROBOT_SRE__AGENT__V1__NODE_CONDITIONS__INIT;
+    static const M(NodeCondition) cond_init = ROBOT_SRE__AGENT__V1__NODE_CONDITION__INIT;
+    static const M(Taint) taint_init = ROBOT_SRE__AGENT__V1__TAINT__INIT;
+    *nc = nc_init;
+    M(NodeCondition) **slots[RSRE_KUBE_NODE_NCOND] = {
+        [RSRE_KUBE_NODE_READY] = &nc->ready,
+        [RSRE_KUBE_NODE_DISK_PRESSURE] = &nc->disk_pressure,
+        [RSRE_KUBE_NODE_MEMORY_PRESSURE] = &nc->memory_pressure,
+        [RSRE_KUBE_NODE_PID_PRESSURE] = &nc->pid_pressure,
+        [RSRE_KUBE_NODE_NETWORK_UNAVAILABLE] = &nc->network_unavailable,
+    };
+    for (int i = 0; i < RSRE_KUBE_NODE_NCOND; i++) {
+        const struct rsre_kube_condition *c = &n->cond[i];
+        if (c->status == RSRE_KUBE_COND_UNSET) {
+            continue;
+        }
+        cond[i] = cond_init;
+        cond[i].status = (M(ConditionStatus))c->status; /* same values (kube_json.h) */
+        cond[i].reason = (char *)c->reason;
+        cond[i].message = c->message ? c->message : (char *)"";
+        cond[i].last_transition_unix_ms = c->last_transition_ms;
+        cond[i].last_heartbeat_unix_ms = c->last_heartbeat_ms;
+        *slots[i] = &cond[i];
+    }
+    size_t nt = n->ntaints < RSRE_KUBE_MAX_TAINTS ? n->ntaints : RSRE_KUBE_MAX_TAINTS;
+    for (size_t i = 0; i < nt; i++) {
+        taints[i] = taint_init;
+        taints[i].key = (char *)n->taints[i].key;
+        taints[i].value = (char *)n->taints[i].value;
+        taints[i].effect = (M(TaintEffect))n->taints[i].effect;
+        taints[i].time_added_unix_ms = n->taints[i].time_added_ms;
+        taint_ptrs[i] = &taints[i];
+    }
+    nc->n_taints = nt;
+    nc->taints = nt ? taint_ptrs : NULL;
+    nc->unschedulable = n->unschedulable ? 1 : 0;
+}
+
+static void on_node(void *arg, const struct rsre_kube_node *n) {
+    struct rsre__wire_observe *w = arg;
+    M(NodeCondition) cond[RSRE_KUBE_NODE_NCOND];
+    M(Taint) taints[RSRE_KUBE_MAX_TAINTS];
+    M(Taint) *taint_ptrs[RSRE_KUBE_MAX_TAINTS];
+    M(NodeConditions) nc;
+    node_conditions(n, &nc, cond, taints, taint_ptrs);
+    int64_t now = wall_ms();
+    M(Signal) sig = ROBOT_SRE__AGENT__V1__SIGNAL__INIT;
+    sig.observed_unix_ms = now;
+    sig.kind_case = ROBOT_SRE__AGENT__V1__SIGNAL__KIND_NODE_CONDITIONS;
+    sig.node_conditions = &nc;
+    M(Signal) *sigs[1] = {&sig};
+    M(SignalBatch) batch = ROBOT_SRE__AGENT__V1__SIGNAL_BATCH__INIT;
+    batch.created_unix_ms = now;
+    batch.n_signals = 1;
+    batch.signals = sigs;
+    rsre_store_txn *txn;
+    int rc = rsre_store_txn_begin(w->store, 0, &txn);
+    if (rc == 0) {
+        rc = rsre_incident_engine_apply_external(w->engine, txn, n->meta.name, &batch, now);
+        if (rc == 0) {
+            rc = rsre_store_txn_commit(txn);
+        } else {
+            rsre_store_txn_abort(txn);
+        }
+        if (rc == 0) {
+            rsre_incident_engine_committed(w->engine);
+        } else {
+            rsre_incident_engine_aborted(w->engine);
+        }
+    }
+    if (rc) {
+        w->failed_txns++;
+        RSRE_LOG(RSRE_LOG_WARN, "observe", "node=%s conditions not recorded: %s", n->meta.name,
+                 rsre_strerror(rc));
+    }
+}
+
 int rsre__wire_observe_start(struct rsre_kube *kube, rsre_store *store,
                              struct rsre_incident_engine *engine, const char *core_namespaces,
                              const char *core_label, struct rsre__wire_observe **out) {
@@ -134,6 +220,7 @@ int rsre__wire_observe_start(struct rsre_kube *kube, rsre_store *store,
         free(w);
         return rc;
     }
+    rsre_observe_set_node_hook(w->obs, on_node, w);
     RSRE_LOG(RSRE_LOG_INFO, "observe", "Kubernetes observers started core_namespaces=\"%s\"",
              core_namespaces ? core_namespaces : "");
     *out = w;

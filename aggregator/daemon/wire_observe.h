@@ -10,6 +10,11 @@
  * the transaction fails (store error), the observers forget what they emitted, so the next
  * recomputation sends every scope again.
  *
+ * Nodes: each change of a Node's conditions, taints or unschedulable flag (and its first list)
+ * is applied as an external NodeConditions signal (rsre_incident_engine_apply_external), in
+ * its own transaction: the control plane's view, which the engine keeps while the node's agent
+ * is silent. A failed transaction is logged; the node's next change sends it again.
+ *
  * Aggregates the engine has no observation slot for (node/<name> event counts) stay in the
  * observers and are not sent.
  */

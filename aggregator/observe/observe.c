@@ -112,6 +112,8 @@ struct rsre_observe {
     size_t churn_n, churn_head;
     struct rsre_observe_stats stats;
     uint64_t started_ms; /* loop time at create */
+    rsre_observe_node_fn node_fn;
+    void *node_arg;
 };
 
 static int64_t wall_ms(void) {
@@ -806,6 +808,10 @@ static void on_change(void *arg, enum rsre_kube_change change, const struct rsre
                                                                    : wall_ms();
         }
     }
+    if (s->kind == RSRE_OBS_NODES && o->node_fn && obj && change != RSRE_KUBE_DELETED &&
+        (change == RSRE_KUBE_ADDED || !old || !rsre_kube_node_same_state(obj, old))) {
+        o->node_fn(o->node_arg, obj);
+    }
     if (s->kind == RSRE_OBS_JOBS && synced && change != RSRE_KUBE_MODIFIED) {
         o->churn[o->churn_head] = wall_ms();
         o->churn_head = (o->churn_head + 1) % CHURN_RING;
@@ -924,6 +930,11 @@ int rsre_observe_create(struct rsre_kube *kube, const struct rsre_observe_config
     uv_timer_start(&o->tick, on_tick, c->tick_ms, c->tick_ms);
     *out = o;
     return 0;
+}
+
+void rsre_observe_set_node_hook(struct rsre_observe *o, rsre_observe_node_fn fn, void *arg) {
+    o->node_fn = fn;
+    o->node_arg = arg;
 }
 
 /* ---- queries ------------------------------------------------------------------------------ */

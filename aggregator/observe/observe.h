@@ -121,6 +121,15 @@ const char *rsre_observe_kind_name(enum rsre_observe_kind k); /* "pods", "helm_r
 int rsre_observe_create(struct rsre_kube *kube, const struct rsre_observe_config *cfg,
                         rsre_observe_emit_fn emit, void *arg, struct rsre_observe **out);
 
+/*
+ * Called on the loop when a node's conditions, taints or unschedulable flag changed (heartbeats
+ * and resourceVersion-only updates are not changes), and when it is first listed. `n` is
+ * borrowed for the call. The daemon turns it into the engine's external NodeConditions signal
+ * (rsre_incident_engine_apply_external). NULL fn: none.
+ */
+typedef void (*rsre_observe_node_fn)(void *arg, const struct rsre_kube_node *n);
+void rsre_observe_set_node_hook(struct rsre_observe *o, rsre_observe_node_fn fn, void *arg);
+
 /* Stops the informers and timers; no callback runs afterwards; memory is released once the
  * loop has closed the handles (run the loop). NULL is a no-op. */
 void rsre_observe_destroy(struct rsre_observe *o);

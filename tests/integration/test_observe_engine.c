@@ -7,7 +7,10 @@
  *   - a release whose latest revision is pending-upgrade with an image the live Deployment does
  *     not run opens release_drift_or_partial_apply at scope release/prod/api, warning;
  *   - the pod pulls its image and revision 3 is deployed with the live image: both resolve once
- *     their exit windows have passed (the engine's clock driven through its tick).
+ *     their exit windows have passed (the engine's clock driven through its tick);
+ *   - a Node the control plane reports Ready=Unknown with the unreachable taint (no agent)
+ *     opens node_unreachable_or_notready through the external NodeConditions signal; Ready
+ *     again resolves it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -351,10 +354,48 @@ static void test_incidents_open_and_resolve(void **state) {
     assert_int_equal(drift.lifecycle, ROBOT_SRE__STORE__LIFECYCLE__LIFECYCLE_RESOLVED);
 }
 
+#define NODE(status, taint)                                                                        \
+    "{\"kind\":\"Node\",\"metadata\":{\"name\":\"worker-7\"},\"spec\":{\"taints\":[" taint     \
+    "]},\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"" status "\","             \
+    "\"reason\":\"NodeStatusUnknown\",\"message\":\"Kubelet stopped posting node status.\","      \
+    "\"lastHeartbeatTime\":\"2026-11-27T10:00:00Z\",\"lastTransitionTime\":"                      \
+    "\"2026-11-27T10:00:00Z\"}]}}"
+#define UNREACHABLE                                                                                \
+    "{\"key\":\"node.kubernetes.io/unreachable\",\"effect\":\"NoExecute\"}"
+
+/* The control plane reports a node NotReady (no agent runs there): the engine sees it through
+ * the observers' external NodeConditions signal; Ready again resolves it. */
+static void test_node_conditions(void **state) {
+    (void)state;
+    post("/_test/objects", NODE("Unknown", UNREACHABLE));
+    assert_int_equal(rsre__wire_observe_start(F->kube, F->store, F->eng, "", NULL, &F->wire), 0);
+    struct found nr = {0};
+    uint64_t end = mono_ms() + WAIT_MS;
+    while (mono_ms() < end && nr.n == 0) {
+        run_for(200);
+        nr = find("node_unreachable_or_notready", "worker-7");
+    }
+    assert_int_equal(nr.n, 1);
+    assert_int_equal(nr.resolved_at, 0);
+    assert_true(nr.severity >= ROBOT_SRE__STORE__SEVERITY__SEVERITY_WARNING);
+    post("/_test/objects", NODE("True", ""));
+    run_for(1000);
+    int64_t t = wall_ms();
+    for (int i = 1; i <= 12; i++) {
+        tick(t + i * 2 * MINUTE_MS);
+    }
+    nr = find("node_unreachable_or_notready", "worker-7");
+    assert_int_equal(nr.n, 1);
+    if (!nr.resolved_at) {
+        fail_msg("node incident not resolved: lifecycle %d", nr.lifecycle);
+    }
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_incidents_open_and_resolve, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_conditions, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
