@@ -17,7 +17,11 @@
  *   - nothing is emitted while nothing changes (bookmarks, watch restarts);
  *   - release drift: a deployed revision with matching images clears it, `kubectl set image`
  *     sets it again naming both images, ProgressDeadlineExceeded blocks the rollout; a failed
- *     revision; a fixed pod clears the pull failure (emitted once with zeros).
+ *     revision; an undecodable release and a gzip bomb are kept as evidence; a fixed pod
+ *     clears the pull failure (emitted once with zeros); a service account's pull secret
+ *     deleted is named in the evidence;
+ *   - bounds: a collection above max_objects is refused (RSRE_ELIMIT, nothing cached, retried)
+ *     and the other aggregates are computed after the sync grace.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -411,8 +415,9 @@ static int setup(void **state) {
     return 0;
 }
 
-static void start_observers(void) {
-    struct rsre_observe_config oc = {.core_namespaces = "kube-system, prod",
+static void start_observers_with(size_t max_objects, uint32_t sync_grace_ms) {
+    struct rsre_observe_config oc = {.max_objects = max_objects,
+                                     .sync_grace_ms = sync_grace_ms,.core_namespaces = "kube-system, prod",
                                      .settle_ms = 50,
                                      .tick_ms = 1000,
                                      .backoff_min_ms = 100,
@@ -420,6 +425,10 @@ static void start_observers(void) {
                                      .rollout_stuck_ms = 3600000,
                                      .churn_allowance = 3};
     assert_int_equal(rsre_observe_create(F->kube, &oc, on_emit, F, &F->obs), 0);
+}
+
+static void start_observers(void) {
+    start_observers_with(0, 0);
     assert_true(run_until(synced, NULL, WAIT_MS));
 }
 
@@ -551,6 +560,10 @@ static void test_aggregates(void **state) {
     assert_non_null(strstr(emitted("ingress/prod/web")->detail, "prod/admin missing"));
     assert_true(emitted_value("node/n1", "events.eviction_threshold_met") == 1);
     assert_null(emitted("node/n2"));
+
+    /* The service account's pull secret disappears: named in the evidence. */
+    ctl0("DELETE", "/_test/objects/secrets/prod/regcred-sa", NULL);
+    wait_detail("workload/prod/api", "pull secret regcred-sa missing (service account)");
 
     /* Nothing changes: bookmarks and quiet watches emit nothing. */
     unsigned calls = F->emit_calls;
@@ -707,12 +720,49 @@ static void test_faults(void **state) {
     assert_int_equal(st.scopes_dropped, 0);
 }
 
+/* A collection above the object bound (a hostile or huge cluster): its list is refused and
+ * retried with backoff, nothing of it is cached; after the sync grace the other collections'
+ * aggregates are computed anyway. */
+static int pods_refused(void *arg) {
+    (void)arg;
+    struct rsre_observe_counts c;
+    rsre_observe_counts(F->obs, RSRE_OBS_PODS, &c);
+    return c.stats.errors >= 2 && c.stats.last_rc == RSRE_ELIMIT;
+}
+
+static void test_bounds(void **state) {
+    (void)state;
+    load_cluster(); /* 6 pods, 2 nodes, ... */
+    for (int i = 0; i < 30; i++) {
+        char n[32];
+        snprintf(n, sizeof(n), "extra-%d", i);
+        pod(n, NULL, NULL, "Succeeded", NULL, "registry.local/t:1");
+    }
+    start_observers_with(20, 1500);
+    assert_true(run_until(pods_refused, NULL, WAIT_MS));
+    struct rsre_observe_counts c;
+    rsre_observe_counts(F->obs, RSRE_OBS_PODS, &c);
+    assert_int_equal(c.cached, 0);
+    assert_int_equal(c.live, 0);
+    assert_false(c.synced);
+    rsre_observe_counts(F->obs, RSRE_OBS_NODES, &c);
+    assert_true(c.synced);
+    assert_false(rsre_observe_synced(F->obs));
+    /* After the grace: the aggregates of what is known (no pods: no finished pods, no pull
+     * failure; the release and the ingress are there). */
+    wait_detail("release/prod/api", "revision 2 status pending-upgrade");
+    wait_value("ingress/prod/web", "ingress.failing_routes", 1);
+    assert_true(emitted_value("cluster", "jobs.finished_pods") == 0);
+    assert_null(emitted("workload/prod/api"));
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_aggregates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_drift, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
