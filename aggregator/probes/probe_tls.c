@@ -4,6 +4,7 @@
  * a verification failure is a probe failure (EXPIRED, UNTRUSTED, HOSTNAME_MISMATCH, ...). */
 #include "probes/probes_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -115,8 +116,17 @@ void rsre__probe_tls(const struct rsre_probe_def *def, struct rsre_probe_result 
         goto out;
     }
     SSL_set_fd(ssl, fd);
-    SSL_set_tlsext_host_name(ssl, def->server_name);
-    X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl), def->server_name, 0);
+    /* An IP address is checked against the certificate's IP SANs and sent without SNI (SNI
+     * carries host names only); a name is sent as SNI and checked against the DNS SANs. */
+    unsigned char ipbuf[16];
+    int is_ip = inet_pton(AF_INET, def->server_name, ipbuf) == 1 ||
+                inet_pton(AF_INET6, def->server_name, ipbuf) == 1;
+    if (is_ip) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), def->server_name);
+    } else {
+        SSL_set_tlsext_host_name(ssl, def->server_name);
+        X509_VERIFY_PARAM_set1_host(SSL_get0_param(ssl), def->server_name, 0);
+    }
     ERR_clear_error();
     if (SSL_connect(ssl) != 1) {
         char e[200];

@@ -105,14 +105,16 @@ static void test_http_family(void **state) {
              " server_name: localhost, threshold: 1, timeout: 3s}\n"
              "  - {kind: tls, name: cert-name, host: 127.0.0.1, port: %d,"
              " server_name: app.example.com, ca_file: ca.pem, threshold: 1, timeout: 3s}\n"
+             "  - {kind: tls, name: cert-ip, host: 127.0.0.1, port: %d, ca_file: ca.pem,"
+             " threshold: 1, timeout: 3s}\n"
              "  - {kind: dns, name: lo, host: 127.0.0.1, expect: [127.0.0.1], threshold: 1}\n"
              "  - {kind: dns, name: lo-drift, host: 127.0.0.1, expect: [127.0.0.2], threshold: 1}\n"
              "  - {kind: minio, name: minio, url: \"http://127.0.0.1:%d\", core: true,"
              " threshold: 1, timeout: 3s}\n"
              "  - {kind: http5xx, name: ingress, url: \"http://127.0.0.1:%d/metrics\","
              " window: 5m, match_label: ingress, match_value: api, timeout: 3s}\n",
-             http_port, http_port, http_port, tls_port, expired_port, tls_port, tls_port, http_port,
-             http_port);
+             http_port, http_port, http_port, tls_port, expired_port, tls_port, tls_port, tls_port,
+             http_port, http_port);
     struct pe e;
     assert_int_equal(pe_open(&e, yaml, dir), 0);
 
@@ -148,6 +150,11 @@ static void test_http_family(void **state) {
     assert_string_equal(s->code, "UNTRUSTED");
     s = pe_run(&e, "cert-name", 1000);
     assert_string_equal(s->code, "HOSTNAME_MISMATCH");
+    s = pe_run(&e, "cert-ip", 1000); /* server_name defaults to the host: an IP SAN */
+    if (!s->ok) {
+        print_error("tls by IP: %s %s\n", s->code, s->error);
+    }
+    assert_int_equal(s->ok, 1);
 
     /* dns */
     s = pe_run(&e, "lo", 1000);
