@@ -6,6 +6,8 @@
  * buttons on one row, URL buttons on the next), editMessageText for incident-thread updates and
  * the post-decision edit (an edit without buttons removes the keyboard), answerCallbackQuery,
  * and button presses received by getUpdates long polling or by a webhook.
+ * Texts are sent as plain text (no parse_mode), so nothing in them needs escaping; they are
+ * cut to 4096 UTF-16 units, ending with "…".
  *
  * Requests go to <base_url>/bot<token>/<method> with a JSON body. The token is read from a file
  * or an environment variable at create time, is never logged, and the request URL (which holds
