@@ -93,8 +93,8 @@ struct audit_log {
 
 static struct fx {
     char dir[64], store[128], tokens[128], operators[128], log[160];
-    pid_t pid;
-    int grpc_port, api_port, runs;
+    struct harness_daemon agg;
+    int runs;
     uint64_t rng, seed;
     struct node_log nodes[MAX_NODES];
     size_t nnodes;
@@ -146,39 +146,13 @@ static void start_aggregator(void) {
     snprintf(F.log, sizeof(F.log), "%s/aggregator-%d.log", F.dir, F.runs);
     /* A SIGKILLed ASan process reports nothing; a clean exit must not leak. */
     setenv("ASAN_OPTIONS", "detect_leaks=1:exitcode=23", 0);
-    F.pid = spawn_logged(argv, F.log, NULL);
-    int64_t end = mono_ms() + WAIT_MS;
-    for (;;) {
-        agg_log_ports(F.log, &F.grpc_port, &F.api_port);
-        if (F.grpc_port > 0 && F.api_port > 0) {
-            return;
-        }
-        int st;
-        if (waitpid(F.pid, &st, WNOHANG) == F.pid) {
-            F.pid = 0;
-            log_tail(F.log, 20);
-            fail_msg("the aggregator exited at start (status 0x%x, see %s)", st, F.log);
-        }
-        if (mono_ms() > end) {
-            log_tail(F.log, 20);
-            fail_msg("the aggregator did not start (see %s)", F.log);
-        }
-        sleep_ms(10);
-    }
-}
-
-static void kill_aggregator(void) {
-    if (F.pid > 0) {
-        kill(F.pid, SIGKILL);
-        waitpid(F.pid, NULL, 0);
-        F.pid = 0;
-    }
+    harness_agg_start(&F.agg, argv, F.log);
 }
 
 /* robotctl audit verify over the admin API; its exit status. */
 static int robotctl_audit_verify(void) {
     char server[64], out[192];
-    snprintf(server, sizeof(server), "http://127.0.0.1:%d", F.api_port);
+    snprintf(server, sizeof(server), "http://127.0.0.1:%d", F.agg.api_port);
     snprintf(out, sizeof(out), "%s/robotctl.log", F.dir);
     char *argv[] = {ROBOTCTL, "audit", "verify", "--server", server, NULL};
     pid_t pid = spawn_logged(argv, out, TOKEN_ALICE);
@@ -204,7 +178,7 @@ static void client_open(size_t cycle) {
         }
         nodes[i] = n;
     }
-    client_open_nodes(F.grpc_port, nodes, STEADY_NODES + NEW_PER_CYCLE);
+    client_open_nodes(F.agg.grpc_port, nodes, STEADY_NODES + NEW_PER_CYCLE);
 }
 
 /* ---- the voter thread (admin API) ---------------------------------------------------------- */
@@ -423,24 +397,11 @@ static void check_store(unsigned kill_no) {
 
 /* ---- the test ------------------------------------------------------------------------------ */
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void write_identities(void) {
-    char a[65], b[65], c[65], text[1024];
-    sha256_hex(TOKEN_ALICE, a);
-    sha256_hex(TOKEN_BOB, b);
-    sha256_hex(TOKEN_ADAM, c);
-    snprintf(text, sizeof(text),
-             "tokens:\n  - operator: alice\n    role: approver\n    sha256: %s\n"
-             "  - operator: bob\n    role: approver\n    sha256: %s\n"
-             "  - operator: adam\n    role: admin\n    sha256: %s\n",
-             a, b, c);
-    write_file(F.tokens, text);
+    static const struct harness_token toks[] = {{"alice", "approver", TOKEN_ALICE},
+                                                {"bob", "approver", TOKEN_BOB},
+                                                {"adam", "admin", TOKEN_ADAM}};
+    harness_write_tokens(F.tokens, toks, sizeof(toks) / sizeof(toks[0]));
     write_file(F.operators, "operators:\n"
                             "  - id: alice\n    roles: [approver]\n"
                             "  - id: bob\n    roles: [approver]\n");
@@ -457,7 +418,7 @@ static void cycle(unsigned no, int64_t load_ms, int last) {
     client_open(no);
     F.voter_stop = 0;
     pthread_t th;
-    int port = F.api_port;
+    int port = F.agg.api_port;
     assert_int_equal(pthread_create(&th, NULL, voter, &port), 0);
     int64_t end = mono_ms() + WAIT_MS;
     while (!all_hello_acked()) {
@@ -473,23 +434,9 @@ static void cycle(unsigned no, int64_t load_ms, int last) {
         F.voter_stop = 1;
         pthread_join(th, NULL);
         client_close();
-        kill(F.pid, SIGTERM);
-        int st = 0;
-        end = mono_ms() + 20000;
-        while (waitpid(F.pid, &st, WNOHANG) != F.pid) {
-            if (mono_ms() > end) {
-                kill_aggregator();
-                fail_msg("the aggregator did not stop on SIGTERM (see %s)", F.log);
-            }
-            sleep_ms(10);
-        }
-        F.pid = 0;
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-            log_tail(F.log, 20);
-            fail_msg("the aggregator exited with status 0x%x after SIGTERM (see %s)", st, F.log);
-        }
+        harness_agg_stop(&F.agg);
     } else {
-        kill_aggregator(); /* while batches, votes and audit reads are in flight */
+        harness_agg_kill(&F.agg); /* while batches, votes and audit reads are in flight */
         F.voter_stop = 1;
         pthread_join(th, NULL);
         client_close();
@@ -549,12 +496,8 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    kill_aggregator();
-    if (getenv("RSRE_TEST_KEEP")) {
-        fprintf(stderr, "kept %s\n", F.dir);
-    } else {
-        nftw(F.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    }
+    harness_agg_kill(&F.agg);
+    harness_remove_dir(F.dir);
     free(F.audit);
     curl_global_cleanup();
     grpc_shutdown();

@@ -65,8 +65,9 @@
 static struct {
     char dir[64], store[128], tokens[128], operators[128], log[160], key[128], pub[128];
     char fp[RSRE_OCI_FINGERPRINT_LEN];
-    pid_t pid, kube_pid, oci_pid;
-    int grpc_port, api_port, kube_port, oci_port, runs;
+    struct harness_daemon agg;
+    pid_t kube_pid, oci_pid;
+    int kube_port, oci_port, runs;
     struct node_log nodes[3];
 } F;
 
@@ -145,33 +146,12 @@ static void start_aggregator(int with_oci) {
     argv[n + 1] = NULL;
     F.runs++;
     snprintf(F.log, sizeof(F.log), "%s/aggregator-%d.log", F.dir, F.runs);
-    F.pid = spawn_logged(argv, F.log, NULL);
-    int64_t end = mono_ms() + WAIT_MS;
-    while (agg_log_ports(F.log, &F.grpc_port, &F.api_port), !F.grpc_port || !F.api_port) {
-        int st;
-        if (waitpid(F.pid, &st, WNOHANG) == F.pid || mono_ms() > end) {
-            F.pid = 0;
-            log_tail(F.log, 20);
-            fail_msg("the aggregator did not start (see %s)", F.log);
-        }
-        sleep_ms(10);
-    }
-}
-
-static void stop_aggregator(void) {
-    kill(F.pid, SIGTERM);
-    int st = 0;
-    waitpid(F.pid, &st, 0);
-    F.pid = 0;
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        log_tail(F.log, 20);
-        fail_msg("the aggregator exited with status 0x%x (see %s)", st, F.log);
-    }
+    harness_agg_start(&F.agg, argv, F.log);
 }
 
 static json_t *get(const char *path) {
     long st = 0;
-    json_t *j = api(F.api_port, "GET", path, NULL, TOKEN_ALICE, &st);
+    json_t *j = api(F.agg.api_port, "GET", path, NULL, TOKEN_ALICE, &st);
     if (st != 200) {
         fail_msg("GET %s: %ld", path, st);
     }
@@ -226,7 +206,7 @@ static const char *pending_approval(const char *node, const char *action) {
 static void stream_until_requested(const char *node, const char *action, char *approval,
                                    size_t cap) {
     struct node_log *nodes[3] = {&F.nodes[0], &F.nodes[1], &F.nodes[2]};
-    client_open_nodes(F.grpc_port, nodes, 3);
+    client_open_nodes(F.agg.grpc_port, nodes, 3);
     int64_t end = mono_ms() + WAIT_MS;
     while (!pending_approval(node, action)[0]) {
         if (mono_ms() > end) {
@@ -246,7 +226,8 @@ static void approve_all(const char *approval) {
         char path[256];
         snprintf(path, sizeof(path), "/api/v1/approvals/%s/approve", approval);
         long st = 0;
-        json_t *j = api(F.api_port, "POST", path, "{\"comment\":\"reboot it\"}", tokens[i], &st);
+        json_t *j =
+            api(F.agg.api_port, "POST", path, "{\"comment\":\"reboot it\"}", tokens[i], &st);
         const char *state = json_string_value(json_object_get(j, "state"));
         if (st != 200) {
             fail_msg("vote on %s: %ld", approval, st);
@@ -377,7 +358,7 @@ static void test_reboot_worker(void **state) {
     }
     assert_int_equal(deletes, 1);
     json_decref(reqs);
-    stop_aggregator();
+    harness_agg_stop(&F.agg);
 
     /* Not configured: the approval fails clearly, nothing reaches OCI. */
     json_decref(srv(F.oci_port, "DELETE", "/_test/requests", NULL));
@@ -394,7 +375,7 @@ static void test_reboot_worker(void **state) {
     assert_int_equal(json_array_size(list), 0);
     json_decref(reqs);
     assert_string_equal(lifecycle_of(NODE_C), "escalated");
-    stop_aggregator();
+    harness_agg_stop(&F.agg);
 }
 
 /* ---- fixture ------------------------------------------------------------------------------ */
@@ -412,13 +393,6 @@ static int run_cmd(char *const argv[]) {
     int st = 0;
     waitpid(pid, &st, 0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 static void put_nodes(void) {
@@ -461,14 +435,9 @@ static int setup(void **state) {
     assert_int_equal(rsre_oci_key_load_file(F.key, NULL, &k, err, sizeof(err)), 0);
     snprintf(F.fp, sizeof(F.fp), "%s", rsre_oci_key_fingerprint(k));
     rsre_oci_key_free(k);
-    char a[65], b[65], text[1024];
-    sha256_hex(TOKEN_ALICE, a);
-    sha256_hex(TOKEN_BOB, b);
-    snprintf(text, sizeof(text),
-             "tokens:\n  - operator: alice\n    role: approver\n    sha256: %s\n"
-             "  - operator: bob\n    role: approver\n    sha256: %s\n",
-             a, b);
-    write_file(F.tokens, text);
+    static const struct harness_token toks[] = {{"alice", "approver", TOKEN_ALICE},
+                                                {"bob", "approver", TOKEN_BOB}};
+    harness_write_tokens(F.tokens, toks, 2);
     write_file(F.operators, "operators:\n  - id: alice\n    roles: [approver]\n"
                             "  - id: bob\n    roles: [approver]\n");
     snprintf(F.nodes[0].name, sizeof(F.nodes[0].name), NODE_A);
@@ -504,18 +473,15 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    pid_t *pids[] = {&F.pid, &F.kube_pid, &F.oci_pid};
-    for (size_t i = 0; i < 3; i++) {
+    harness_agg_kill(&F.agg);
+    pid_t *pids[] = {&F.kube_pid, &F.oci_pid};
+    for (size_t i = 0; i < 2; i++) {
         if (*pids[i] > 0) {
             kill(*pids[i], SIGKILL);
             waitpid(*pids[i], NULL, 0);
         }
     }
-    if (getenv("RSRE_TEST_KEEP")) {
-        fprintf(stderr, "kept %s\n", F.dir);
-    } else {
-        nftw(F.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    }
+    harness_remove_dir(F.dir);
     curl_global_cleanup();
     grpc_shutdown();
     return 0;

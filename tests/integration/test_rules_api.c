@@ -57,8 +57,7 @@
 
 static struct {
     char dir[64], store[128], tokens[128], operators[128], log[160];
-    pid_t pid;
-    int grpc_port, api_port;
+    struct harness_daemon agg;
     struct node_log nodes[2];
 } F;
 
@@ -81,23 +80,13 @@ static void start_aggregator(void) {
     }
     argv[n + 1] = NULL;
     snprintf(F.log, sizeof(F.log), "%s/aggregator.log", F.dir);
-    F.pid = spawn_logged(argv, F.log, NULL);
-    int64_t end = mono_ms() + WAIT_MS;
-    while (agg_log_ports(F.log, &F.grpc_port, &F.api_port), !F.grpc_port || !F.api_port) {
-        int st;
-        if (waitpid(F.pid, &st, WNOHANG) == F.pid || mono_ms() > end) {
-            F.pid = 0;
-            log_tail(F.log, 20);
-            fail_msg("the aggregator did not start (see %s)", F.log);
-        }
-        sleep_ms(10);
-    }
+    harness_agg_start(&F.agg, argv, F.log);
 }
 
 static json_t *call(const char *method, const char *path, const char *body, const char *token,
                     long want) {
     long st = 0;
-    json_t *j = api(F.api_port, method, path, body, token, &st);
+    json_t *j = api(F.agg.api_port, method, path, body, token, &st);
     if (st != want) {
         char *d = j ? json_dumps(j, JSON_COMPACT) : NULL;
         fail_msg("%s %s: status %ld, want %ld: %s", method, path, st, want, d ? d : "(no JSON)");
@@ -177,7 +166,7 @@ static int cordon_approvals(const char *node) {
 /* Streams pressure for `node` until its incident exists and its plan was made. */
 static int stream_until_incident(struct node_log *node) {
     struct node_log *nodes[1] = {node};
-    client_open_nodes(F.grpc_port, nodes, 1);
+    client_open_nodes(F.agg.grpc_port, nodes, 1);
     int64_t end = mono_ms() + WAIT_MS;
     int n = -1;
     while ((n = cordon_approvals(node->name)) < 0 && mono_ms() < end) {
@@ -280,7 +269,7 @@ static void test_refusals(void) {
     };
     for (size_t i = 0; i < sizeof(tricks) / sizeof(tricks[0]); i++) {
         long st = 0;
-        json_t *j = api(F.api_port, "POST", tricks[i], "{\"env\":\"demo\",\"comment\":\"x\"}",
+        json_t *j = api(F.agg.api_port, "POST", tricks[i], "{\"env\":\"demo\",\"comment\":\"x\"}",
                         TOKEN_ADAM, &st);
         json_decref(j);
         if (st != 400 && st != 404) {
@@ -291,8 +280,8 @@ static void test_refusals(void) {
     memset(longid + strlen(longid), 'a', 200);
     strcat(longid, "/enable");
     long st = 0;
-    json_decref(
-        api(F.api_port, "POST", longid, "{\"env\":\"demo\",\"comment\":\"x\"}", TOKEN_ADAM, &st));
+    json_decref(api(F.agg.api_port, "POST", longid, "{\"env\":\"demo\",\"comment\":\"x\"}",
+                    TOKEN_ADAM, &st));
     assert_true(st == 400 || st == 404 || st == 414);
     char *after = snapshot();
     assert_string_equal(before, after);
@@ -493,18 +482,7 @@ static void test_rules_api(void **state) {
     /* clone, 2 patches, 2 enables, a disable, 2 creates */
     assert_int_equal(log_has("rules reloaded after rule="), 8);
 
-    kill(F.pid, SIGTERM);
-    int st = 0;
-    waitpid(F.pid, &st, 0);
-    F.pid = 0;
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
+    harness_agg_stop(&F.agg);
 }
 
 static int setup(void **state) {
@@ -515,20 +493,11 @@ static int setup(void **state) {
     snprintf(F.store, sizeof(F.store), "%s/store", F.dir);
     snprintf(F.tokens, sizeof(F.tokens), "%s/tokens.yaml", F.dir);
     snprintf(F.operators, sizeof(F.operators), "%s/operators.yaml", F.dir);
-    static const struct {
-        const char *op, *role, *token;
-    } toks[] = {{"adam", "admin", TOKEN_ADAM},
-                {"olga", "operator", TOKEN_OLGA},
-                {"victor", "viewer", TOKEN_VICTOR},
-                {"alice", "approver", TOKEN_ALICE}};
-    char text[2048] = "tokens:\n", hexs[65];
-    for (size_t i = 0; i < sizeof(toks) / sizeof(toks[0]); i++) {
-        sha256_hex(toks[i].token, hexs);
-        size_t len = strlen(text);
-        snprintf(text + len, sizeof(text) - len, "  - operator: %s\n    role: %s\n    sha256: %s\n",
-                 toks[i].op, toks[i].role, hexs);
-    }
-    write_file(F.tokens, text);
+    static const struct harness_token toks[] = {{"adam", "admin", TOKEN_ADAM},
+                                                {"olga", "operator", TOKEN_OLGA},
+                                                {"victor", "viewer", TOKEN_VICTOR},
+                                                {"alice", "approver", TOKEN_ALICE}};
+    harness_write_tokens(F.tokens, toks, sizeof(toks) / sizeof(toks[0]));
     write_file(F.operators, "operators:\n  - id: alice\n    roles: [approver]\n");
     snprintf(F.nodes[0].name, sizeof(F.nodes[0].name), "rules-node-a");
     snprintf(F.nodes[0].boot, sizeof(F.nodes[0].boot), "5d1c7b3a-2e4f-4a6b-9c8d-000000000001");
@@ -541,15 +510,8 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    if (F.pid > 0) {
-        kill(F.pid, SIGKILL);
-        waitpid(F.pid, NULL, 0);
-    }
-    if (getenv("RSRE_TEST_KEEP")) {
-        fprintf(stderr, "kept %s\n", F.dir);
-    } else {
-        nftw(F.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    }
+    harness_agg_kill(&F.agg);
+    harness_remove_dir(F.dir);
     curl_global_cleanup();
     grpc_shutdown();
     return 0;

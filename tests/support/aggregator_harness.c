@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -518,4 +520,102 @@ HARNESS_FN json_t *api(int port, const char *method, const char *path, const cha
     json_t *j = cc == CURLE_OK && b.p ? json_loads(b.p, JSON_DECODE_ANY, NULL) : NULL;
     free(b.p);
     return j;
+}
+
+/* ---- the daemon under test ------------------------------------------------------------------ */
+
+/* A robot-sre-aggregator started by a test: pid (0 when not running), ports, log file. */
+struct harness_daemon {
+    pid_t pid;
+    int grpc_port, api_port;
+    char log[192];
+};
+
+/*
+ * Starts `argv` (argv[0] the aggregator binary; it must listen on port 0 or a fixed port and
+ * log both ports) with its output appended to `log`, and waits up to 30 s until both ports are
+ * logged. Fails the test, with the log's tail, when it exits or does not start.
+ */
+HARNESS_FN void harness_agg_start(struct harness_daemon *d, char *const argv[], const char *log) {
+    snprintf(d->log, sizeof(d->log), "%s", log);
+    d->grpc_port = d->api_port = 0;
+    d->pid = spawn_logged(argv, d->log, NULL);
+    int64_t end = mono_ms() + 30000;
+    while (agg_log_ports(d->log, &d->grpc_port, &d->api_port), !d->grpc_port || !d->api_port) {
+        int st;
+        if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+            d->pid = 0;
+            log_tail(d->log, 20);
+            fail_msg("the aggregator exited at start (status 0x%x, see %s)", st, d->log);
+        }
+        if (mono_ms() > end) {
+            log_tail(d->log, 20);
+            fail_msg("the aggregator did not start (see %s)", d->log);
+        }
+        sleep_ms(10);
+    }
+}
+
+/* SIGTERM: the daemon must exit with status 0 within 20 s (ASan's leak check included). */
+HARNESS_FN void harness_agg_stop(struct harness_daemon *d) {
+    assert_true(d->pid > 0);
+    kill(d->pid, SIGTERM);
+    int st = 0;
+    int64_t end = mono_ms() + 20000;
+    while (waitpid(d->pid, &st, WNOHANG) != d->pid) {
+        if (mono_ms() > end) {
+            kill(d->pid, SIGKILL);
+            waitpid(d->pid, NULL, 0);
+            d->pid = 0;
+            fail_msg("the aggregator did not stop on SIGTERM (see %s)", d->log);
+        }
+        sleep_ms(10);
+    }
+    d->pid = 0;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        log_tail(d->log, 20);
+        fail_msg("the aggregator exited with status 0x%x after SIGTERM (see %s)", st, d->log);
+    }
+}
+
+/* SIGKILL (no-op when not running). */
+HARNESS_FN void harness_agg_kill(struct harness_daemon *d) {
+    if (d->pid > 0) {
+        kill(d->pid, SIGKILL);
+        waitpid(d->pid, NULL, 0);
+        d->pid = 0;
+    }
+}
+
+/* An admin API identity: the token's SHA-256 goes to the token file. */
+struct harness_token {
+    const char *op, *role, *token;
+};
+
+/* Writes the admin API token file (docs/api.md) for `n` identities. */
+HARNESS_FN void harness_write_tokens(const char *path, const struct harness_token *t, size_t n) {
+    char text[4096] = "tokens:\n", hexs[65];
+    for (size_t i = 0; i < n; i++) {
+        sha256_hex(t[i].token, hexs);
+        size_t len = strlen(text);
+        snprintf(text + len, sizeof(text) - len, "  - operator: %s\n    role: %s\n    sha256: %s\n",
+                 t[i].op, t[i].role, hexs);
+    }
+    write_file(path, text);
+}
+
+HARNESS_FN int harness_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Removes a test's temp dir, or keeps it (and says where) when RSRE_TEST_KEEP is set. */
+HARNESS_FN void harness_remove_dir(const char *dir) {
+    if (getenv("RSRE_TEST_KEEP")) {
+        fprintf(stderr, "kept %s\n", dir);
+    } else {
+        nftw(dir, harness_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
 }
