@@ -110,6 +110,9 @@ static int start_server(struct server *s, const char *const argv[]) {
     s->pid = pid;
     int port;
     if (sscanf(buf, "PORT %d", &port) != 1) {
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+        s->pid = 0;
         return -1;
     }
     snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", port);
@@ -146,7 +149,11 @@ static int group_setup(void **state) {
                         "--port",
                         "0",
                         NULL};
-    assert_int_equal(start_server(&was, wa), 0);
+    if (start_server(&was, wa) != 0) {
+        kill(tgs.pid, SIGTERM); /* group teardown does not run when setup fails */
+        waitpid(tgs.pid, NULL, 0);
+        fail_msg("whatsapp_api_server.py did not start");
+    }
     return 0;
 }
 

@@ -178,7 +178,11 @@ static int group_setup(void **state) {
     }
     close(p[0]);
     int port;
-    assert_int_equal(sscanf(buf, "PORT %d", &port), 1);
+    if (sscanf(buf, "PORT %d", &port) != 1) {
+        kill(wa_pid, SIGTERM);
+        waitpid(wa_pid, NULL, 0);
+        fail_msg("whatsapp_api_server.py did not start");
+    }
     snprintf(wa_base, sizeof(wa_base), "http://127.0.0.1:%d", port);
 
     /* The loop: channels and the admin API. */
