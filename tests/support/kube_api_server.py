@@ -505,6 +505,8 @@ class Handler(BaseHTTPRequestHandler):
                     continue
                 if matches(obj, fsel, lsel):
                     items.append(copy.deepcopy(obj))
+                    if limit and len(items) > limit:
+                        break  # one more than the page tells there is a next page
         md = {"resourceVersion": str(list_rv)}
         if limit and len(items) > limit:
             items = items[:limit]
