@@ -89,6 +89,7 @@ rc=$?
 [ "$rc" != 0 ] && [ "$rc" != 124 ] || fail "broken probes file: exit $rc"
 grep -qF "$TMP/bad.yaml:5:11: port: expected an integer in [1, 65535]" "$TMP/bad.log" ||
     { fail "broken probes file: no PATH:LINE:COL message"; cat "$TMP/bad.log"; }
+grep -q "Sanitizer" "$TMP/bad.log" && fail "sanitizer report after the refused start"
 
 [ "$fails" = 0 ] && echo "probes CLI: all checks passed"
 exit $((fails > 0))
