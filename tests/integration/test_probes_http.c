@@ -221,6 +221,7 @@ static int teardown(void **state) {
     pe_stop(pid, SIGTERM);
     pid = 0;
     pe_rmrf(dir);
+    pe_rmrf(pe_last_store);
     return 0;
 }
 

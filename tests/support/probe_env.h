@@ -196,6 +196,9 @@ struct pe {
     int feed_rc;
 };
 
+/* The store dir of the last pe_open, for test teardowns after a failed assertion. */
+static char pe_last_store[128];
+
 static int64_t pe_clock(void *arg) {
     return ((struct pe *)arg)->now;
 }
@@ -257,6 +260,7 @@ static int pe_open(struct pe *e, const char *yaml, const char *base_dir) {
     if (!mkdtemp(e->dir) || uv_loop_init(&e->loop) != 0) {
         return -1;
     }
+    memcpy(pe_last_store, e->dir, sizeof pe_last_store);
     e->now = 1700000000000LL;
     int rc = rsre_store_open(e->dir, NULL, &e->store);
     if (rc) {
