@@ -596,42 +596,68 @@ static int inc_cmp(const void *a, const void *b) {
 }
 
 /*
- * Evaluates the rule's threshold over one incident's evidence in time order, with `for` state
- * carried from record to record (as the engine does per scope). Returns the per-incident
- * summary; appends matches to `matches` (bounded).
+ * Evaluates `e` over the (time-sorted) evidence of one incident, `for` state carried from
+ * record to record as the engine does per scope. Returns the number of records it holds at,
+ * the first such time in *first, and appends those records to `matches` (NULL: not listed,
+ * bounded by TEST_MATCHES_MAX). `vals` holds at least `span` >= rsre_expr_slot_span(e) cells,
+ * `state` rsre_expr_state_size(e).
  */
-static json_t *eval_incident(const struct rsre_rule *rule, json_t *inc, struct ev_list *l,
-                             double *vals, size_t span, int64_t *state, size_t nstate,
-                             json_t *matches) {
-    qsort(l->v, l->n, sizeof(*l->v), ev_cmp);
+static size_t eval_expr(const struct rsre_expr *e, json_t *inc, const struct ev_list *l,
+                        double *vals, size_t span, int64_t *state, size_t nstate, int64_t *first,
+                        json_t *matches) {
     memset(state, 0, (nstate ? nstate : 1) * sizeof(*state));
     size_t matched = 0;
-    int64_t first = 0;
+    *first = 0;
     for (size_t i = 0; i < l->n; i++) {
-        fill_slots(rule->threshold, l->v[i].raw, l->v[i].len, vals, span);
+        fill_slots(e, l->v[i].raw, l->v[i].len, vals, span);
         const double *row = vals;
         struct rsre_expr_env env = {.scalars = vals,
                                     .nscalars = span,
                                     .rows = &row,
                                     .nrows = 1,
                                     .now_s = l->v[i].at / 1000};
-        double v = rsre_expr_eval(rule->threshold, &env, state);
+        double v = rsre_expr_eval(e, &env, state);
         if (isnan(v) || v == 0) {
             continue;
         }
         matched++;
-        first = first ? first : l->v[i].at;
-        if (json_array_size(matches) < TEST_MATCHES_MAX) {
+        *first = *first ? *first : l->v[i].at;
+        if (matches && json_array_size(matches) < TEST_MATCHES_MAX) {
             json_array_append_new(matches, json_pack("{s:O, s:s, s:s, s:I}", "incident_id",
                                                      json_object_get(inc, "id"), "evidence_id",
                                                      l->v[i].id, "kind", l->v[i].kind,
                                                      "observed_at_ms", (json_int_t)l->v[i].at));
         }
     }
+    return matched;
+}
+
+/* The per-incident summary: the threshold (matches listed) and each severity escalation. */
+static json_t *eval_incident(const struct rsre_rule *rule, json_t *inc, struct ev_list *l,
+                             double *vals, size_t span, int64_t *state, json_t *matches) {
+    qsort(l->v, l->n, sizeof(*l->v), ev_cmp);
+    int64_t first;
+    size_t matched = eval_expr(rule->threshold, inc, l, vals, span, state,
+                               rsre_expr_state_size(rule->threshold), &first, matches);
     json_t *o = json_pack("{s:O, s:O, s:I, s:I, s:b}", "incident_id", json_object_get(inc, "id"),
                           "scope", json_object_get(inc, "scope"), "evaluated", (json_int_t)l->n,
                           "matched", (json_int_t)matched, "would_match", matched != 0);
     json_object_set_new(o, "first_match_at_ms", first ? json_integer(first) : json_null());
+    json_t *esc = json_array();
+    for (size_t k = 0; k < rule->nescalations; k++) {
+        const struct rsre_severity_rule *sr = &rule->escalations[k];
+        if (!sr->expr) {
+            continue;
+        }
+        int64_t efirst;
+        size_t n = eval_expr(sr->expr, inc, l, vals, span, state, rsre_expr_state_size(sr->expr),
+                             &efirst, NULL);
+        json_t *x = json_pack("{s:s, s:s, s:I}", "severity", rsre_severity_name(sr->severity),
+                              "when", sr->when ? sr->when : "", "matched", (json_int_t)n);
+        json_object_set_new(x, "first_match_at_ms", efirst ? json_integer(efirst) : json_null());
+        json_array_append_new(esc, x);
+    }
+    json_object_set_new(o, "escalations", esc);
     return o;
 }
 
@@ -670,8 +696,19 @@ int rsre__h_rule_test(struct api_call *c) {
     }
     struct test_ctx t = {.c = c, .type = rule->incident->id, .incidents = json_array()};
     rc = rsre_store_incident_foreach(txn, test_inc_cb, &t);
+    /* One value array and one state block large enough for the threshold and every
+     * escalation (each expression is evaluated on its own, with its own fresh state). */
     size_t span = rsre_expr_slot_span(rule->threshold);
     size_t nstate = rsre_expr_state_size(rule->threshold);
+    for (size_t k = 0; k < rule->nescalations; k++) {
+        const struct rsre_expr *x = rule->escalations[k].expr;
+        if (x && rsre_expr_slot_span(x) > span) {
+            span = rsre_expr_slot_span(x);
+        }
+        if (x && rsre_expr_state_size(x) > nstate) {
+            nstate = rsre_expr_state_size(x);
+        }
+    }
     double *vals = calloc(span ? span : 1, sizeof(*vals));
     int64_t *state = calloc(nstate ? nstate : 1, sizeof(*state));
     json_t *per = json_array(), *matches = json_array();
@@ -700,7 +737,7 @@ int rsre__h_rule_test(struct api_call *c) {
         }
         if (!rc) {
             total += l.n;
-            json_t *o = eval_incident(rule, sorted[i], &l, vals, span, state, nstate, matches);
+            json_t *o = eval_incident(rule, sorted[i], &l, vals, span, state, matches);
             hit += json_is_true(json_object_get(o, "would_match"));
             json_array_append_new(per, o);
         }
@@ -726,6 +763,25 @@ int rsre__h_rule_test(struct api_call *c) {
                   (json_int_t)json_array_size(per), "evidence_evaluated", (json_int_t)total,
                   "incidents_matched", (json_int_t)hit, "evidence_budget_exhausted", budget == 0,
                   "incidents", per, "matches", matches);
+    /* Each escalation over all tested incidents: in how many it would have held. */
+    json_t *esc = json_array();
+    for (size_t k = 0; k < rule->nescalations; k++) {
+        const struct rsre_severity_rule *sr = &rule->escalations[k];
+        if (!sr->expr) {
+            continue;
+        }
+        json_int_t held = 0;
+        size_t ii;
+        json_t *it;
+        json_array_foreach(per, ii, it) {
+            json_t *x = json_array_get(json_object_get(it, "escalations"), json_array_size(esc));
+            held += json_integer_value(json_object_get(x, "matched")) > 0;
+        }
+        json_array_append_new(esc, json_pack("{s:s, s:s, s:I}", "severity",
+                                             rsre_severity_name(sr->severity), "when",
+                                             sr->when ? sr->when : "", "incidents_matched", held));
+    }
+    json_object_set_new(doc, "escalations", esc);
     rsre_ruleset_destroy(rs);
     return rsre__api_reply(c, 200, doc);
 }

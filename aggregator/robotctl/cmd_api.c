@@ -1079,6 +1079,11 @@ int rctl_rules_test(int argc, char **argv, const struct rctl_opts *o) {
         rctl_table_row(t, row);
     }
     rctl_table_print(t, stdout);
+    /* Each severity escalation: in how many of those incidents it would have held. */
+    json_array_foreach(json_object_get(doc, "escalations"), i, it) {
+        printf("%sescalation to %s when %s: would hold in %lld incident(s)\n", i ? "" : "\n",
+               jstr(it, "severity"), jstr(it, "when"), jint(it, "incidents_matched"));
+    }
     json_decref(doc);
     return RCTL_OK;
 }

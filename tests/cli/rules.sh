@@ -132,6 +132,7 @@ contains "preview bad action" "(field action)"
 check "test" 0 "$CTL" rules test ndp-cli "${S[@]}" "${V[@]}"
 contains "test" "rule ndp-cli: nodefs.used_ratio > 90%"
 contains "test" "0 would match"
+contains "test" "escalation to critical when count(node.disk_pressure == 1) >= 2: would hold in 0 incident(s)"
 check "test json" 0 "$CTL" --json rules test ndp-cli --limit 5 "${S[@]}" "${V[@]}"
 json "test json" 'd["incidents_tested"] == 0 and d["matches"] == []'
 check "test bad limit" 2 "$CTL" rules test ndp-cli --limit 0 "${S[@]}" "${V[@]}"

@@ -423,6 +423,22 @@ static void test_rules_api(void **state) {
     json_decref(j);
     j = rule_test("builtin.node_disk_pressure"); /* node.disk_pressure == 1 */
     assert_true(json_integer_value(json_object_get(j, "incidents_matched")) >= 1);
+    /* Its escalations are evaluated too: the 2-node count sees one node per incident, and the
+     * pressure has not been held for 10 minutes. */
+    json_t *esc =
+        json_object_get(json_array_get(json_object_get(j, "incidents"), 0), "escalations");
+    assert_int_equal(json_array_size(esc), 3);
+    assert_int_equal(json_array_size(json_object_get(j, "escalations")), 3);
+    size_t ei;
+    json_t *ex;
+    json_array_foreach(esc, ei, ex) {
+        assert_string_equal(json_string_value(json_object_get(ex, "severity")), "critical");
+        assert_true(json_string_length(json_object_get(ex, "when")) > 0);
+        if (strstr(json_string_value(json_object_get(ex, "when")), "count(") ||
+            strstr(json_string_value(json_object_get(ex, "when")), "held")) {
+            assert_int_equal(json_integer_value(json_object_get(ex, "matched")), 0);
+        }
+    }
     json_decref(j);
 
     /* Enable / disable per environment. */
