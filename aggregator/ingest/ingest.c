@@ -114,6 +114,7 @@ struct item {
     int kind;
     struct conn *conn; /* NULL for IT_REFUSAL */
     M(AgentMessage) * msg;
+    struct msg_arena *arena;    /* holds msg (released with the item) */
     char boot[UUID_LEN + 1];    /* IT_REJECT */
     uint64_t seq;               /* IT_REJECT */
     char *text, *text2, *text3; /* IT_REJECT: error; IT_REFUSAL: node, identity, peer */
@@ -642,10 +643,135 @@ static uint64_t committed_of(struct conn *c, const char *boot) {
     return b ? b->committed : 0;
 }
 
+/* ---- decoding into an arena ----------------------------------------------------------------- */
+
+/*
+ * Every received message is decoded into its own arena: protobuf-c allocates each sub-message,
+ * string and array separately, and a malloc/free pair per field was a fifth of the ingest's
+ * CPU at 100k signals/s (docs/performance.md). The arena keeps common/pbuf.h's decode budget
+ * exactly (32 x length + 64 KiB, each allocation charged its size + 16 bytes), so a peer gets
+ * the same RESOURCE_EXHAUSTED as before; the memory is released all at once with the message.
+ */
+struct arena_chunk {
+    struct arena_chunk *next;
+    size_t cap, used;
+    _Alignas(16) unsigned char data[];
+};
+
+struct msg_arena {
+    ProtobufCAllocator base;
+    size_t budget, charged;
+    int exhausted, failed;
+    struct arena_chunk *head;
+};
+
+#define ARENA_ALIGN 16u
+
+static struct arena_chunk *arena_chunk_new(struct msg_arena *a, size_t cap) {
+    struct arena_chunk *ch = malloc(sizeof(*ch) + cap);
+    if (ch == NULL) {
+        a->failed = 1;
+        return NULL;
+    }
+    ch->next = a->head;
+    ch->cap = cap;
+    ch->used = 0;
+    a->head = ch;
+    return ch;
+}
+
+static void *arena_alloc(void *data, size_t size) {
+    struct msg_arena *a = data;
+    size_t charge = size + RSRE_PBUF_ALLOC_OVERHEAD;
+    if (charge < size || charge > a->budget - a->charged) {
+        a->exhausted = 1;
+        return NULL;
+    }
+    a->charged += charge;
+    size_t need = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (need == 0) {
+        need = ARENA_ALIGN;
+    }
+    struct arena_chunk *ch = a->head;
+    if (ch == NULL || ch->cap - ch->used < need) {
+        size_t cap = ch ? ch->cap * 2 : 4096;
+        size_t rest = a->budget - a->charged + need; /* never beyond what the budget allows */
+        if (cap > rest) {
+            cap = rest;
+        }
+        if (cap < need) {
+            cap = need;
+        }
+        if ((ch = arena_chunk_new(a, cap)) == NULL) {
+            return NULL;
+        }
+    }
+    void *p = ch->data + ch->used;
+    ch->used += need;
+    return p;
+}
+
+static void arena_free_one(void *data, void *p) {
+    (void)data; /* released with the arena */
+    (void)p;
+}
+
+static void arena_release(struct msg_arena *a) {
+    if (a == NULL) {
+        return;
+    }
+    struct arena_chunk *ch = a->head;
+    while (ch) {
+        struct arena_chunk *next = ch->next;
+        free(ch);
+        ch = next;
+    }
+    free(a);
+}
+
+/* rsre_pbuf_unpack_agent_message() into a new arena: 0 with *m and *arena (release the arena,
+ * never free the message), RSRE_ELIMIT, RSRE_EPARSE or -ENOMEM. */
+static int decode_agent_message(const uint8_t *buf, size_t len, size_t max_len,
+                                M(AgentMessage) * *m, struct msg_arena **arena) {
+    static const uint8_t empty[1];
+    *m = NULL;
+    *arena = NULL;
+    if (len > (max_len ? max_len : RSRE_PBUF_MAX_MESSAGE_BYTES)) {
+        return RSRE_ELIMIT;
+    }
+    struct msg_arena *a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        return -ENOMEM;
+    }
+    a->base.alloc = arena_alloc;
+    a->base.free = arena_free_one;
+    a->base.allocator_data = a;
+    a->budget = rsre_pbuf_decode_budget(len);
+    /* Decoded structs take a few times the encoded size; one chunk usually holds them all. */
+    size_t first = len * 4 + 1024;
+    if (first > a->budget) {
+        first = a->budget;
+    }
+    if (arena_chunk_new(a, (first + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1)) == NULL) {
+        free(a);
+        return -ENOMEM;
+    }
+    ProtobufCMessage *msg = protobuf_c_message_unpack(
+        &robot_sre__agent__v1__agent_message__descriptor, &a->base, len, buf ? buf : empty);
+    if (msg == NULL) {
+        int rc = a->exhausted ? RSRE_ELIMIT : a->failed ? -ENOMEM : RSRE_EPARSE;
+        arena_release(a);
+        return rc;
+    }
+    *m = (M(AgentMessage) *)msg;
+    *arena = a;
+    return 0;
+}
+
 /* ---- group commit --------------------------------------------------------------------------- */
 
 static void item_release(struct item *it) {
-    rsre_pbuf_free_agent_message(it->msg);
+    arena_release(it->arena);
     free(it->text);
     free(it->text2);
     free(it->text3);
@@ -1170,12 +1296,13 @@ static void on_group_timer(uv_timer_t *t) {
 
 /* Queues an item (taking a reference on its conn); flushes when the group is full. */
 static struct item *enqueue(struct rsre_ingest *ing, int kind, struct conn *c,
-                            M(AgentMessage) * msg) {
+                            M(AgentMessage) * msg, struct msg_arena *arena) {
     struct item *it = &ing->items[ing->nitems++];
     memset(it, 0, sizeof(*it));
     it->kind = kind;
     it->conn = c;
     it->msg = msg;
+    it->arena = arena;
     it->recv_ns = uv_hrtime();
     if (c) {
         c->refs++;
@@ -1298,7 +1425,8 @@ static int refusal_new(struct rsre_ingest *ing, const char *node, const char *cn
     return 1;
 }
 
-static void on_hello(struct rsre_ingest *ing, struct conn *c, M(AgentMessage) * m) {
+static void on_hello(struct rsre_ingest *ing, struct conn *c, M(AgentMessage) * m,
+                     struct msg_arena *ar) {
     const M(Hello) *h = m->hello;
     const char *peer = rsre_grpc_server_call_peer(c->call);
     const char *cn = rsre_grpc_server_call_identity(c->call);
@@ -1312,12 +1440,12 @@ static void on_hello(struct rsre_ingest *ing, struct conn *c, M(AgentMessage) * 
         char why[RSRE_STORE_NODE_MAX + 64];
         snprintf(why, sizeof(why), "client certificate does not name node %s", h->node_name);
         conn_fail(c, GRPC_STATUS_PERMISSION_DENIED, why);
-        rsre_pbuf_free_agent_message(m);
+        arena_release(ar);
         if (h_node == NULL || !refusal_new(ing, h_node, cn)) {
             free(h_node); /* audited a moment ago (or out of memory: logged above) */
             return;
         }
-        struct item *it = enqueue(ing, IT_REFUSAL, NULL, NULL);
+        struct item *it = enqueue(ing, IT_REFUSAL, NULL, NULL, NULL);
         it->text = h_node;
         it->text2 = xstrdup(cn);
         it->text3 = xstrdup(peer);
@@ -1326,7 +1454,7 @@ static void on_hello(struct rsre_ingest *ing, struct conn *c, M(AgentMessage) * 
     }
     struct node *n = node_get(ing, h->node_name);
     if (n == NULL) {
-        rsre_pbuf_free_agent_message(m);
+        arena_release(ar);
         conn_fail(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory");
         return;
     }
@@ -1343,7 +1471,7 @@ static void on_hello(struct rsre_ingest *ing, struct conn *c, M(AgentMessage) * 
     node_ref(ing, n);
     RSRE_LOG(RSRE_LOG_DEBUG, "ingest", "hello node=%s boot_id=%s peer=%s identity=%s", n->name,
              h->boot_id, peer, cn ? cn : "-");
-    struct item *it = enqueue(ing, IT_HELLO, c, m);
+    struct item *it = enqueue(ing, IT_HELLO, c, m, ar);
     it->text2 = xstrdup(cn);
     it->text3 = xstrdup(peer);
     charge(ing, c);
@@ -1353,20 +1481,20 @@ static void on_hello(struct rsre_ingest *ing, struct conn *c, M(AgentMessage) * 
 /* A SignalBatch that decoded but failed validation: recorded (and its seq passed) when its
  * boot id and seq are usable, otherwise the stream ends. */
 static void on_invalid_batch(struct rsre_ingest *ing, struct conn *c, M(AgentMessage) * m,
-                             const char *err) {
+                             struct msg_arena *ar, const char *err) {
     const M(SignalBatch) *sb = m->signal_batch;
     RSRE_LOG(RSRE_LOG_WARN, "ingest", "invalid batch node=%s err=\"%s\"", c->node->name, err);
     if (!is_uuid(sb->boot_id) || sb->seq == 0) {
         ing->st.malformed++;
-        rsre_pbuf_free_agent_message(m);
+        arena_release(ar);
         conn_fail(c, GRPC_STATUS_INVALID_ARGUMENT, err);
         return;
     }
-    struct item *it = enqueue(ing, IT_REJECT, c, NULL);
+    struct item *it = enqueue(ing, IT_REJECT, c, NULL, NULL);
     snprintf(it->boot, sizeof(it->boot), "%s", sb->boot_id);
     it->seq = sb->seq;
     it->text = xstrdup(err);
-    rsre_pbuf_free_agent_message(m);
+    arena_release(ar);
     charge(ing, c);
     enqueued(ing);
 }
@@ -1379,7 +1507,8 @@ static void on_message(void *arg, struct rsre_grpc_server_call *call, const uint
         return;
     }
     M(AgentMessage) *m = NULL;
-    int rc = rsre_pbuf_unpack_agent_message(buf, len, ing->max_message, &m);
+    struct msg_arena *ar = NULL;
+    int rc = decode_agent_message(buf, len, ing->max_message, &m, &ar);
     if (rc != 0) {
         if (rc == RSRE_ELIMIT) {
             ing->st.oversized++;
@@ -1396,31 +1525,31 @@ static void on_message(void *arg, struct rsre_grpc_server_call *call, const uint
     if (!c->hello || kind == ROBOT_SRE__AGENT__V1__AGENT_MESSAGE__BODY_HELLO) {
         if (kind != ROBOT_SRE__AGENT__V1__AGENT_MESSAGE__BODY_HELLO || c->hello) {
             ing->st.refused_protocol++;
-            rsre_pbuf_free_agent_message(m);
+            arena_release(ar);
             conn_fail(c, GRPC_STATUS_FAILED_PRECONDITION,
                       c->hello ? "second Hello on a stream" : "the first message must be Hello");
         } else if (rc != 0) {
             ing->st.malformed++;
-            rsre_pbuf_free_agent_message(m);
+            arena_release(ar);
             conn_fail(c, GRPC_STATUS_INVALID_ARGUMENT, err);
         } else {
-            on_hello(ing, c, m);
+            on_hello(ing, c, m, ar);
         }
         return;
     }
     if (kind == ROBOT_SRE__AGENT__V1__AGENT_MESSAGE__BODY_SIGNAL_BATCH && rc != 0) {
-        on_invalid_batch(ing, c, m, err);
+        on_invalid_batch(ing, c, m, ar, err);
         return;
     }
     if (rc != 0) {
         if (kind == ROBOT_SRE__AGENT__V1__AGENT_MESSAGE__BODY_ACTION_RESULT) {
             RSRE_LOG(RSRE_LOG_WARN, "ingest", "invalid action result dropped node=%s err=\"%s\"",
                      c->node->name, err);
-            rsre_pbuf_free_agent_message(m);
+            arena_release(ar);
             charge(ing, c);
         } else {
             ing->st.malformed++;
-            rsre_pbuf_free_agent_message(m);
+            arena_release(ar);
             conn_fail(c, GRPC_STATUS_INVALID_ARGUMENT, err);
         }
         return;
@@ -1433,14 +1562,14 @@ static void on_message(void *arg, struct rsre_grpc_server_call *call, const uint
             /* Already committed: acknowledge again at once; nothing to apply. */
             ing->st.duplicates++;
             send_ack(c, b->id, b->committed, NULL, 0);
-            rsre_pbuf_free_agent_message(m);
+            arena_release(ar);
         } else {
-            enqueue(ing, IT_BATCH, c, m);
+            enqueue(ing, IT_BATCH, c, m, ar);
         }
     } else if (kind == ROBOT_SRE__AGENT__V1__AGENT_MESSAGE__BODY_ACTION_RESULT) {
-        enqueue(ing, IT_RESULT, c, m);
+        enqueue(ing, IT_RESULT, c, m, ar);
     } else {
-        rsre_pbuf_free_agent_message(m); /* a kind from a newer agent: skipped */
+        arena_release(ar); /* a kind from a newer agent: skipped */
     }
     charge(ing, c);
     enqueued(ing);
