@@ -24,6 +24,7 @@
 #include "common/yamldoc.h"
 #include "daemon/open_latency.h"
 #include "daemon/wire_notify.h"
+#include "daemon/wire_observe.h"
 #include "daemon/wire_probes.h"
 #include "daemon/wire_oci.h"
 #include "daemon/wire_rules.h"
@@ -56,6 +57,7 @@ struct rsre_aggregator {
     struct rsre_kube *kube;
     struct rsre_kube_exec *kexec;
     struct rsre__wire_oci *oci; /* NULL: not configured (reboot/replace fail, said so) */
+    struct rsre__wire_observe *observe; /* Kubernetes observers -> engine */
     struct rsre_operators *operators;
     struct rsre_approvals *approvals;
     struct rsre_metrics *metrics;
@@ -581,9 +583,16 @@ static void start_kube(struct rsre_aggregator *ag) {
                  rsre_strerror(rc), err);
     }
     rsre_kube_config_clear(&kc);
+    if (ag->kube && ag->cfg.observe) {
+        rsre__wire_observe_start(ag->kube, ag->store, ag->engine, ag->cfg.observe_core_namespaces,
+                                 ag->cfg.observe_core_label, ag->cfg.observe_nodes,
+                                 &ag->observe);
+    }
 }
 
 static void stop_kube(struct rsre_aggregator *ag) {
+    rsre__wire_observe_stop(ag->observe); /* informers stop before their client */
+    ag->observe = NULL;
     rsre_kube_exec_destroy(ag->kexec);
     ag->kexec = NULL;
     rsre_kube_destroy(ag->kube);

@@ -44,6 +44,10 @@ static const struct rsre_cfg_entry entries[] = {
                        "failures)"),
     RSRE_CFG_STR_ENTRY(T, observe_core_label, "robot-sre.io/core=true",
                        "label key=value marking a workload or pod as core"),
+    RSRE_CFG_BOOL_ENTRY(T, observe_nodes, "false",
+                        "send the API server's node conditions to the engine (also for nodes "
+                        "whose agent is not connected; their node-local actions then fail and "
+                        "escalate)"),
     RSRE_CFG_STR_ENTRY(T, api_listen, "127.0.0.1:8080", "admin API (HTTP) listen address"),
     RSRE_CFG_STR_ENTRY(T, api_tokens_file, "", "admin API token file (docs/api.md); empty: no API"),
     RSRE_CFG_STR_ENTRY(T, api_tls_cert, "", "admin API TLS certificate (empty: plain HTTP)"),

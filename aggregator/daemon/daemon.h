@@ -34,6 +34,7 @@ struct rsre_aggregator_config {
     char probes_file[512];                /* dependency probes (docs/probes.md); "" = none */
     char kubeconfig[512];                 /* kubeconfig for running outside a cluster */
     int observe;                          /* Kubernetes observers (docs/observers.md) */
+    int observe_nodes;                    /* node conditions from the API server -> engine */
     char observe_core_namespaces[512];    /* comma-separated namespaces of core workloads */
     char observe_core_label[384];         /* "key=value" marking core workloads */
     size_t nnode_actions;

@@ -199,7 +199,8 @@ static void on_node(void *arg, const struct rsre_kube_node *n) {
 
 int rsre__wire_observe_start(struct rsre_kube *kube, rsre_store *store,
                              struct rsre_incident_engine *engine, const char *core_namespaces,
-                             const char *core_label, struct rsre__wire_observe **out) {
+                             const char *core_label, int nodes,
+                             struct rsre__wire_observe **out) {
     *out = NULL;
     if (!kube || !store || !engine) {
         return -EINVAL;
@@ -220,9 +221,12 @@ int rsre__wire_observe_start(struct rsre_kube *kube, rsre_store *store,
         free(w);
         return rc;
     }
-    rsre_observe_set_node_hook(w->obs, on_node, w);
-    RSRE_LOG(RSRE_LOG_INFO, "observe", "Kubernetes observers started core_namespaces=\"%s\"",
-             core_namespaces ? core_namespaces : "");
+    if (nodes) {
+        rsre_observe_set_node_hook(w->obs, on_node, w);
+    }
+    RSRE_LOG(RSRE_LOG_INFO, "observe",
+             "Kubernetes observers started core_namespaces=\"%s\" node_conditions=%s",
+             core_namespaces ? core_namespaces : "", nodes ? "on" : "off");
     *out = w;
     return 0;
 }

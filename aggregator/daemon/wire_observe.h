@@ -10,10 +10,13 @@
  * the transaction fails (store error), the observers forget what they emitted, so the next
  * recomputation sends every scope again.
  *
- * Nodes: each change of a Node's conditions, taints or unschedulable flag (and its first list)
- * is applied as an external NodeConditions signal (rsre_incident_engine_apply_external), in
- * its own transaction: the control plane's view, which the engine keeps while the node's agent
- * is silent. A failed transaction is logged; the node's next change sends it again.
+ * Nodes (when enabled): each change of a Node's conditions, taints or unschedulable flag (and
+ * its first list) is applied as an external NodeConditions signal
+ * (rsre_incident_engine_apply_external), in its own transaction: the control plane's view,
+ * which the engine keeps while the node's agent is silent. A failed transaction is logged; the
+ * node's next change sends it again. Off by default: the engine then plans node-local actions
+ * from the control plane's view even before the node's agent connected, and those fail (and
+ * escalate) until it does.
  *
  * Aggregates the engine has no observation slot for (node/<name> event counts) stay in the
  * observers and are not sent.
@@ -29,10 +32,11 @@
 struct rsre__wire_observe;
 
 /* Starts the observers on `kube` (borrowed, like store and engine). core_namespaces and
- * core_label as in rsre_observe_config ("" = none). Returns 0 or an error (logged). */
+ * core_label as in rsre_observe_config ("" = none); `nodes` non-zero sends node conditions
+ * (see above). Returns 0 or an error (logged). */
 int rsre__wire_observe_start(struct rsre_kube *kube, rsre_store *store,
                              struct rsre_incident_engine *engine, const char *core_namespaces,
-                             const char *core_label, struct rsre__wire_observe **out);
+                             const char *core_label, int nodes, struct rsre__wire_observe **out);
 
 /* The observers (tests, the admin API), or NULL. */
 struct rsre_observe *rsre__wire_observe_observers(struct rsre__wire_observe *w);

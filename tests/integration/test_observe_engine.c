@@ -314,8 +314,8 @@ static void test_incidents_open_and_resolve(void **state) {
     post("/_test/helm_release", "{\"name\":\"api\",\"namespace\":\"prod\",\"revision\":2,"
                                 "\"status\":\"pending-upgrade\",\"images\":{\"web\":"
                                 "\"registry.local/api:1.3\"}}");
-    assert_int_equal(rsre__wire_observe_start(F->kube, F->store, F->eng, "prod", NULL, &F->wire),
-                     0);
+    assert_int_equal(
+        rsre__wire_observe_start(F->kube, F->store, F->eng, "prod", NULL, 0, &F->wire), 0);
     struct found pull = {0}, drift = {0};
     uint64_t end = mono_ms() + WAIT_MS;
     while (mono_ms() < end && (pull.n == 0 || drift.n == 0)) {
@@ -368,7 +368,7 @@ static void test_incidents_open_and_resolve(void **state) {
 static void test_node_conditions(void **state) {
     (void)state;
     post("/_test/objects", NODE("Unknown", UNREACHABLE));
-    assert_int_equal(rsre__wire_observe_start(F->kube, F->store, F->eng, "", NULL, &F->wire), 0);
+    assert_int_equal(rsre__wire_observe_start(F->kube, F->store, F->eng, "", NULL, 1, &F->wire), 0);
     struct found nr = {0};
     uint64_t end = mono_ms() + WAIT_MS;
     while (mono_ms() < end && nr.n == 0) {
