@@ -153,12 +153,30 @@ static uint64_t now_us(void) {
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-#define FOOTPRINT_TRIM_MS 10000 /* malloc_trim at most this often */
+#define FOOTPRINT_TRIM_MS 10000    /* malloc_trim at most this often */
+#define FOOTPRINT_REDROP_MS 300000 /* clean file pages dropped again this long after the last */
 
 /* Clean file pages are dropped when every enabled collector has finished this many runs: once
  * settled after the first runs, and once more after the paths that run only early (initial
- * lists and watches, the stream's first connection, the first scans) are behind. */
+ * lists and watches, the stream's first connection, the first scans) are behind. Then every
+ * FOOTPRINT_REDROP_MS, for pages that rare paths (a watch event, a compaction, an action)
+ * touched since: what stays resident is what steady operation uses. */
 static const uint64_t footprint_drop_after_runs[] = {1, 3};
+
+static void footprint_drop(struct rsre_agent *a) {
+    const size_t ndrops = sizeof(footprint_drop_after_runs) / sizeof(footprint_drop_after_runs[0]);
+    rsre_footprint_trim();
+    a->footprint_last_trim_ms = a->footprint_last_drop_ms = uv_now(a->loop);
+    a->footprint_drops++;
+    struct rsre_footprint_drop st;
+    int rc = rsre_footprint_drop_file_pages(&st);
+    RSRE_LOG(rc ? RSRE_LOG_WARN : a->footprint_drops <= ndrops ? RSRE_LOG_INFO : RSRE_LOG_DEBUG,
+             "agent",
+             "released clean file pages drop=%zu mappings=%zu resident_kib=%zu skipped=%zu "
+             "elapsed_us=%llu rc=%d",
+             a->footprint_drops, st.mappings, st.resident_kib, st.skipped,
+             (unsigned long long)st.elapsed_us, rc);
+}
 
 /* After a collector run: drops clean file pages at the points above, and returns free heap
  * pages at most every FOOTPRINT_TRIM_MS. Runs inside work the loop was doing anyway: no timer
@@ -177,19 +195,15 @@ static void footprint_after_run(struct rsre_agent *a) {
                        !c->run.in_flight);
         }
         if (settled) {
-            a->footprint_drops++;
-            rsre_footprint_trim();
-            a->footprint_last_trim_ms = uv_now(a->loop);
-            struct rsre_footprint_drop st;
-            int rc = rsre_footprint_drop_file_pages(&st);
-            RSRE_LOG(rc ? RSRE_LOG_WARN : RSRE_LOG_INFO, "agent",
-                     "settled (%zu of %zu): released clean file pages mappings=%zu "
-                     "resident_kib=%zu skipped=%zu rc=%d",
-                     a->footprint_drops, ndrops, st.mappings, st.resident_kib, st.skipped, rc);
+            footprint_drop(a);
             return;
         }
     }
     uint64_t now = uv_now(a->loop);
+    if (a->footprint_drops && now - a->footprint_last_drop_ms >= FOOTPRINT_REDROP_MS) {
+        footprint_drop(a);
+        return;
+    }
     if (now - a->footprint_last_trim_ms >= FOOTPRINT_TRIM_MS) {
         a->footprint_last_trim_ms = now;
         rsre_footprint_trim();

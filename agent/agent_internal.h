@@ -73,7 +73,7 @@ struct rsre_agent {
 
     /* footprint (agent/footprint.h): clean file pages dropped when settled; malloc_trim */
     size_t footprint_drops;
-    uint64_t footprint_last_trim_ms;
+    uint64_t footprint_last_trim_ms, footprint_last_drop_ms;
 
     /* health endpoint */
     uv_tcp_t health;

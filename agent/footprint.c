@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "common/log.h"
 
@@ -67,6 +68,8 @@ int rsre_footprint_drop_file_pages(struct rsre_footprint_drop *out) {
     struct rsre_footprint_drop local;
     struct rsre_footprint_drop *st = out ? out : &local;
     memset(st, 0, sizeof(*st));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
     FILE *f = fopen("/proc/self/smaps", "re");
     if (!f) {
         return -errno;
@@ -96,6 +99,9 @@ int rsre_footprint_drop_file_pages(struct rsre_footprint_drop *out) {
         }
     }
     fclose(f);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+    st->elapsed_us =
+        (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
     return 0;
 }
 

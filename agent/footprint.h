@@ -18,8 +18,8 @@
  *        GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS=0, only when the operator has not set it).
  *        The poller exists for completion queues nobody polls; the agent's completion-queue
  *        thread (common/grpc_loop.c) always polls, so it only adds wake-ups.
- *   2. rsre_footprint_drop_file_pages(), once the agent has settled (every collector has run
- *      once): madvise(MADV_DONTNEED) on every private, read-only, file-backed mapping that holds
+ *   2. rsre_footprint_drop_file_pages(), once the agent has settled (every collector has run;
+ *      the agent does it after the first and third rounds, then every 5 minutes): madvise(MADV_DONTNEED) on every private, read-only, file-backed mapping that holds
  *      no anonymous (copy-on-write) page: the text and read-only data of the program and its
  *      ~86 shared objects, mostly touched only while starting. Those pages are clean page cache:
  *      the kernel maps them back on the next touch, so nothing is lost; writable or
@@ -32,11 +32,13 @@
  */
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct rsre_footprint_drop {
     size_t mappings;      /* mappings dropped */
     size_t skipped;       /* candidate mappings beyond the parse bounds or refused by madvise */
     size_t resident_kib;  /* their resident pages before the drop (Rss of those mappings) */
+    uint64_t elapsed_us;  /* CPU time the drop took (reading smaps dominates) */
 };
 
 /* Step 1. Returns 1 when the deadlock-detection setter was found and called, else 0. */
