@@ -49,8 +49,8 @@ static int apply_all(struct rsre__wire_observe *w, const struct rsre_observe_agg
             continue;
         }
         struct rsre_observation_value vals[RSRE_OBSERVE_MAX_VALUES];
-        size_t nv = aggs[i].nvalues < RSRE_OBSERVE_MAX_VALUES ? aggs[i].nvalues
-                                                              : RSRE_OBSERVE_MAX_VALUES;
+        size_t nv =
+            aggs[i].nvalues < RSRE_OBSERVE_MAX_VALUES ? aggs[i].nvalues : RSRE_OBSERVE_MAX_VALUES;
         for (size_t k = 0; k < nv; k++) {
             vals[k].signal = aggs[i].values[k].signal;
             vals[k].value = aggs[i].values[k].value;
@@ -124,7 +124,7 @@ static void node_conditions(const struct rsre_kube_node *n, M(NodeConditions) * 
     static const M(NodeCondition) cond_init = ROBOT_SRE__AGENT__V1__NODE_CONDITION__INIT;
     static const M(Taint) taint_init = ROBOT_SRE__AGENT__V1__TAINT__INIT;
     *nc = nc_init;
-    M(NodeCondition) **slots[RSRE_KUBE_NODE_NCOND] = {
+    M(NodeCondition) * *slots[RSRE_KUBE_NODE_NCOND] = {
         [RSRE_KUBE_NODE_READY] = &nc->ready,
         [RSRE_KUBE_NODE_DISK_PRESSURE] = &nc->disk_pressure,
         [RSRE_KUBE_NODE_MEMORY_PRESSURE] = &nc->memory_pressure,
@@ -162,7 +162,7 @@ static void on_node(void *arg, const struct rsre_kube_node *n) {
     struct rsre__wire_observe *w = arg;
     M(NodeCondition) cond[RSRE_KUBE_NODE_NCOND];
     M(Taint) taints[RSRE_KUBE_MAX_TAINTS];
-    M(Taint) *taint_ptrs[RSRE_KUBE_MAX_TAINTS];
+    M(Taint) * taint_ptrs[RSRE_KUBE_MAX_TAINTS];
     M(NodeConditions) nc;
     node_conditions(n, &nc, cond, taints, taint_ptrs);
     int64_t now = wall_ms();
@@ -170,7 +170,7 @@ static void on_node(void *arg, const struct rsre_kube_node *n) {
     sig.observed_unix_ms = now;
     sig.kind_case = ROBOT_SRE__AGENT__V1__SIGNAL__KIND_NODE_CONDITIONS;
     sig.node_conditions = &nc;
-    M(Signal) *sigs[1] = {&sig};
+    M(Signal) * sigs[1] = {&sig};
     M(SignalBatch) batch = ROBOT_SRE__AGENT__V1__SIGNAL_BATCH__INIT;
     batch.created_unix_ms = now;
     batch.n_signals = 1;
@@ -199,8 +199,7 @@ static void on_node(void *arg, const struct rsre_kube_node *n) {
 
 int rsre__wire_observe_start(struct rsre_kube *kube, rsre_store *store,
                              struct rsre_incident_engine *engine, const char *core_namespaces,
-                             const char *core_label, int nodes,
-                             struct rsre__wire_observe **out) {
+                             const char *core_label, int nodes, struct rsre__wire_observe **out) {
     *out = NULL;
     if (!kube || !store || !engine) {
         return -EINVAL;
@@ -212,8 +211,7 @@ int rsre__wire_observe_start(struct rsre_kube *kube, rsre_store *store,
     w->store = store;
     w->engine = engine;
     struct rsre_observe_config oc = {.core_namespaces = core_namespaces,
-                                     .core_label = core_label && core_label[0] ? core_label
-                                                                               : NULL};
+                                     .core_label = core_label && core_label[0] ? core_label : NULL};
     int rc = rsre_observe_create(kube, &oc, on_emit, w, &w->obs);
     if (rc) {
         RSRE_LOG(RSRE_LOG_ERROR, "observe", "Kubernetes observers not started: %s",

@@ -2,8 +2,8 @@
 #include "observe/helm_release.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,8 +75,8 @@ int rsre_helm_base64_decode(const char *in, size_t len, size_t max_out, unsigned
                 return RSRE_EPARSE; /* bad character, or data after padding */
             }
         }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-                     (uint32_t)v[3];
+        uint32_t w =
+            (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
         o[n++] = (unsigned char)(w >> 16);
         if (pad < 2) {
             o[n++] = (unsigned char)(w >> 8);
@@ -240,24 +240,22 @@ int rsre_helm_release_from_json(const char *text, size_t len, struct rsre_helm_r
     const json_t *man = json_object_get(root, "manifest");
     if (!json_is_object(root)) {
         rc = fail(err, err_len, RSRE_EINVALID, "release: expected an object");
-    } else if ((info && !json_is_object(info)) || (chart && !json_is_object(chart) &&
-                                                   !json_is_null(chart))) {
+    } else if ((info && !json_is_object(info)) ||
+               (chart && !json_is_object(chart) && !json_is_null(chart))) {
         rc = fail(err, err_len, RSRE_EINVALID, "release: info/chart: expected objects");
     } else if (!json_is_integer(ver) || json_integer_value(ver) < 1) {
         rc = fail(err, err_len, RSRE_EINVALID, "version: expected an integer >= 1");
     } else if (man && !json_is_string(man) && !json_is_null(man)) {
         rc = fail(err, err_len, RSRE_EINVALID, "manifest: expected a string");
-    } else if (!(rc = copy_str(root, "name", r->name, sizeof(r->name), 1, "name", err,
-                               err_len)) &&
+    } else if (!(rc = copy_str(root, "name", r->name, sizeof(r->name), 1, "name", err, err_len)) &&
                !(rc = copy_str(root, "namespace", r->ns, sizeof(r->ns), 1, "namespace", err,
                                err_len)) &&
-               !(rc = copy_str(info, "status", r->status, sizeof(r->status), 1, "info.status",
-                               err, err_len)) &&
+               !(rc = copy_str(info, "status", r->status, sizeof(r->status), 1, "info.status", err,
+                               err_len)) &&
                !(rc = copy_str(info, "description", r->description, sizeof(r->description), 0,
                                "info.description", err, err_len)) &&
                !(rc = md && !json_is_object(md)
-                          ? fail(err, err_len, RSRE_EINVALID,
-                                 "chart.metadata: expected an object")
+                          ? fail(err, err_len, RSRE_EINVALID, "chart.metadata: expected an object")
                           : 0) &&
                !(rc = copy_str(md, "name", r->chart, sizeof(r->chart), 0, "chart.metadata.name",
                                err, err_len)) &&
@@ -268,8 +266,8 @@ int rsre_helm_release_from_json(const char *text, size_t len, struct rsre_helm_r
         } else {
             r->version = (int64_t)json_integer_value(ver);
             if (json_is_string(man)) {
-                rc = rsre_helm_manifest_images(json_string_value(man), json_string_length(man),
-                                               r, err, err_len);
+                rc = rsre_helm_manifest_images(json_string_value(man), json_string_length(man), r,
+                                               err, err_len);
             }
         }
     }
@@ -296,8 +294,8 @@ int rsre_helm_release_decode(const char *data, size_t len, size_t max_json,
     if (rc) {
         return fail(err, err_len, rc, "base64 (Secret data): %s", rsre_strerror(rc));
     }
-    rc = rsre_helm_base64_decode((const char *)helm_text, helm_len, max_outer, &packed,
-                                 &packed_len);
+    rc =
+        rsre_helm_base64_decode((const char *)helm_text, helm_len, max_outer, &packed, &packed_len);
     free(helm_text);
     if (rc) {
         return fail(err, err_len, rc, "base64 (Helm's encoding): %s", rsre_strerror(rc));
@@ -313,8 +311,7 @@ int rsre_helm_release_decode(const char *data, size_t len, size_t max_json,
         /* Helm before 3.0's gzip (and some tools) store the JSON without compression. */
         if (packed_len > max_json) {
             free(packed);
-            return fail(err, err_len, RSRE_ELIMIT, "release JSON: above %ld bytes",
-                        (long)max_json);
+            return fail(err, err_len, RSRE_ELIMIT, "release JSON: above %ld bytes", (long)max_json);
         }
         json = packed;
         json_len = packed_len;

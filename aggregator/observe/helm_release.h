@@ -46,15 +46,15 @@ struct rsre_helm_image {
 struct rsre_helm_release {
     char name[RSRE_KUBE_NAME_LEN];
     char ns[RSRE_KUBE_NS_LEN];
-    int64_t version;                     /* revision, >= 1 */
-    char status[RSRE_HELM_STATUS_LEN];   /* info.status: "deployed", "pending-upgrade", ... */
+    int64_t version;                        /* revision, >= 1 */
+    char status[RSRE_HELM_STATUS_LEN];      /* info.status: "deployed", "pending-upgrade", ... */
     char description[RSRE_KUBE_REASON_LEN]; /* info.description (truncated) */
-    char chart[RSRE_KUBE_NAME_LEN];      /* chart.metadata.name */
+    char chart[RSRE_KUBE_NAME_LEN];         /* chart.metadata.name */
     char chart_version[RSRE_KUBE_LABEL_VALUE_LEN];
-    struct rsre_helm_image *images;      /* from the manifest, in document order (sized to
-                                            nimages: about 400 bytes + the reference each) */
+    struct rsre_helm_image *images; /* from the manifest, in document order (sized to
+                                       nimages: about 400 bytes + the reference each) */
     size_t nimages;
-    int images_truncated;                /* more than RSRE_HELM_MAX_IMAGES */
+    int images_truncated; /* more than RSRE_HELM_MAX_IMAGES */
 };
 
 /*

@@ -134,8 +134,7 @@ static int labels_text(const json_t *obj, char **out, char *err, size_t err_len)
     json_object_foreach((json_t *)l, k, v) {
         if (!json_is_string(v)) {
             free(buf);
-            return fail(err, err_len, RSRE_EINVALID, "metadata.labels.%.64s: expected a string",
-                        k);
+            return fail(err, err_len, RSRE_EINVALID, "metadata.labels.%.64s: expected a string", k);
         }
         size_t kl = strlen(k), vl = json_string_length(v);
         if (n + kl + vl + 3 > RSRE_OBS_MAX_LABELS_TEXT) {
@@ -189,8 +188,8 @@ static int pull_secrets(const json_t *v, char (**out)[RSRE_KUBE_NAME_LEN], size_
         if (!json_is_object(it)) {
             return fail(err, err_len, RSRE_EINVALID, "%s[%zu]: expected an object", path, i);
         }
-        if ((rc = str_at(json_object_get(it, "name"), (*out)[*n], RSRE_KUBE_NAME_LEN, 1, path,
-                         err, err_len))) {
+        if ((rc = str_at(json_object_get(it, "name"), (*out)[*n], RSRE_KUBE_NAME_LEN, 1, path, err,
+                         err_len))) {
             return rc;
         }
         if ((*out)[*n][0]) {
@@ -230,8 +229,8 @@ static int template_containers(const json_t *pod_spec, struct rsre_obs_workload 
     for (int l = 0; l < 2; l++) {
         char path[64];
         snprintf(path, sizeof(path), "spec.template.spec.%s", lists[l]);
-        arr[l] = arr_at(json_object_get(pod_spec, lists[l]), RSRE_OBS_MAX_TEMPLATE_CONTAINERS,
-                        path, &rc, err, err_len);
+        arr[l] = arr_at(json_object_get(pod_spec, lists[l]), RSRE_OBS_MAX_TEMPLATE_CONTAINERS, path,
+                        &rc, err, err_len);
         if (rc) {
             return rc;
         }
@@ -305,8 +304,8 @@ static int workload_decode(const json_t *obj, enum rsre_obs_workload_kind kind,
                     sizeof(w->release_ns), 0, "metadata.annotations", err, err_len);
     }
     if (!rc) {
-        rc = i64_at(at(obj, "metadata", "generation", NULL), &w->generation,
-                    "metadata.generation", err, err_len);
+        rc = i64_at(at(obj, "metadata", "generation", NULL), &w->generation, "metadata.generation",
+                    err, err_len);
     }
     if (!rc) {
         rc = i64_at(json_object_get(st, "observedGeneration"), &w->observed_generation,
@@ -323,8 +322,8 @@ static int workload_decode(const json_t *obj, enum rsre_obs_workload_kind kind,
                         "status.numberAvailable", err, err_len);
         }
     } else if (!rc) {
-        if (!(rc = int_at(json_object_get(spec, "replicas"), &w->replicas, 1, "spec.replicas",
-                          err, err_len)) &&
+        if (!(rc = int_at(json_object_get(spec, "replicas"), &w->replicas, 1, "spec.replicas", err,
+                          err_len)) &&
             !(rc = int_at(json_object_get(st, "updatedReplicas"), &w->updated, 0,
                           "status.updatedReplicas", err, err_len)) &&
             !(rc = int_at(json_object_get(st, "readyReplicas"), &w->ready, 0,
@@ -508,11 +507,10 @@ static int add_backend(struct rsre_obs_ingress *in, const json_t *backend, const
                     RSRE_OBS_MAX_REFS);
     }
     struct rsre_obs_ingress_backend *b = &in->backends[in->nbackends];
-    int rc = json_is_object(svc) ? str_at(json_object_get(svc, "name"), b->service,
-                                          sizeof(b->service), 1, "backend.service.name", err,
-                                          err_len)
-                                 : fail(err, err_len, RSRE_EINVALID,
-                                        "backend.service: expected an object");
+    int rc = json_is_object(svc)
+                 ? str_at(json_object_get(svc, "name"), b->service, sizeof(b->service), 1,
+                          "backend.service.name", err, err_len)
+                 : fail(err, err_len, RSRE_EINVALID, "backend.service: expected an object");
     if (rc) {
         return rc;
     }
@@ -556,8 +554,8 @@ int rsre_obs_ingress_decode(const json_t *obj, struct rsre_obs_ingress **out, ch
                          err_len))) {
             break;
         }
-        const json_t *paths = arr_at(at(r, "http", "paths", NULL), 256, "spec.rules.http.paths",
-                                     &rc, err, err_len);
+        const json_t *paths =
+            arr_at(at(r, "http", "paths", NULL), 256, "spec.rules.http.paths", &rc, err, err_len);
         size_t j;
         const json_t *p;
         json_array_foreach(paths, j, p) {

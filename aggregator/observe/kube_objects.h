@@ -44,14 +44,14 @@ const char *rsre_obs_workload_kind_name(enum rsre_obs_workload_kind k); /* "Depl
 struct rsre_obs_workload {
     struct rsre_kube_meta meta;
     enum rsre_obs_workload_kind kind;
-    char *labels;                           /* "\nk=v\n..." or NULL */
-    char release[RSRE_KUBE_NAME_LEN];       /* annotation meta.helm.sh/release-name */
-    char release_ns[RSRE_KUBE_NS_LEN];      /* annotation meta.helm.sh/release-namespace */
+    char *labels;                      /* "\nk=v\n..." or NULL */
+    char release[RSRE_KUBE_NAME_LEN];  /* annotation meta.helm.sh/release-name */
+    char release_ns[RSRE_KUBE_NS_LEN]; /* annotation meta.helm.sh/release-namespace */
     int64_t generation, observed_generation;
-    int32_t replicas;  /* spec.replicas (default 1); DaemonSet: status.desiredNumberScheduled */
-    int32_t updated;   /* status.updatedReplicas / updatedNumberScheduled */
-    int32_t ready;     /* status.readyReplicas / numberReady */
-    int32_t available; /* status.availableReplicas / numberAvailable */
+    int32_t replicas;      /* spec.replicas (default 1); DaemonSet: status.desiredNumberScheduled */
+    int32_t updated;       /* status.updatedReplicas / updatedNumberScheduled */
+    int32_t ready;         /* status.readyReplicas / numberReady */
+    int32_t available;     /* status.availableReplicas / numberAvailable */
     int deadline_exceeded; /* condition Progressing=False reason ProgressDeadlineExceeded */
     char progress_message[RSRE_KUBE_REASON_LEN];
     struct rsre_obs_container *containers; /* template: init containers, then containers */

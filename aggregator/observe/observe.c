@@ -38,8 +38,7 @@ static const struct kind_row {
                                NULL, (decode_fn)rsre_obs_statefulset_decode,
                                (free_fn)rsre_obs_workload_free},
     [RSRE_OBS_DAEMONSETS] = {"daemonsets", "/apis/apps/v1/daemonsets", "DaemonSetList", NULL,
-                             (decode_fn)rsre_obs_daemonset_decode,
-                             (free_fn)rsre_obs_workload_free},
+                             (decode_fn)rsre_obs_daemonset_decode, (free_fn)rsre_obs_workload_free},
     [RSRE_OBS_REPLICASETS] = {"replicasets", "/apis/apps/v1/replicasets", "ReplicaSetList", NULL,
                               (decode_fn)rsre_obs_owned_decode, (free_fn)rsre_obs_owned_free},
     [RSRE_OBS_JOBS] = {"jobs", "/apis/batch/v1/jobs", "JobList", NULL,
@@ -59,12 +58,10 @@ static const struct kind_row {
                                "type=kubernetes.io/dockerconfigjson",
                                (decode_fn)rsre_obs_owned_decode, (free_fn)rsre_obs_owned_free},
     [RSRE_OBS_PULL_SECRETS_OLD] = {"pull_secrets_dockercfg", "/api/v1/secrets", "SecretList",
-                                   "type=kubernetes.io/dockercfg",
-                                   (decode_fn)rsre_obs_owned_decode,
+                                   "type=kubernetes.io/dockercfg", (decode_fn)rsre_obs_owned_decode,
                                    (free_fn)rsre_obs_owned_free},
     [RSRE_OBS_HELM_RELEASES] = {"helm_releases", "/api/v1/secrets", "SecretList",
-                                "type=helm.sh/release.v1",
-                                (decode_fn)rsre_obs_helm_secret_decode,
+                                "type=helm.sh/release.v1", (decode_fn)rsre_obs_helm_secret_decode,
                                 (free_fn)rsre_obs_helm_secret_free},
 };
 
@@ -107,7 +104,7 @@ struct rsre_observe {
     struct slot slots[RSRE_OBS_NKINDS];
     uv_timer_t settle, tick;
     int settle_armed, closing, closed_handles;
-    struct aggvec cur;      /* last computed, sorted by scope */
+    struct aggvec cur; /* last computed, sorted by scope */
     int64_t churn[CHURN_RING];
     size_t churn_n, churn_head;
     struct rsre_observe_stats stats;
@@ -262,9 +259,8 @@ static int ns_is_core(const struct rsre_observe *o, const char *ns) {
 
 /* The workload owning a pod: scope "workload/<ns>/<name>" and, when it is a Deployment,
  * StatefulSet or DaemonSet we watch, the object. */
-static const struct rsre_obs_workload *owner_of(const struct rsre_observe *o,
-                                                const struct rsre_kube_meta *m, char *scope,
-                                                size_t cap) {
+static const struct rsre_obs_workload *
+owner_of(const struct rsre_observe *o, const struct rsre_kube_meta *m, char *scope, size_t cap) {
     const char *name = m->name;
     const struct rsre_obs_workload *w = NULL;
     if (strcmp(m->owner_kind, "ReplicaSet") == 0) {
@@ -346,9 +342,9 @@ static int pod_visit(void *arg, const char *ns, const char *name, const char *ui
     agg_set(a, "pull.failing_workloads", 1);
     agg_set(a, "pull.failing_core_workloads", core ? 1 : 0);
     a->aux[0] = 1;
-    setf(a->detail, sizeof(a->detail), "pod %s/%s container %s image %s: %s: %s",
-             p->meta.ns, p->meta.name, bad->name, bad->image ? bad->image : "?", bad->reason,
-             bad->message ? bad->message : "");
+    setf(a->detail, sizeof(a->detail), "pod %s/%s container %s image %s: %s: %s", p->meta.ns,
+         p->meta.name, bad->name, bad->image ? bad->image : "?", bad->reason,
+         bad->message ? bad->message : "");
     /* Pull secrets the pod and its service account name, that do not exist. */
     const struct rsre_obs_service_account *sa =
         get(o, RSRE_OBS_SERVICEACCOUNTS, p->meta.ns,
@@ -410,8 +406,8 @@ static enum rsre_observe_kind informer_of_kind(const char *kind) {
     return RSRE_OBS_NKINDS;
 }
 
-static void release_agg(struct rsre_observe *o, const struct rsre_obs_helm_secret *s,
-                        int64_t now, struct aggvec *av) {
+static void release_agg(struct rsre_observe *o, const struct rsre_obs_helm_secret *s, int64_t now,
+                        struct aggvec *av) {
     struct agg *a = agg_add(av, "observer:helm");
     if (!a) {
         return;
@@ -421,8 +417,7 @@ static void release_agg(struct rsre_observe *o, const struct rsre_obs_helm_secre
     const char *status = r && r->status[0] ? r->status : s->status;
     int drifted = rsre_helm_status_unhealthy(status);
     int blocked = 0, unhealthy = 0;
-    setf(a->detail, sizeof(a->detail), "revision %lld status %s", (long long)s->version,
-             status);
+    setf(a->detail, sizeof(a->detail), "revision %lld status %s", (long long)s->version, status);
     if (r && r->chart[0]) {
         appendf(a->detail, sizeof(a->detail), " chart %s-%s", r->chart, r->chart_version);
     }
@@ -463,13 +458,15 @@ static void release_agg(struct rsre_observe *o, const struct rsre_obs_helm_secre
         if (!first) {
             continue;
         }
-        int stuck = w->deadline_exceeded ||
-                    (w->lagging_since_ms > 0 && now - w->lagging_since_ms >=
-                                                    (int64_t)o->cfg.rollout_stuck_ms);
+        int stuck =
+            w->deadline_exceeded || (w->lagging_since_ms > 0 &&
+                                     now - w->lagging_since_ms >= (int64_t)o->cfg.rollout_stuck_ms);
         if (stuck) {
             blocked = 1;
-            appendf(a->detail, sizeof(a->detail), "; %s/%s rollout not progressing (%d/%d updated, "
-                    "%d ready)%s%s", im->kind, im->workload, w->updated, w->replicas, w->ready,
+            appendf(a->detail, sizeof(a->detail),
+                    "; %s/%s rollout not progressing (%d/%d updated, "
+                    "%d ready)%s%s",
+                    im->kind, im->workload, w->updated, w->replicas, w->ready,
                     w->deadline_exceeded ? ": " : "", w->progress_message);
         }
         if (stuck || w->ready < w->replicas || w->available < w->replicas) {
@@ -581,15 +578,14 @@ static int event_visit(void *arg, const char *ns, const char *name, const char *
     if (row == sizeof(event_rows) / sizeof(event_rows[0])) {
         return 0;
     }
-    int64_t t = ev->last_ms ? ev->last_ms
+    int64_t t = ev->last_ms    ? ev->last_ms
                 : ev->event_ms ? ev->event_ms
                 : ev->first_ms ? ev->first_ms
                                : ev->meta.created_ms;
     if (t <= 0 || sp->now - t > (int64_t)sp->o->cfg.event_window_ms) {
         return 0;
     }
-    const char *node = strcmp(ev->involved_kind, "Node") == 0 ? ev->involved_name
-                                                              : ev->source_host;
+    const char *node = strcmp(ev->involved_kind, "Node") == 0 ? ev->involved_name : ev->source_host;
     if (!node[0]) {
         return 0;
     }
@@ -649,10 +645,10 @@ static void compute(struct rsre_observe *o, int64_t now, struct aggvec *av) {
     for (size_t i = from; i < av->n; i++) {
         struct agg *a = &av->v[i];
         setf(a->detail, sizeof(a->detail),
-                 "events in the last %us: Evicted %.0f, EvictionThresholdMet %.0f, "
-                 "FreeDiskSpaceFailed %.0f, FailedMount %u, ImageGCFailed %u",
-                 o->cfg.event_window_ms / 1000, a->values[0].value, a->values[1].value,
-                 a->values[2].value, a->aux[0], a->aux[1]);
+             "events in the last %us: Evicted %.0f, EvictionThresholdMet %.0f, "
+             "FreeDiskSpaceFailed %.0f, FailedMount %u, ImageGCFailed %u",
+             o->cfg.event_window_ms / 1000, a->values[0].value, a->values[1].value,
+             a->values[2].value, a->aux[0], a->aux[1]);
     }
     struct agg *c = agg_add(av, "observer:jobs");
     if (c) {
@@ -661,10 +657,10 @@ static void compute(struct rsre_observe *o, int64_t now, struct aggvec *av) {
         agg_set(c, "jobs.finished_pods", (double)pp.finished);
         agg_set(c, "jobs.apiserver_churn", churn > 0 ? (double)churn : 0);
         setf(c->detail, sizeof(c->detail),
-                 "%llu Succeeded/Failed pods; %lld job creations+deletions in the last %us "
-                 "(allowance %u)",
-                 (unsigned long long)pp.finished, (long long)churn_in_window(o, now),
-                 o->cfg.churn_window_ms / 1000, o->cfg.churn_allowance);
+             "%llu Succeeded/Failed pods; %lld job creations+deletions in the last %us "
+             "(allowance %u)",
+             (unsigned long long)pp.finished, (long long)churn_in_window(o, now),
+             o->cfg.churn_window_ms / 1000, o->cfg.churn_allowance);
     }
     if (av->n > 1) {
         qsort(av->v, av->n, sizeof(*av->v), agg_cmp);
@@ -803,7 +799,7 @@ static void on_change(void *arg, enum rsre_kube_change change, const struct rsre
         struct rsre_obs_workload *w = obj;
         const struct rsre_obs_workload *prev = old;
         if (w && change != RSRE_KUBE_DELETED) {
-            w->lagging_since_ms = !rsre_obs_workload_lagging(w) ? 0
+            w->lagging_since_ms = !rsre_obs_workload_lagging(w)    ? 0
                                   : prev && prev->lagging_since_ms ? prev->lagging_since_ms
                                                                    : wall_ms();
         }

@@ -89,8 +89,7 @@ struct rsre_observe_aggregate {
 /* Changed aggregates after one recomputation (n >= 1). Returns 0 when they were taken; non-zero
  * (e.g. a failed store transaction) makes the observers keep what they had emitted before and
  * try again after retry_ms, so the consumer never misses a change (or a scope's zeroing). */
-typedef int (*rsre_observe_emit_fn)(void *arg, const struct rsre_observe_aggregate *aggs,
-                                    size_t n);
+typedef int (*rsre_observe_emit_fn)(void *arg, const struct rsre_observe_aggregate *aggs, size_t n);
 
 /* The informers, one row each (rsre_observe_counts). */
 enum rsre_observe_kind {

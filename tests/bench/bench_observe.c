@@ -9,9 +9,9 @@
  *   bench_observe [PODS]     (default 5000)
  */
 #include <curl/curl.h>
-#include <stdarg.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,15 +144,17 @@ int main(int argc, char **argv) {
         sb_add(&b, "%s{\"kind\":\"Node\",\"metadata\":{\"name\":\"node-%d\"}}", i ? "," : "", i);
     }
     for (int d = 0; d < deps; d++) {
-        sb_add(&b,
-               ",{\"kind\":\"Deployment\",\"metadata\":{\"name\":\"app-%d\",\"namespace\":\"ns-%d\"},"
-               "\"spec\":{\"replicas\":10,\"template\":{\"spec\":{\"containers\":[{\"name\":\"web\","
-               "\"image\":\"registry.local/app-%d:1.0\"}]}}},\"status\":{\"replicas\":10,"
-               "\"updatedReplicas\":10,\"readyReplicas\":10,\"availableReplicas\":10}}"
-               ",{\"kind\":\"ReplicaSet\",\"metadata\":{\"name\":\"app-%d-rs\",\"namespace\":\"ns-%d\","
-               "\"ownerReferences\":[{\"kind\":\"Deployment\",\"name\":\"app-%d\",\"uid\":\"u\","
-               "\"controller\":true}]}}",
-               d, d % 20, d, d, d % 20, d);
+        sb_add(
+            &b,
+            ",{\"kind\":\"Deployment\",\"metadata\":{\"name\":\"app-%d\",\"namespace\":\"ns-%d\"},"
+            "\"spec\":{\"replicas\":10,\"template\":{\"spec\":{\"containers\":[{\"name\":\"web\","
+            "\"image\":\"registry.local/app-%d:1.0\"}]}}},\"status\":{\"replicas\":10,"
+            "\"updatedReplicas\":10,\"readyReplicas\":10,\"availableReplicas\":10}}"
+            ",{\"kind\":\"ReplicaSet\",\"metadata\":{\"name\":\"app-%d-rs\",\"namespace\":\"ns-%"
+            "d\","
+            "\"ownerReferences\":[{\"kind\":\"Deployment\",\"name\":\"app-%d\",\"uid\":\"u\","
+            "\"controller\":true}]}}",
+            d, d % 20, d, d, d % 20, d);
     }
     for (int i = 0; i < pods; i++) {
         int d = i % deps;
@@ -162,12 +164,13 @@ int main(int argc, char **argv) {
                                    "\"message\":\"Back-off pulling image\"}}}]"
                              : i % 5 == 0 ? "\"phase\":\"Succeeded\""
                                           : "\"phase\":\"Running\"";
-        sb_add(&b,
-               ",{\"kind\":\"Pod\",\"metadata\":{\"name\":\"app-%d-rs-%d\",\"namespace\":\"ns-%d\","
-               "\"ownerReferences\":[{\"kind\":\"ReplicaSet\",\"name\":\"app-%d-rs\",\"uid\":\"u\","
-               "\"controller\":true}]},\"spec\":{\"nodeName\":\"node-%d\",\"containers\":[{\"name\":"
-               "\"web\",\"image\":\"registry.local/app-%d:1.0\"}]},\"status\":{%s}}",
-               d, i, d % 20, d, i % (nodes ? nodes : 1), d, status);
+        sb_add(
+            &b,
+            ",{\"kind\":\"Pod\",\"metadata\":{\"name\":\"app-%d-rs-%d\",\"namespace\":\"ns-%d\","
+            "\"ownerReferences\":[{\"kind\":\"ReplicaSet\",\"name\":\"app-%d-rs\",\"uid\":\"u\","
+            "\"controller\":true}]},\"spec\":{\"nodeName\":\"node-%d\",\"containers\":[{\"name\":"
+            "\"web\",\"image\":\"registry.local/app-%d:1.0\"}]},\"status\":{%s}}",
+            d, i, d % 20, d, i % (nodes ? nodes : 1), d, status);
     }
     sb_add(&b, "]");
     if (post("/_test/objects", b.p)) {
@@ -177,11 +180,12 @@ int main(int argc, char **argv) {
     for (int r = 0; r < rels; r++) {
         for (int rev = 1; rev <= 2; rev++) {
             char body[512];
-            snprintf(body, sizeof(body),
-                     "{\"name\":\"app-%d\",\"namespace\":\"ns-%d\",\"revision\":%d,\"status\":\"%s\","
-                     "\"images\":{\"web\":\"registry.local/app-%d:1.%d\"}}",
-                     r, r % 20, rev, rev == 2 && r % 4 == 0 ? "pending-upgrade" : "deployed", r,
-                     rev == 2 && r % 4 == 0 ? 1 : 0);
+            snprintf(
+                body, sizeof(body),
+                "{\"name\":\"app-%d\",\"namespace\":\"ns-%d\",\"revision\":%d,\"status\":\"%s\","
+                "\"images\":{\"web\":\"registry.local/app-%d:1.%d\"}}",
+                r, r % 20, rev, rev == 2 && r % 4 == 0 ? "pending-upgrade" : "deployed", r,
+                rev == 2 && r % 4 == 0 ? 1 : 0);
             post("/_test/helm_release", body);
         }
     }
@@ -219,8 +223,7 @@ int main(int argc, char **argv) {
     rsre_observe_counts(o, RSRE_OBS_PODS, &pc);
     double v = 0;
     rsre_observe_get(o, "cluster", "jobs.finished_pods", &v);
-    printf("pods=%d deployments=%d releases=%d (x2 revisions) nodes=%d\n", pods, deps, rels,
-           nodes);
+    printf("pods=%d deployments=%d releases=%d (x2 revisions) nodes=%d\n", pods, deps, rels, nodes);
     printf("server load %.2f s; first full list of 15 collections %.2f s\n", t_load, t_sync);
     printf("recompute %.2f ms (mean of %d); scopes %zu; emitted %u; finished_pods %.0f; "
            "pods cached %zu\n",

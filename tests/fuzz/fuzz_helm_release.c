@@ -146,8 +146,7 @@ static uint32_t run(uint8_t mode, const uint8_t *d, size_t n) {
         case 1:
         case 2: {
             int (*fn[])(const json_t *, struct rsre_obs_workload **, char *, size_t) = {
-                rsre_obs_deployment_decode, rsre_obs_statefulset_decode,
-                rsre_obs_daemonset_decode};
+                rsre_obs_deployment_decode, rsre_obs_statefulset_decode, rsre_obs_daemonset_decode};
             struct rsre_obs_workload *w = (void *)1;
             rc = fn[d[0] % 6](j, &w, err, sizeof(err));
             obj = w;

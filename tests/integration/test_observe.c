@@ -133,8 +133,13 @@ static uint64_t mono_ms(void) {
 }
 
 static int spawn_server(struct fx *f) {
-    const char *argv[] = {"python3", RSRE_SOURCE_DIR "/tests/support/kube_api_server.py",
-                          "--port", "0", "--bookmark-interval", "0.2", NULL};
+    const char *argv[] = {"python3",
+                          RSRE_SOURCE_DIR "/tests/support/kube_api_server.py",
+                          "--port",
+                          "0",
+                          "--bookmark-interval",
+                          "0.2",
+                          NULL};
     int p[2];
     assert_int_equal(pipe(p), 0);
     pid_t pid = fork();
@@ -308,10 +313,9 @@ static int synced(void *arg) {
 
 /* ---- the cluster ------------------------------------------------------------------------ */
 
-static const char *PULL_MSG =
-    "rpc error: code = NotFound desc = failed to pull and unpack image "
-    "\\\"registry.local/api:1.3\\\": failed to resolve reference "
-    "\\\"registry.local/api:1.3\\\": registry.local/api:1.3: not found";
+static const char *PULL_MSG = "rpc error: code = NotFound desc = failed to pull and unpack image "
+                              "\\\"registry.local/api:1.3\\\": failed to resolve reference "
+                              "\\\"registry.local/api:1.3\\\": registry.local/api:1.3: not found";
 
 static void pod(const char *name, const char *owner_kind, const char *owner, const char *phase,
                 const char *waiting_reason, const char *image) {
@@ -417,7 +421,8 @@ static int setup(void **state) {
 
 static void start_observers_with(size_t max_objects, uint32_t sync_grace_ms) {
     struct rsre_observe_config oc = {.max_objects = max_objects,
-                                     .sync_grace_ms = sync_grace_ms,.core_namespaces = "kube-system, prod",
+                                     .sync_grace_ms = sync_grace_ms,
+                                     .core_namespaces = "kube-system, prod",
                                      .settle_ms = 50,
                                      .tick_ms = 1000,
                                      .backoff_min_ms = 100,
@@ -489,12 +494,12 @@ static void read_truth(struct truth *t) {
     json_decref(j);
     t->n[RSRE_OBS_HELM_RELEASES] =
         truth_count("?field=type&value=helm.sh/release.v1", "secrets?type=helm.sh/release.v1");
-    t->n[RSRE_OBS_PULL_SECRETS] =
-        truth_count("?field=type&value=kubernetes.io/dockerconfigjson",
-                    "secrets?type=kubernetes.io/dockerconfigjson");
+    t->n[RSRE_OBS_PULL_SECRETS] = truth_count("?field=type&value=kubernetes.io/dockerconfigjson",
+                                              "secrets?type=kubernetes.io/dockerconfigjson");
     t->n[RSRE_OBS_PULL_SECRETS_OLD] = 0;
-    t->finished = truth_count("?field=status.phase&value=Succeeded", "pods?status.phase=Succeeded") +
-                  truth_count("?field=status.phase&value=Failed", "pods?status.phase=Failed");
+    t->finished =
+        truth_count("?field=status.phase&value=Succeeded", "pods?status.phase=Succeeded") +
+        truth_count("?field=status.phase&value=Failed", "pods?status.phase=Failed");
 }
 
 static int matches_truth(void *arg) {
@@ -521,8 +526,8 @@ static void expect_truth(const char *after) {
             struct rsre_observe_counts c;
             rsre_observe_counts(F->obs, (enum rsre_observe_kind)k, &c);
             fprintf(stderr, "%s: live %lld cached %zu truth %lld\n",
-                    rsre_observe_kind_name((enum rsre_observe_kind)k), (long long)c.live,
-                    c.cached, (long long)t.n[k]);
+                    rsre_observe_kind_name((enum rsre_observe_kind)k), (long long)c.live, c.cached,
+                    (long long)t.n[k]);
         }
         fail_msg("after %s: the observers do not match the server", after);
     }

@@ -26,8 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,8 +71,8 @@ static int64_t wall_ms(void) {
 }
 
 static int spawn_server(struct fx *f) {
-    const char *argv[] = {"python3", RSRE_SOURCE_DIR "/tests/support/kube_api_server.py",
-                          "--port", "0", NULL};
+    const char *argv[] = {"python3", RSRE_SOURCE_DIR "/tests/support/kube_api_server.py", "--port",
+                          "0", NULL};
     int p[2];
     assert_int_equal(pipe(p), 0);
     pid_t pid = fork();
@@ -285,16 +285,16 @@ static void tick(int64_t now) {
 /* ---- the test ----------------------------------------------------------------------------- */
 
 #define DEPLOY                                                                                     \
-    "{\"kind\":\"Deployment\",\"metadata\":{\"name\":\"api\",\"namespace\":\"prod\"},\"spec\":{" \
-    "\"replicas\":1,\"template\":{\"spec\":{\"containers\":[{\"name\":\"web\",\"image\":"        \
-    "\"registry.local/api:1.2\"}]}}},\"status\":{\"replicas\":1,\"updatedReplicas\":1,"          \
+    "{\"kind\":\"Deployment\",\"metadata\":{\"name\":\"api\",\"namespace\":\"prod\"},\"spec\":{"   \
+    "\"replicas\":1,\"template\":{\"spec\":{\"containers\":[{\"name\":\"web\",\"image\":"          \
+    "\"registry.local/api:1.2\"}]}}},\"status\":{\"replicas\":1,\"updatedReplicas\":1,"            \
     "\"readyReplicas\":1,\"availableReplicas\":1}}"
 #define RS                                                                                         \
-    "{\"kind\":\"ReplicaSet\",\"metadata\":{\"name\":\"api-7c9\",\"namespace\":\"prod\","         \
+    "{\"kind\":\"ReplicaSet\",\"metadata\":{\"name\":\"api-7c9\",\"namespace\":\"prod\","          \
     "\"ownerReferences\":[{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"name\":\"api\","   \
     "\"uid\":\"u1\",\"controller\":true}]}}"
 #define POD(state)                                                                                 \
-    "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"api-7c9-x\",\"namespace\":\"prod\","              \
+    "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"api-7c9-x\",\"namespace\":\"prod\","               \
     "\"ownerReferences\":[{\"apiVersion\":\"apps/v1\",\"kind\":\"ReplicaSet\",\"name\":"           \
     "\"api-7c9\",\"uid\":\"u2\",\"controller\":true}]},\"spec\":{\"nodeName\":\"n1\","             \
     "\"containers\":[{\"name\":\"web\",\"image\":\"registry.local/api:1.3\"}]},\"status\":{" state \
@@ -314,8 +314,8 @@ static void test_incidents_open_and_resolve(void **state) {
     post("/_test/helm_release", "{\"name\":\"api\",\"namespace\":\"prod\",\"revision\":2,"
                                 "\"status\":\"pending-upgrade\",\"images\":{\"web\":"
                                 "\"registry.local/api:1.3\"}}");
-    assert_int_equal(
-        rsre__wire_observe_start(F->kube, F->store, F->eng, "prod", NULL, 0, &F->wire), 0);
+    assert_int_equal(rsre__wire_observe_start(F->kube, F->store, F->eng, "prod", NULL, 0, &F->wire),
+                     0);
     struct found pull = {0}, drift = {0};
     uint64_t end = mono_ms() + WAIT_MS;
     while (mono_ms() < end && (pull.n == 0 || drift.n == 0)) {
@@ -355,13 +355,12 @@ static void test_incidents_open_and_resolve(void **state) {
 }
 
 #define NODE(status, taint)                                                                        \
-    "{\"kind\":\"Node\",\"metadata\":{\"name\":\"worker-7\"},\"spec\":{\"taints\":[" taint     \
-    "]},\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"" status "\","             \
-    "\"reason\":\"NodeStatusUnknown\",\"message\":\"Kubelet stopped posting node status.\","      \
-    "\"lastHeartbeatTime\":\"2026-11-27T10:00:00Z\",\"lastTransitionTime\":"                      \
+    "{\"kind\":\"Node\",\"metadata\":{\"name\":\"worker-7\"},\"spec\":{\"taints\":[" taint         \
+    "]},\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"" status "\","                \
+    "\"reason\":\"NodeStatusUnknown\",\"message\":\"Kubelet stopped posting node status.\","       \
+    "\"lastHeartbeatTime\":\"2026-11-27T10:00:00Z\",\"lastTransitionTime\":"                       \
     "\"2026-11-27T10:00:00Z\"}]}}"
-#define UNREACHABLE                                                                                \
-    "{\"key\":\"node.kubernetes.io/unreachable\",\"effect\":\"NoExecute\"}"
+#define UNREACHABLE "{\"key\":\"node.kubernetes.io/unreachable\",\"effect\":\"NoExecute\"}"
 
 /* The control plane reports a node NotReady (no agent runs there): the engine sees it through
  * the observers' external NodeConditions signal; Ready again resolves it. */

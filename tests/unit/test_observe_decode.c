@@ -23,8 +23,7 @@
 #include "observe/helm_release.h"
 #include "observe/kube_objects.h"
 
-static const char b64chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 static char *b64(const unsigned char *in, size_t n) {
     char *o = malloc(n / 3 * 4 + 8);
@@ -45,8 +44,7 @@ static char *b64(const unsigned char *in, size_t n) {
 static unsigned char *gz(const void *in, size_t n, size_t *out_n) {
     z_stream zs;
     memset(&zs, 0, sizeof(zs));
-    assert_int_equal(deflateInit2(&zs, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
-                     Z_OK);
+    assert_int_equal(deflateInit2(&zs, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
     size_t cap = deflateBound(&zs, n) + 64;
     unsigned char *o = malloc(cap);
     assert_non_null(o);
@@ -88,11 +86,11 @@ static const char *MANIFEST =
     "---\n# empty document from a disabled template\n";
 
 static char *release_text(const char *status, const char *manifest) {
-    json_t *r = json_pack("{s:s, s:{s:s, s:s, s:s}, s:{s:{s:s, s:s}}, s:{}, s:s, s:i, s:s}",
-                          "name", "api", "info", "status", status, "description", "Preparing upgrade",
-                          "first_deployed", "2026-11-27T10:00:00Z", "chart", "metadata", "name",
-                          "api", "version", "1.3.0", "config", "manifest", manifest, "version", 3,
-                          "namespace", "prod");
+    json_t *r =
+        json_pack("{s:s, s:{s:s, s:s, s:s}, s:{s:{s:s, s:s}}, s:{}, s:s, s:i, s:s}", "name", "api",
+                  "info", "status", status, "description", "Preparing upgrade", "first_deployed",
+                  "2026-11-27T10:00:00Z", "chart", "metadata", "name", "api", "version", "1.3.0",
+                  "config", "manifest", manifest, "version", 3, "namespace", "prod");
     assert_non_null(r);
     char *s = json_dumps(r, JSON_COMPACT);
     json_decref(r);
@@ -234,9 +232,9 @@ static void test_gzip_bomb(void **state) {
     assert_null(out);
     free(z);
     /* Not gzip at all. */
-    assert_int_equal(rsre_helm_gunzip((const unsigned char *)"{\"name\":\"x\"}xxxxxxxx", 20, 100,
-                                      &out, &out_n),
-                     RSRE_EPARSE);
+    assert_int_equal(
+        rsre_helm_gunzip((const unsigned char *)"{\"name\":\"x\"}xxxxxxxx", 20, 100, &out, &out_n),
+        RSRE_EPARSE);
 }
 
 static void test_bad_json(void **state) {
@@ -398,9 +396,12 @@ static void test_ingress_pod_secret_decode(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_release_roundtrip), cmocka_unit_test(test_bad_base64),
-        cmocka_unit_test(test_bad_gzip),          cmocka_unit_test(test_gzip_bomb),
-        cmocka_unit_test(test_bad_json),          cmocka_unit_test(test_workload_decode),
+        cmocka_unit_test(test_release_roundtrip),
+        cmocka_unit_test(test_bad_base64),
+        cmocka_unit_test(test_bad_gzip),
+        cmocka_unit_test(test_gzip_bomb),
+        cmocka_unit_test(test_bad_json),
+        cmocka_unit_test(test_workload_decode),
         cmocka_unit_test(test_ingress_pod_secret_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
