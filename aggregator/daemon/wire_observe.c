@@ -61,8 +61,8 @@ static int apply_all(struct rsre__wire_observe *w, const struct rsre_observe_agg
                                       .values = vals,
                                       .nvalues = nv};
         rc = rsre_incident_engine_observe(w->engine, txn, &ob, now);
-        if (rc == RSRE_EINVALID) {
-            *bad = i;
+        if (rc == RSRE_EINVALID || rc == RSRE_ELIMIT) {
+            *bad = i; /* this observation can never apply: skipped, the rest retried */
         }
         applied++;
     }
@@ -93,9 +93,9 @@ static int on_emit(void *arg, const struct rsre_observe_aggregate *aggs, size_t 
     for (;;) {
         size_t bad = n;
         rc = apply_all(w, aggs, n, skip, &bad);
-        if (rc == RSRE_EINVALID && bad < n) {
-            RSRE_LOG(RSRE_LOG_WARN, "observe", "engine refused observation scope=%s source=%s",
-                     aggs[bad].scope, aggs[bad].source);
+        if ((rc == RSRE_EINVALID || rc == RSRE_ELIMIT) && bad < n) {
+            RSRE_LOG(RSRE_LOG_WARN, "observe", "engine refused observation scope=%s source=%s: %s",
+                     aggs[bad].scope, aggs[bad].source, rsre_strerror(rc));
             skip[bad] = 1;
             w->skipped++;
             continue;

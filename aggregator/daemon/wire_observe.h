@@ -6,9 +6,10 @@
  * aggregate becomes one rsre_incident_engine_observe() call (scope, source "observer:...",
  * values, detail as evidence), all of one recomputation in one store transaction whose effects
  * are released after the commit. An observation the engine refuses (RSRE_EINVALID: e.g. a
- * scope longer than the engine's bound) is logged and skipped, the others still apply. When
- * the transaction fails (store error), the observers forget what they emitted, so the next
- * recomputation sends every scope again.
+ * scope longer than the engine's bound; RSRE_ELIMIT: the engine holds as many scopes as it
+ * can) is logged and skipped, the others still apply. When the transaction fails (a store
+ * error), the emission is refused: the observers keep what they had sent before and send the
+ * difference again after their retry delay.
  *
  * Nodes (when enabled): each change of a Node's conditions, taints or unschedulable flag (and
  * its first list) is applied as an external NodeConditions signal
