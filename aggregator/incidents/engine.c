@@ -502,12 +502,13 @@ static int apply_batch(struct rsre_incident_engine *e, rsre_store_txn *txn, cons
         return rc;
     }
     rsre__inc_save_node(e, n);
+    /* A node back from silence has known values again: other nodes' aggregates may change. */
+    unsigned ch = rsre__inc_node_silent(e, n, now_ms) ? RSRE__CH_COND : 0;
     if (!external) {
         n->s.last_seen_ms = now_ms > n->s.last_seen_ms ? now_ms : n->s.last_seen_ms;
     } else if (!n->s.last_seen_ms && !n->s.baseline_ms) {
         n->s.baseline_ms = now_ms;
     }
-    unsigned ch = 0;
     for (size_t i = 0; i < batch->n_signals && batch->signals; i++) {
         ch |= rsre__inc_node_apply_signal(e, n, batch->signals[i], now_ms, external);
     }

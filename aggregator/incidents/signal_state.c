@@ -487,22 +487,31 @@ unsigned rsre__inc_node_apply_signal(struct rsre_incident_engine *e, struct rsre
     }
 
     rsre__inc_save_node(e, n);
-    int newer = 0;
+    int newer = 0, changed = 0;
     for (size_t r = 0; r < RSRE__R_COUNT; r++) {
         if (map[r].src != src || obs < n->s.raw_at[r]) {
             continue; /* other signal, or older than what we hold (a late resend) */
         }
         newer = 1;
-        n->s.raw[r] = map[r].get(msg);
-        n->s.raw_at[r] = obs;
-        if (external) {
-            n->s.raw_external |= 1u << r;
-        } else {
-            n->s.raw_external &= ~(1u << r);
+        double v = map[r].get(msg);
+        uint32_t ext = external ? n->s.raw_external | (1u << r) : n->s.raw_external & ~(1u << r);
+        if (n->s.raw_at[r] == 0 || ext != n->s.raw_external ||
+            !(v == n->s.raw[r] || (isnan(v) && isnan(n->s.raw[r])))) {
+            changed = 1;
         }
+        n->s.raw[r] = v;
+        n->s.raw_at[r] = obs;
+        n->s.raw_external = ext;
     }
     if (!newer) {
         return 0;
+    }
+    /* Other nodes' incidents depend on this node's conditions only through their values
+     * (aggregates such as count(node.disk_pressure == 1) >= 2): a conditions report that
+     * repeats them does not re-assess every node with an open incident (the engine's
+     * after_change), which cost O(open incidents) per batch (docs/performance.md). */
+    if (!changed) {
+        ch &= ~(unsigned)RSRE__CH_COND;
     }
     if (src == RSRE__SRC_COND) {
         const cond_t *c = msg;
