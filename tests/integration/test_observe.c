@@ -20,6 +20,7 @@
  *     revision; an undecodable release and a gzip bomb are kept as evidence; a fixed pod
  *     clears the pull failure (emitted once with zeros); a service account's pull secret
  *     deleted is named in the evidence;
+ *   - emissions the consumer refuses are sent again later, a scope's zeroing included;
  *   - bounds: a collection above max_objects is refused (RSRE_ELIMIT, nothing cached, retried)
  *     and the other aggregates are computed after the sync grace.
  */
@@ -75,6 +76,7 @@ struct fx {
     struct emitted em[256];
     size_t nem;
     unsigned emit_calls;
+    unsigned refuse; /* refuse this many emissions (a consumer whose transaction failed) */
 };
 
 static struct fx *F;
@@ -82,6 +84,10 @@ static struct fx *F;
 static int on_emit(void *arg, const struct rsre_observe_aggregate *aggs, size_t n) {
     struct fx *f = arg;
     f->emit_calls++;
+    if (f->refuse) {
+        f->refuse--;
+        return -EIO;
+    }
     for (size_t i = 0; i < n; i++) {
         struct emitted *e = NULL;
         for (size_t k = 0; k < f->nem; k++) {
@@ -420,7 +426,8 @@ static int setup(void **state) {
 }
 
 static void start_observers_with(size_t max_objects, uint32_t sync_grace_ms) {
-    struct rsre_observe_config oc = {.max_objects = max_objects,
+    struct rsre_observe_config oc = {.retry_ms = 150,
+                                     .max_objects = max_objects,
                                      .sync_grace_ms = sync_grace_ms,
                                      .core_namespaces = "kube-system, prod",
                                      .settle_ms = 50,
@@ -761,6 +768,26 @@ static void test_bounds(void **state) {
     assert_null(emitted("workload/prod/api"));
 }
 
+/* The consumer refuses emissions (its store transaction failed): nothing is lost, the zeroing
+ * of a scope that recovered included. */
+static void test_emit_retry(void **state) {
+    (void)state;
+    load_cluster();
+    F->refuse = 2;
+    start_observers();
+    wait_value("workload/prod/api", "pull.failing_workloads", 1);
+    struct rsre_observe_stats st;
+    rsre_observe_stats(F->obs, &st);
+    assert_int_equal(st.emit_refused, 2);
+    assert_true(emitted_value("release/prod/api", "release.drifted") == 1);
+    F->refuse = 3;
+    pod("api-5d8f-b", "ReplicaSet", "api-5d8f", "Running", NULL, "registry.local/api:1.3");
+    wait_value("workload/prod/api", "pull.failing_workloads", 0);
+    rsre_observe_stats(F->obs, &st);
+    assert_int_equal(st.emit_refused, 5);
+    assert_int_equal(F->refuse, 0);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
@@ -768,6 +795,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_release_drift, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_emit_retry, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
