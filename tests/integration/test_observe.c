@@ -16,7 +16,8 @@
  *     server's truth, and the aggregates equal what the server's objects imply;
  *   - nothing is emitted while nothing changes (bookmarks, watch restarts);
  *   - release drift: a deployed revision with matching images clears it, `kubectl set image`
- *     sets it again naming both images, ProgressDeadlineExceeded blocks the rollout; a failed
+ *     sets it again naming both images, ProgressDeadlineExceeded blocks the rollout, and so
+ *     does a rollout lagging longer than rollout_stuck_ms; a failed
  *     revision; an undecodable release and a gzip bomb are kept as evidence; a fixed pod
  *     clears the pull failure (emitted once with zeros); a service account's pull secret
  *     deleted is named in the evidence;
@@ -425,6 +426,8 @@ static int setup(void **state) {
     return 0;
 }
 
+static uint32_t stuck_ms = 3600000; /* rollout_stuck_ms of the next observers */
+
 static void start_observers_with(size_t max_objects, uint32_t sync_grace_ms) {
     struct rsre_observe_config oc = {.retry_ms = 150,
                                      .max_objects = max_objects,
@@ -434,7 +437,7 @@ static void start_observers_with(size_t max_objects, uint32_t sync_grace_ms) {
                                      .tick_ms = 1000,
                                      .backoff_min_ms = 100,
                                      .backoff_max_ms = 400,
-                                     .rollout_stuck_ms = 3600000,
+                                     .rollout_stuck_ms = stuck_ms,
                                      .churn_allowance = 3};
     assert_int_equal(rsre_observe_create(F->kube, &oc, on_emit, F, &F->obs), 0);
 }
@@ -646,6 +649,33 @@ static void test_release_drift(void **state) {
     assert_non_null(strstr(emitted("release/prod/api")->detail, "Deployment/api missing"));
 }
 
+/* A rollout that stays below its desired counts without the controller giving up (no
+ * ProgressDeadlineExceeded) is blocked once it has lagged for rollout_stuck_ms; it clears when
+ * the rollout completes. */
+static void test_rollout_lagging(void **state) {
+    (void)state;
+    load_cluster();
+    helm("api", 3, "deployed", "registry.local/api:1.2");
+    stuck_ms = 1500;
+    start_observers();
+    stuck_ms = 3600000;
+    wait_detail("release/prod/api", "revision 3 status deployed");
+    assert_true(emitted_value("release/prod/api", "release.rollout_blocked") == 0);
+    put("{\"kind\":\"Deployment\",\"metadata\":{\"name\":\"api\",\"namespace\":\"prod\","
+        "\"generation\":3},\"spec\":{\"replicas\":3,\"template\":{\"spec\":{\"containers\":[{"
+        "\"name\":\"web\",\"image\":\"registry.local/api:1.2\"}]}}},\"status\":{"
+        "\"observedGeneration\":3,\"replicas\":3,\"updatedReplicas\":1,\"readyReplicas\":2,"
+        "\"availableReplicas\":2}}");
+    uint64_t t0 = mono_ms();
+    wait_value("release/prod/api", "release.rollout_blocked", 1);
+    assert_true(mono_ms() - t0 >= 1000); /* not before it lagged for a while */
+    assert_true(emitted_value("release/prod/api", "release.unhealthy_workloads") == 1);
+    assert_non_null(strstr(emitted("release/prod/api")->detail, "(1/3 updated, 2 ready)"));
+    deployment("registry.local/api:1.2", 0);
+    wait_value("release/prod/api", "release.rollout_blocked", 0);
+    assert_true(emitted_value("release/prod/api", "release.unhealthy_workloads") == 0);
+}
+
 /* Changes made while a watch is down or about to be cut: adds, finished pods, deletions, a
  * modification, a name reused by a new object, a new Helm revision. */
 static int round_no;
@@ -795,6 +825,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_release_drift, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollout_lagging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_emit_retry, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
