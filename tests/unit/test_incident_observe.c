@@ -205,6 +205,33 @@ static rsre_store_incident *incident(struct fx *f, const char *fp) {
     return found;
 }
 
+struct apr_find {
+    const char *action, *target;
+    rsre_store_approval *found;
+};
+
+static int apr_cb(const rsre_store_approval *rec, void *ud) {
+    struct apr_find *a = ud;
+    if (!a->found && strcmp(rec->action, a->action) == 0 && strcmp(rec->target, a->target) == 0) {
+        size_t len = robot_sre__store__approval__get_packed_size(rec);
+        uint8_t *buf = malloc(len ? len : 1);
+        robot_sre__store__approval__pack(rec, buf);
+        a->found = robot_sre__store__approval__unpack(NULL, len, buf);
+        free(buf);
+    }
+    return 0;
+}
+
+/* The first approval for action+target, or NULL; caller frees. */
+static rsre_store_approval *approval_for(struct fx *f, const char *action, const char *target) {
+    struct apr_find a = {action, target, NULL};
+    rsre_store_txn *txn;
+    assert_int_equal(rsre_store_txn_begin(f->store, 1, &txn), 0);
+    assert_int_equal(rsre_store_approval_foreach(txn, apr_cb, &a), 0);
+    rsre_store_txn_abort(txn);
+    return a.found;
+}
+
 static int has_str(char **v, size_t n, const char *s) {
     for (size_t i = 0; i < n; i++) {
         if (strcmp(v[i], s) == 0) {
@@ -348,6 +375,18 @@ static void test_dependency_outage(void **state) {
     for (size_t i = 0; i < f->nexec; i++) {
         assert_true(f->exec[i].cls <= 1); /* observe/notify only: redis is not allowlisted */
     }
+    /* the approval request: action, target, why now, impact, rollback/fallback, expiry */
+    rsre_store_approval *ap = approval_for(f, "restart_shared_dependency", "redis");
+    assert_non_null(ap);
+    assert_non_null(strstr(ap->prompt, "Robot SRE requests approval: rollout-restart shared "
+                                       "dependency redis. Reason: runtime dependency outage on "
+                                       "dependency/redis"));
+    assert_non_null(strstr(ap->prompt, "connection refused"));
+    assert_non_null(strstr(ap->prompt, "Expected impact: the dependency's pods are replaced"));
+    assert_non_null(strstr(ap->prompt, "next fallback: change the replica count of dependency "
+                                       "redis"));
+    assert_non_null(strstr(ap->prompt, "Approval expires in 10m."));
+    rsre_store_approval_free(ap);
 
     /* Recovery: the exit expression must hold for 5m. */
     OBS(f, "dependency/redis", "probe:redis", NULL, T0 + 2 * MIN, {"dep.failing", 0},
