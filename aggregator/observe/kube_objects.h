@@ -118,7 +118,8 @@ void rsre_obs_ingress_free(struct rsre_obs_ingress *in);
  * status, owner) and the decoded release. A release that does not decode is kept with
  * `release` NULL and the reason in `error` (the labels still tell its status), so one bad
  * Secret never hides the others. A Secret of another type, or without name/version labels, is
- * RSRE_EINVALID.
+ * RSRE_EINVALID. Revisions labelled `superseded` (every one but the current, as Helm keeps
+ * them) are not decoded.
  */
 struct rsre_obs_helm_secret {
     char name[RSRE_KUBE_NAME_LEN]; /* label name */

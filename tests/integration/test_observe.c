@@ -607,6 +607,12 @@ static void test_release_drift(void **state) {
     helm("api", 3, "deployed", "registry.local/api:1.2");
     wait_detail("release/prod/api", "revision 3 status deployed");
     assert_true(emitted_value("release/prod/api", "release.drifted") == 0);
+    /* Revision 1 (deployed before) is superseded, as helm upgrade leaves it. */
+    json_t *r1 = ctl("GET", "/api/v1/namespaces/prod/secrets/sh.helm.release.v1.api.v1", NULL);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(r1, "metadata"), "labels"), "status")),
+                        "superseded");
+    json_decref(r1);
     assert_non_null(strstr(emitted("release/prod/api")->detail, "revision 3 status deployed"));
     /* Someone runs kubectl set image: live differs from desired. */
     deployment("registry.local/api:hotfix", 0);

@@ -109,6 +109,12 @@ def encode_release(rel):
     return base64.b64encode(gzip.compress(raw, compresslevel=9)).decode()
 
 
+def decode_release(secret):
+    """The release a Secret holds (the inverse of release_secret)."""
+    text = base64.b64decode(secret["data"]["release"])
+    return json.loads(gzip.decompress(base64.b64decode(text)))
+
+
 def release_secret(rel, payload=None):
     """The v1 Secret holding `rel`, as the API server returns it (data values base64).
     `payload` (bytes) replaces Helm's encoded text (for malformed-input tests)."""

@@ -53,7 +53,9 @@ Test control endpoints (never authenticated), all JSON:
                                    "payload_b64"?}: stores the release Secret Helm 3 writes
                                    (tests/support/helm_release.py); payload_b64 replaces Helm's
                                    encoded text (malformed-input tests), bomb_mib makes it a
-                                   gzip of that many MiB of spaces. Answers the Secret.
+                                   gzip of that many MiB of spaces. Earlier revisions in status
+                                   deployed become superseded, as helm upgrade leaves them
+                                   ("supersede": false keeps them). Answers the Secret.
   GET    /_test/counts             {"RESOURCE": n, ...} objects stored per resource, and
                                    "RESOURCE?FIELD=VALUE" counts for ?field=a.b&value=v
   GET    /_test/state              {"rv": n, "min_rv": n, "watchers": n, "objects": n}
@@ -889,6 +891,21 @@ class Handler(BaseHTTPRequestHandler):
             if "bomb_mib" in req:  # Helm's encoding of N MiB of spaces: a gzip bomb
                 payload = base64.b64encode(gzip.compress(b" " * (int(req["bomb_mib"]) << 20)))
             with STATE.lock:
+                if req.get("supersede", True):
+                    # What helm upgrade does: the revision that was deployed is superseded.
+                    for (res, ons, _), obj in list(STATE.objects.items()):
+                        labels = obj["metadata"].get("labels") or {}
+                        if res == "secrets" and ons == rel["namespace"] and \
+                                obj.get("type") == "helm.sh/release.v1" and \
+                                labels.get("name") == rel["name"] and \
+                                labels.get("status") == "deployed" and \
+                                int(labels.get("version", "0")) < rel["version"]:
+                            try:
+                                old = helm_release.decode_release(obj)
+                            except (ValueError, OSError, EOFError, KeyError):
+                                continue  # a malformed one stored on purpose: left alone
+                            old["info"]["status"] = "superseded"
+                            STATE.put(helm_release.release_secret(old))
                 sec = copy.deepcopy(STATE.put(helm_release.release_secret(rel, payload)))
             return self.send_json(200, sec)
         if cmd == "counts":

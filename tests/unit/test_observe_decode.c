@@ -376,6 +376,15 @@ static void test_ingress_pod_secret_decode(void **state) {
     assert_true(hs->error[0] != '\0');
     rsre_obs_helm_secret_free(hs);
     json_decref(sec);
+    /* A superseded revision is kept by its labels only (never decoded). */
+    sec = load("{\"type\":\"helm.sh/release.v1\",\"metadata\":{\"namespace\":\"prod\","
+               "\"labels\":{\"name\":\"api\",\"status\":\"superseded\",\"version\":\"1\"}},"
+               "\"data\":{\"release\":\"bm90LWd6aXA=\"}}");
+    assert_int_equal(rsre_obs_helm_secret_decode(sec, &hs, err, sizeof(err)), 0);
+    assert_null(hs->release);
+    assert_non_null(strstr(hs->error, "superseded"));
+    rsre_obs_helm_secret_free(hs);
+    json_decref(sec);
     const char *bad[] = {
         "{\"type\":\"Opaque\",\"metadata\":{\"labels\":{\"name\":\"a\",\"version\":\"1\"}}}",
         "{\"type\":\"helm.sh/release.v1\",\"metadata\":{\"labels\":{\"name\":\"a\"}}}",
