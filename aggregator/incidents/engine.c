@@ -363,8 +363,13 @@ static int evaluate_one(struct rsre_incident_engine *e, rsre_store_txn *txn, str
         }
     }
 
-    /* Exit criteria: the class's exit expression, with no threshold firing, for exit_window. */
-    if (!f.any && def->exit_expr && rsre_expr_true(def->exit_expr, &env, NULL)) {
+    /* Exit criteria: the class's exit expression, with no threshold firing, for exit_window.
+     * At an observation scope, signals nobody observes there read as healthy. */
+    struct rsre_expr_env xenv = env;
+    if (bd->scope == RSRE__SCOPE_OBS) {
+        xenv.scalars = rsre__inc_obs_exit_row(e, h);
+    }
+    if (!f.any && def->exit_expr && rsre_expr_true(def->exit_expr, &xenv, NULL)) {
         if (!inc->exit_since_ms) {
             inc->exit_since_ms = now_ms;
         }
@@ -930,6 +935,9 @@ int rsre_incident_engine_create(rsre_store *store, const struct rsre_incident_en
         e->cluster_jobs_finished = NAN;
         rc = rsre__inc_signals_init(e);
         e->obs_size = sizeof(struct rsre__obs) + RSRE__OBS_SOURCES * e->nslots * sizeof(double);
+        if (rc == 0 && !(e->exit_row = malloc(e->nslots * sizeof(double)))) {
+            rc = -ENOMEM;
+        }
     }
     if (rc == 0) {
         rc = init_bindings(e);
@@ -964,6 +972,7 @@ void rsre_incident_engine_destroy(struct rsre_incident_engine *e) {
     rsre__inc_free_incidents(e);
     rsre__inc_scopes_free(e);
     rsre__inc_nodes_free(e);
+    free(e->exit_row);
     for (size_t b = 0; b < RSRE__MAX_BIND; b++) {
         free((void *)e->app[b].rules);
         free(e->app[b].state_off);

@@ -247,6 +247,10 @@ void rsre__inc_obs_refresh(struct rsre_incident_engine *e, struct rsre__node *h,
 /* Whether any observation-fed evidence row of binding b holds at the holder (the gate an
  * observation class needs besides its threshold). */
 int rsre__inc_obs_gate(const struct rsre_incident_engine *e, size_t b, const struct rsre__eval *ev);
+/* The row exit expressions read at an observation scope: the holder's row with the count and
+ * bool signals no source ever reported read as 0 (healthy), so a class resolves on what is
+ * observed ("ingress/..." from an observer that checks routes but not TLS). Returns e->exit_row. */
+const double *rsre__inc_obs_exit_row(struct rsre_incident_engine *e, const struct rsre__node *h);
 /* The holder's label: node name, scope, or "cluster". */
 const char *rsre__inc_holder_label(const struct rsre__node *h);
 /* Saves the holder's observation block for undo once per transaction. */
@@ -384,6 +388,7 @@ struct rsre_incident_engine {
     struct rsre__node **scopes; /* observation scope holders */
     size_t nscopes, capscopes;
     size_t obs_size;              /* bytes of one struct rsre__obs with its values */
+    double *exit_row;             /* scratch row for exit expressions at observation scopes */
     double cluster_jobs_finished; /* cached aggregate, NaN when unknown */
     double incidents_active;
     int64_t first_now_ms, last_now_ms;

@@ -316,6 +316,21 @@ void rsre__inc_obs_refresh(struct rsre_incident_engine *e, struct rsre__node *h,
     }
 }
 
+const double *rsre__inc_obs_exit_row(struct rsre_incident_engine *e, const struct rsre__node *h) {
+    memcpy(e->exit_row, h->row, e->nslots * sizeof(double));
+    for (size_t i = 0; i < NOBSERVABLE; i++) {
+        if (observable[i].kind != V_COUNT && observable[i].kind != V_BOOL) {
+            continue;
+        }
+        int slot =
+            rsre_taxonomy_signal_slot((void *)e->t, observable[i].name, strlen(observable[i].name));
+        if (slot >= 0 && !isfinite(e->exit_row[slot])) {
+            e->exit_row[slot] = 0.0;
+        }
+    }
+    return e->exit_row;
+}
+
 /* The held-since clocks follow the aggregate at observation time. */
 static void update_since(struct rsre_incident_engine *e, struct rsre__obs *o, int64_t now_ms) {
     double ldap = agg_slot(e, o, e->sl.ldap_failing);

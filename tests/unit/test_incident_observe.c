@@ -1145,6 +1145,23 @@ static void test_detail(void **state) {
     fx_free(f);
 }
 
+/* An observer that checks routes but not TLS or DNS: the class still resolves on what is
+ * observed (signals nobody reports at the scope read as healthy in the exit expression). */
+static void test_partial_signals_resolve(void **state) {
+    (void)state;
+    struct fx *f = fx_new(RSRE_ENV_DEMO);
+    const char *fp = "ingress_configuration_drift/ingress/prod/web";
+    OBS(f, "ingress/prod/web", "observer:ingress", "backend service web-svc missing", T0,
+        {"ingress.failing_routes", 1});
+    rsre_store_incident_free(expect(f, fp, SEV_WARNING, CONF_MEDIUM));
+    OBS(f, "ingress/prod/web", "observer:ingress", NULL, T0 + MIN, {"ingress.failing_routes", 0});
+    tick(f, T0 + 5 * MIN + 30 * SEC);
+    expect_state(f, fp, 0);
+    tick(f, T0 + 6 * MIN + SEC);
+    expect_state(f, fp, 1);
+    fx_free(f);
+}
+
 int main(void) {
     rsre_log_threshold = RSRE_LOG_WARN;
     const struct CMUnitTest tests[] = {
@@ -1159,6 +1176,7 @@ int main(void) {
         cmocka_unit_test(test_abort),
         cmocka_unit_test(test_restart),
         cmocka_unit_test(test_detail),
+        cmocka_unit_test(test_partial_signals_resolve),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
