@@ -9,9 +9,10 @@ BUILD=${RSRE_BUILD_DIR:-$ROOT/build}
 
 deploy/local/install-deps.sh
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRSRE_BENCH=OFF >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" --target robotctl robot-sre-agent robot-sre-aggregator >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target robotctl robot-sre-agent robot-sre-aggregator robot-sre-sim >/dev/null
 CTL="$BUILD/aggregator/robotctl/robotctl"
 AGENT="$BUILD/agent/robot-sre-agent"
+SIM="$BUILD/aggregator/sim/robot-sre-sim"
 AGG="$BUILD/aggregator/daemon/robot-sre-aggregator"
 
 step() { printf '\n\033[1m== %s\033[0m\n$ %s\n' "$1" "${*:2}"; "${@:2}"; }
@@ -75,6 +76,12 @@ HPORT=$((20000 + RANDOM % 20000))
     --kubelet_root=/ --runtime_root=/var/lib --spool_dir="$WORK/spool" --health_addr="127.0.0.1:$HPORT" \
     --batch_flush_ms=1000 --log_level=warn 2>"$WORK/agent.log" &
 PIDS+=($!)
+# Three simulated agents beside it (docs/sim.md): sim-worker-2 fills its disk and goes into
+# DiskPressure, sim-worker-3 goes silent for a while and comes back.
+echo "\$ robot-sre-sim --scenario deploy/local/scenarios/demo.yaml (sim-worker-1..3 beside the real agent)"
+"$SIM" --aggregator="127.0.0.1:$GPORT" --scenario deploy/local/scenarios/demo.yaml --duration 120s \
+    >"$WORK/sim.out" 2>"$WORK/sim.log" &
+PIDS+=($!)
 export ROBOT_SRE_SERVER="http://127.0.0.1:$APORT" ROBOT_SRE_TOKEN="$TOKEN"
 sleep 10
 step "A disk-pressure incident opened; the allowlisted cleanup ran by itself" "$CTL" incidents list
@@ -82,8 +89,10 @@ echo "\$ pods left on the simulated cluster (the Succeeded and Failed ones were 
 http_get 127.0.0.1 "$KPORT" /api/v1/pods | sed -n '/^{/,$p' | python3 -c \
     'import json,sys; [print("  ", p["metadata"]["namespace"] + "/" + p["metadata"]["name"], p["status"]["phase"]) for p in json.load(sys.stdin)["items"]]'
 step "Cordon, reboot and replace wait for a human" "$CTL" approvals list
-step "alice approves the cordon (she is not the requester; the robot re-checks policy first)" \
-    "$CTL" approvals approve apr-1 --comment "demo: cordon the pressured worker"
+APR=$("$CTL" --json approvals list | python3 -c \
+    'import json,sys; print([a["id"] for a in json.load(sys.stdin)["approvals"] if a.get("target") == "10.0.10.21"][0])')
+step "alice approves the cordon of 10.0.10.21 (she is not the requester; the robot re-checks policy first)" \
+    "$CTL" approvals approve "$APR" --comment "demo: cordon the pressured worker"
 sleep 2
 echo "\$ the node on the simulated cluster"
 http_get 127.0.0.1 "$KPORT" /api/v1/nodes/10.0.10.21 | sed -n '/^{/,$p' | python3 -c \
