@@ -26,6 +26,8 @@ struct rsre__wire_notify {
     struct rsre_http *http;
     struct rsre_notify *core;
     uv_timer_t timer, health_timer;
+    uint64_t last_scan; /* uv_now of the last approval scan */
+    int scan_now;       /* kicked: scan on the next turn */
     int health_dirty;
     unsigned down, total;
     char detail[512];
@@ -90,8 +92,8 @@ static void h_failed(void *arg, const char *channel) {
 static void h_voted(void *arg, int approve, int decided) {
     struct rsre__wire_notify *w = arg;
     if (decided) {
-        rsre_metrics_inc(w->d.metrics, approve ? RSRE_M_APPROVALS_GRANTED_TOTAL
-                                               : RSRE_M_APPROVALS_DENIED_TOTAL);
+        rsre_metrics_inc(w->d.metrics,
+                         approve ? RSRE_M_APPROVALS_GRANTED_TOTAL : RSRE_M_APPROVALS_DENIED_TOTAL);
     }
 }
 
@@ -143,21 +145,35 @@ static void on_timer(uv_timer_t *t) {
         return;
     }
     int64_t now = now_ms();
-    rsre_notify_scan_approvals(w->core, now);
+    uint64_t mono = uv_now(w->d.loop);
+    if (w->scan_now || mono - w->last_scan >= SCAN_EVERY_MS) {
+        w->scan_now = 0;
+        w->last_scan = mono;
+        rsre_notify_scan_approvals(w->core, now);
+    }
     rsre_notify_poll(w->core, now);
     arm(w);
 }
 
+/* Next wake-up: the next due message, or the next approval scan, whichever comes first. */
 static void arm(struct rsre__wire_notify *w) {
     int64_t due = rsre_notify_next_due(w->core), now = now_ms();
-    int64_t wait = due == INT64_MAX ? SCAN_EVERY_MS : due - now;
+    uint64_t since = uv_now(w->d.loop) - w->last_scan;
+    int64_t wait = since >= SCAN_EVERY_MS ? 0 : (int64_t)(SCAN_EVERY_MS - since);
+    if (due != INT64_MAX && due - now < wait) {
+        wait = due - now;
+    }
     if (wait < 0) {
         wait = 0;
     }
-    if (wait > SCAN_EVERY_MS) {
-        wait = SCAN_EVERY_MS;
-    }
     uv_timer_start(&w->timer, on_timer, (uint64_t)wait, 0);
+}
+
+static void h_wake(void *arg) {
+    struct rsre__wire_notify *w = arg;
+    if (!w->closing && w->timer.loop) {
+        arm(w);
+    }
 }
 
 /* ---- transports ---- */
@@ -198,7 +214,8 @@ fail:
     return rc;
 }
 
-int rsre__wire_notify_create(const struct rsre__wire_notify_deps *d, struct rsre__wire_notify **out) {
+int rsre__wire_notify_create(const struct rsre__wire_notify_deps *d,
+                             struct rsre__wire_notify **out) {
     *out = NULL;
     struct rsre__wire_notify *w = calloc(1, sizeof(*w));
     if (!w) {
@@ -228,12 +245,15 @@ int rsre__wire_notify_create(const struct rsre__wire_notify_deps *d, struct rsre
         cfg.secret = secret;
         cfg.secret_len = (size_t)slen;
     } else if (slen != -ENOENT) {
-        RSRE_LOG(RSRE_LOG_ERROR, "notify", "button-signing secret unusable (%s; at least %d bytes "
-                 "from secret_file or secret_env)", rsre_strerror(slen), RSRE_NOTIFY_SECRET_MIN);
+        RSRE_LOG(RSRE_LOG_ERROR, "notify",
+                 "button-signing secret unusable (%s; at least %d bytes "
+                 "from secret_file or secret_env)",
+                 rsre_strerror(slen), RSRE_NOTIFY_SECRET_MIN);
         rc = slen;
         goto fail;
     } else if (rsre_notify_routes_channels(w->routes)) {
-        RSRE_LOG(RSRE_LOG_WARN, "notify", "no secret_file/secret_env: approval messages carry no "
+        RSRE_LOG(RSRE_LOG_WARN, "notify",
+                 "no secret_file/secret_env: approval messages carry no "
                  "buttons (vote in the admin UI)");
     }
     if (rsre_notify_routes_channels(w->routes) && (rc = rsre_http_create(d->loop, &w->http))) {
@@ -251,6 +271,7 @@ int rsre__wire_notify_create(const struct rsre__wire_notify_deps *d, struct rsre
                                       .channels = h_channels,
                                       .delivery_failed = h_failed,
                                       .voted = h_voted,
+                                      .wake = h_wake,
                                       .arg = w};
     rc = rsre_notify_create(&cfg, &hooks, &w->core); /* owns the channels now, also on failure */
     memset(secret, 0, sizeof(secret));
@@ -318,6 +339,7 @@ int rsre__wire_notify_webhook(struct rsre__wire_notify *w, const struct rsre_api
 
 void rsre__wire_notify_kick(struct rsre__wire_notify *w) {
     if (w && !w->closing) {
+        w->scan_now = 1;
         uv_timer_start(&w->timer, on_timer, 0, 0);
     }
 }
@@ -348,7 +370,7 @@ void rsre__wire_notify_close(struct rsre__wire_notify *w, void (*closed)(void *)
     w->closed_arg = arg;
     rsre_notify_destroy(w->core); /* destroys the transports: in-flight sends end now */
     w->core = NULL;
-    rsre_http_destroy(w->http);   /* its handles close on the loop */
+    rsre_http_destroy(w->http); /* its handles close on the loop */
     w->http = NULL;
     w->handles = 2;
     uv_close((uv_handle_t *)&w->timer, on_closed);

@@ -38,7 +38,8 @@ struct rsre__wire_notify_deps {
 };
 
 /* Starts notifications. Returns 0 with *out, or an error (logged with the file's line:col). */
-int rsre__wire_notify_create(const struct rsre__wire_notify_deps *d, struct rsre__wire_notify **out);
+int rsre__wire_notify_create(const struct rsre__wire_notify_deps *d,
+                             struct rsre__wire_notify **out);
 /* An incident event from the engine's notify hook (after commit). */
 void rsre__wire_notify_incident(struct rsre__wire_notify *w, const rsre_store_incident *inc,
                                 const char *what);

@@ -87,6 +87,6 @@ int rsre__h_notification_ack(struct api_call *c) {
     if ((rc = rsre_store_txn_commit(txn))) {
         return rsre__api_store_fail(c, rc, "notification");
     }
-    return rsre__api_reply(c, 200, json_pack("{s:s, s:s}", "id", id, "acked_by",
-                                             c->who->operator_id));
+    return rsre__api_reply(c, 200,
+                           json_pack("{s:s, s:s}", "id", id, "acked_by", c->who->operator_id));
 }

@@ -384,7 +384,8 @@ void rsre_notify_action(struct rsre_notify *n, const struct rsre_chat_action *a,
     } else {
         n->st.refusals++;
     }
-    RSRE_LOG(RSRE_LOG_INFO, "notify", "chat action channel=%s user=%s approval=%s verdict=%s "
+    RSRE_LOG(RSRE_LOG_INFO, "notify",
+             "chat action channel=%s user=%s approval=%s verdict=%s "
              "counted=%d answer=\"%s\"",
              a->channel, a->user, p.b.approval_id, rsre_sign_verdict_name(p.verdict), p.counted,
              p.answer);

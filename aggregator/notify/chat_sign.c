@@ -76,8 +76,8 @@ static int parse36(const char *s, size_t len, uint64_t *out) {
 static int mac_of(const uint8_t *key, size_t keylen, const char *channel, const char *user,
                   const char *approval_id, char decision, const char *exp36, char out[44]) {
     char msg[512];
-    int n = snprintf(msg, sizeof(msg), "rsre-button-v1%c%s%c%s%c%s%c%c%c%s", 0, channel, 0, user,
-                     0, approval_id, 0, decision, 0, exp36);
+    int n = snprintf(msg, sizeof(msg), "rsre-button-v1%c%s%c%s%c%s%c%c%c%s", 0, channel, 0, user, 0,
+                     approval_id, 0, decision, 0, exp36);
     if (n < 0 || (size_t)n >= sizeof(msg)) {
         return RSRE_ELIMIT;
     }

@@ -10,9 +10,9 @@ int rsre__notify_vote(struct rsre_approvals *ap, rsre_store_txn *txn, const char
                       struct rsre__chat_vote *out) {
     memset(out, 0, sizeof(*out));
     struct rsre_vote_outcome o;
-    int rc = rsre_approvals_vote_chat(ap, txn, approval_id, chat, user,
-                                      approve ? RSRE_VOTE_APPROVE : RSRE_VOTE_DENY, NULL, now_ms,
-                                      &o);
+    int rc =
+        rsre_approvals_vote_chat(ap, txn, approval_id, chat, user,
+                                 approve ? RSRE_VOTE_APPROVE : RSRE_VOTE_DENY, NULL, now_ms, &o);
     if (rc) {
         return rc;
     }

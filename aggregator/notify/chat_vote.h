@@ -12,8 +12,8 @@
 struct rsre_approvals;
 
 struct rsre__chat_vote {
-    int refused;  /* the approvals module refused the vote (and audited the refusal) */
-    int decided;  /* approved, denied, or found expired: hand it to the engine */
+    int refused; /* the approvals module refused the vote (and audited the refusal) */
+    int decided; /* approved, denied, or found expired: hand it to the engine */
     char reason[320];
 };
 

@@ -55,8 +55,8 @@ int rsre__notify_chan_find(const struct rsre_notify *n, const char *name) {
     return -1;
 }
 
-void rsre__notify_thread_key(const char *subject, const char *channel, const char *chat,
-                             char *key, size_t cap) {
+void rsre__notify_thread_key(const char *subject, const char *channel, const char *chat, char *key,
+                             size_t cap) {
     snprintf(key, cap, "t/%s/%s/%s", subject, channel, chat);
 }
 
@@ -140,8 +140,8 @@ struct inapp_args {
 };
 
 void rsre__notify_inapp(struct rsre_notify *n, const char *kind, const char *subject,
-                        const char *severity, const char *title, const char *text,
-                        const char *link, int64_t now_ms) {
+                        const char *severity, const char *title, const char *text, const char *link,
+                        int64_t now_ms) {
     rsre_store_txn *txn;
     int rc = rsre_store_txn_begin(n->store, 0, &txn);
     if (rc == 0) {
@@ -171,8 +171,8 @@ static void report_health(struct rsre_notify *n) {
     for (size_t i = 0; i < n->nchans; i++) {
         if (n->chans[i].down) {
             down++;
-            int w = snprintf(detail + off, sizeof(detail) - off, "%s%s down: %s",
-                             off ? "; " : "", n->chans[i].conf->name, n->chans[i].last_error);
+            int w = snprintf(detail + off, sizeof(detail) - off, "%s%s down: %s", off ? "; " : "",
+                             n->chans[i].conf->name, n->chans[i].last_error);
             if (w > 0) {
                 off += (size_t)w < sizeof(detail) - off ? (size_t)w : sizeof(detail) - off - 1;
             }
@@ -412,8 +412,7 @@ static void on_sent(void *arg, const struct rsre_send_result *r) {
         nt.ref[sizeof(nt.ref) - 1] = '\0';
         int rc = thread_write(n, key, &nt);
         if (rc) {
-            RSRE_LOG(RSRE_LOG_ERROR, "notify", "thread %s not stored: %s", key,
-                     rsre_strerror(rc));
+            RSRE_LOG(RSRE_LOG_ERROR, "notify", "thread %s not stored: %s", key, rsre_strerror(rc));
         }
         if (edit) {
             n->st.edits++;
@@ -430,6 +429,9 @@ static void on_sent(void *arg, const struct rsre_send_result *r) {
             /* The message to edit is gone or cannot be edited: start the thread again. */
             thread_forget(n, key);
             j->due = now;
+            if (n->hooks.wake) {
+                n->hooks.wake(n->hooks.arg);
+            }
             return;
         }
         break;
@@ -444,6 +446,9 @@ static void on_sent(void *arg, const struct rsre_send_result *r) {
             }
             j->due = now + d;
             n->st.retries++;
+            if (n->hooks.wake) {
+                n->hooks.wake(n->hooks.arg);
+            }
             RSRE_LOG(RSRE_LOG_INFO, "notify",
                      "retry subject=%s channel=%s attempt=%u in_ms=%" PRId64 " http=%d err=\"%s\"",
                      j->subject, conf->name, j->attempts, d, r->http_status, r->error);
@@ -483,7 +488,8 @@ int rsre_notify_create(const struct rsre_notify_config *cfg, const struct rsre_n
     *out = NULL;
     int rc = 0;
     struct rsre_notify *n = NULL;
-    if (!cfg || !cfg->routes || !cfg->store || !hooks || cfg->nchannels > RSRE_NOTIFY_CHANNELS_MAX ||
+    if (!cfg || !cfg->routes || !cfg->store || !hooks ||
+        cfg->nchannels > RSRE_NOTIFY_CHANNELS_MAX ||
         (cfg->secret && (cfg->secret_len < RSRE_NOTIFY_SECRET_MIN || cfg->secret_len > 256))) {
         rc = -EINVAL;
         goto fail;
@@ -603,7 +609,8 @@ static void on_delivery(void *arg, const struct rsre_chat_delivery *d) {
     snprintf(j.subject, sizeof(j.subject), "%s", f->found ? f->subject : d->message_id);
     snprintf(j.text, sizeof(j.text), "%s", f->found ? f->text : "");
     if (f->found && !strncmp(f->subject, "apr-", 4)) {
-        enum rsre_chat c = !strcmp(d->channel, "whatsapp") ? RSRE_CHAT_WHATSAPP : RSRE_CHAT_TELEGRAM;
+        enum rsre_chat c =
+            !strcmp(d->channel, "whatsapp") ? RSRE_CHAT_WHATSAPP : RSRE_CHAT_TELEGRAM;
         const struct rsre_operator *op = rsre_operators_find_chat(n->operators, c, d->chat);
         j.kind = JOB_APPROVAL;
         snprintf(j.op, sizeof(j.op), "%s", op ? op->id : "");
@@ -620,8 +627,10 @@ static void on_delivery(void *arg, const struct rsre_chat_delivery *d) {
         if (n->hooks.delivery_failed) {
             n->hooks.delivery_failed(n->hooks.arg, d->channel);
         }
-        RSRE_LOG(RSRE_LOG_WARN, "notify", "late delivery failure channel=%s chat=%s message=%s "
-                 "(not a thread we know): %s", d->channel, d->chat, d->message_id, why);
+        RSRE_LOG(RSRE_LOG_WARN, "notify",
+                 "late delivery failure channel=%s chat=%s message=%s "
+                 "(not a thread we know): %s",
+                 d->channel, d->chat, d->message_id, why);
     }
     free(f);
     rsre_notify_poll(n, now);
@@ -694,9 +703,8 @@ static const char *confidence_name(int c) {
 }
 
 static const char *lifecycle_name(int l) {
-    static const char *const names[] = {"unknown",  "observed",   "triaged",
-                                        "contained", "recovering", "resolved",
-                                        "suppressed", "escalated"};
+    static const char *const names[] = {"unknown",    "observed", "triaged",    "contained",
+                                        "recovering", "resolved", "suppressed", "escalated"};
     return l >= 0 && l < 8 ? names[l] : "unknown";
 }
 
@@ -706,8 +714,8 @@ static const char *env_name(int e) {
 }
 
 /* The incident message: type, severity, confidence, scope, evidence summary, link. */
-static void render_incident(const struct rsre_notify *n, const rsre_store_incident *inc,
-                            char *buf, size_t cap, char *link, size_t lcap) {
+static void render_incident(const struct rsre_notify *n, const rsre_store_incident *inc, char *buf,
+                            size_t cap, char *link, size_t lcap) {
     const char *base = rsre_notify_routes_admin_url(n->routes);
     if (base[0]) {
         snprintf(link, lcap, "%s/incidents/%s", base, inc->id);
@@ -742,8 +750,8 @@ static void render_incident(const struct rsre_notify *n, const rsre_store_incide
              sev, inc->incident_type, inc->domain && *inc->domain ? inc->domain : "-", sev,
              confidence_name(inc->confidence), inc->confidence_score,
              lifecycle_name(inc->lifecycle), scope[0] ? scope : "cluster",
-             inc->evidence_summary && *inc->evidence_summary ? inc->evidence_summary : "-",
-             inc->id, link[0] ? "\nDetails: " : "", link);
+             inc->evidence_summary && *inc->evidence_summary ? inc->evidence_summary : "-", inc->id,
+             link[0] ? "\nDetails: " : "", link);
     /* Upper-case the leading severity tag. */
     for (char *p = buf + 1; *p && *p != ']'; p++) {
         if (*p >= 'a' && *p <= 'z') {

@@ -57,15 +57,15 @@
 struct rsre_approvals;
 
 #define RSRE_NOTIFY_CHANNELS_MAX 8
-#define RSRE_NOTIFY_CHATS_MAX 16       /* chats per target list */
+#define RSRE_NOTIFY_CHATS_MAX 16 /* chats per target list */
 #define RSRE_NOTIFY_ROUTES_MAX 128
-#define RSRE_NOTIFY_MATCH_MAX 32       /* values per match key */
-#define RSRE_NOTIFY_NAME_MAX 64        /* channel names, chat ids, match values */
+#define RSRE_NOTIFY_MATCH_MAX 32 /* values per match key */
+#define RSRE_NOTIFY_NAME_MAX 64  /* channel names, chat ids, match values */
 #define RSRE_NOTIFY_FILE_MAX (256u << 10)
-#define RSRE_NOTIFY_QUEUE_MAX 1024     /* messages waiting or in flight */
-#define RSRE_NOTIFY_TEXT_MAX 4096      /* bytes of a rendered message */
-#define RSRE_NOTIFY_SECRET_MIN 32      /* bytes of the button-signing secret */
-#define RSRE_NOTIFY_SETTINGS_MAX 16    /* transport settings per channel */
+#define RSRE_NOTIFY_QUEUE_MAX 1024  /* messages waiting or in flight */
+#define RSRE_NOTIFY_TEXT_MAX 4096   /* bytes of a rendered message */
+#define RSRE_NOTIFY_SECRET_MIN 32   /* bytes of the button-signing secret */
+#define RSRE_NOTIFY_SETTINGS_MAX 16 /* transport settings per channel */
 #define RSRE_NOTIFY_SUPPRESS_DEFAULT_MS (15 * 60 * 1000LL)
 
 /* ---- routing rules ------------------------------------------------------------------------- */
@@ -83,8 +83,8 @@ struct rsre_notify_channel_conf {
     size_t nchats;
     double rate_per_minute; /* token bucket refill */
     unsigned burst;
-    unsigned max_attempts;     /* attempts before failover (1..20) */
-    int64_t backoff_base_ms;   /* first retry delay */
+    unsigned max_attempts;   /* attempts before failover (1..20) */
+    int64_t backoff_base_ms; /* first retry delay */
     int64_t backoff_max_ms;
     int64_t recheck_ms; /* a failing chat gets its last message again after this (recovery) */
     /* Transport settings (`settings:` map), passed as text to the transport's config_set by the
@@ -138,8 +138,8 @@ size_t rsre_notify_route(const struct rsre_notify_routes *r, const struct rsre_n
                          struct rsre_notify_target *out, size_t cap);
 
 size_t rsre_notify_routes_channels(const struct rsre_notify_routes *r);
-const struct rsre_notify_channel_conf *rsre_notify_routes_channel(const struct rsre_notify_routes *r,
-                                                                  size_t i);
+const struct rsre_notify_channel_conf *
+rsre_notify_routes_channel(const struct rsre_notify_routes *r, size_t i);
 /* The channels approval requests go to (names), and how many. */
 size_t rsre_notify_routes_approval_channels(const struct rsre_notify_routes *r,
                                             const char *const **names);
@@ -196,6 +196,9 @@ struct rsre_notify_hooks {
     void (*delivery_failed)(void *arg, const char *channel);
     /* A chat vote counted: granted (1) / denied (0), for metrics. May be NULL. */
     void (*voted)(void *arg, int approve, int decided);
+    /* A message was rescheduled from a transport callback (retry): call rsre_notify_poll by
+     * rsre_notify_next_due. May be NULL (the caller polls on its own schedule). */
+    void (*wake)(void *arg);
     /* The clock (unix ms) for transport callbacks; NULL: CLOCK_REALTIME. */
     int64_t (*now)(void *arg);
     void *arg;

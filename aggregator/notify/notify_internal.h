@@ -69,10 +69,10 @@ int rsre__notify_chan_find(const struct rsre_notify *n, const char *name);
 int rsre__notify_enqueue(struct rsre_notify *n, const struct notify_job *tmpl, int64_t now_ms);
 /* Writes an in-app record in its own transaction; logs and counts a failure. */
 void rsre__notify_inapp(struct rsre_notify *n, const char *kind, const char *subject,
-                        const char *severity, const char *title, const char *text,
-                        const char *link, int64_t now_ms);
+                        const char *severity, const char *title, const char *text, const char *link,
+                        int64_t now_ms);
 /* The thread key "t/<subject>/<channel>/<chat>". */
-void rsre__notify_thread_key(const char *subject, const char *channel, const char *chat,
-                             char *key, size_t cap);
+void rsre__notify_thread_key(const char *subject, const char *channel, const char *chat, char *key,
+                             size_t cap);
 
 #endif

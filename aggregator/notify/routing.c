@@ -82,8 +82,10 @@ static int copy_name(yaml_node_t *n, const char *what, char *dst, struct rsre_ye
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c <= ' ' || c == 0x7f || c == '/') {
-            return rsre_yaml_fail(err, n, RSRE_EINVALID, "%s: '%s' has a space, '/' or a control "
-                                  "character", what, s);
+            return rsre_yaml_fail(err, n, RSRE_EINVALID,
+                                  "%s: '%s' has a space, '/' or a control "
+                                  "character",
+                                  what, s);
         }
     }
     memcpy(dst, s, len + 1);
@@ -145,8 +147,8 @@ static int parse_targets(yaml_document_t *doc, const struct rsre_notify_routes *
             return rc;
         }
         if (find_channel(r, dst->channel) < 0) {
-            return rsre_yaml_fail(err, cn, RSRE_EINVALID,
-                                  "channel: '%s' is not in `channels`", dst->channel);
+            return rsre_yaml_fail(err, cn, RSRE_EINVALID, "channel: '%s' is not in `channels`",
+                                  dst->channel);
         }
         yaml_node_t *chats = rsre_yaml_get(doc, t, "chats");
         if ((rc = parse_chats(doc, chats ? chats : t, "chats", dst->chats, &dst->nchats, err))) {
@@ -168,9 +170,9 @@ static int get_i64(yaml_document_t *doc, yaml_node_t *m, const char *key, long l
 
 static int parse_channel(yaml_document_t *doc, yaml_node_t *m, struct rsre_notify_channel_conf *c,
                          struct rsre_yerr *err) {
-    static const char *const keys[] = {"name",  "alternate",    "chats",       "rate_per_minute",
-                                       "burst", "max_attempts", "backoff_ms", "backoff_max_ms",
-                                       "settings", "recheck_seconds"};
+    static const char *const keys[] = {
+        "name",         "alternate",  "chats",          "rate_per_minute", "burst",
+        "max_attempts", "backoff_ms", "backoff_max_ms", "settings",        "recheck_seconds"};
     int rc = only_keys(doc, m, "channel", keys, sizeof(keys) / sizeof(keys[0]), err);
     if (rc) {
         return rc;
@@ -205,11 +207,12 @@ static int parse_channel(yaml_document_t *doc, yaml_node_t *m, struct rsre_notif
                 return rsre_yaml_fail(err, k, RSRE_ELIMIT, "settings: more than %d",
                                       RSRE_NOTIFY_SETTINGS_MAX);
             }
-            if (strlen(ks) >= sizeof(c->settings[0][0]) || strlen(vs) >= sizeof(c->settings[0][1])) {
+            if (strlen(ks) >= sizeof(c->settings[0][0]) ||
+                strlen(vs) >= sizeof(c->settings[0][1])) {
                 return rsre_yaml_fail(err, k, RSRE_ELIMIT, "settings: '%.40s' too long", ks);
             }
-            static const char *const secrets[] = {"token", "secret", "password", "app_secret",
-                                                  "access_token", "verify_token"};
+            static const char *const secrets[] = {"token",      "secret",       "password",
+                                                  "app_secret", "access_token", "verify_token"};
             for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
                 if (!strcmp(ks, secrets[i])) {
                     return rsre_yaml_fail(err, k, RSRE_EINVALID,
@@ -424,8 +427,7 @@ static int parse(yaml_document_t *doc, struct rsre_notify_routes *r, struct rsre
             return rc;
         }
         yaml_node_t *ac = rsre_yaml_get(doc, ap, "channels");
-        if (!ac || ac->type != YAML_SEQUENCE_NODE ||
-            rsre_yaml_len(ac) > RSRE_NOTIFY_CHANNELS_MAX) {
+        if (!ac || ac->type != YAML_SEQUENCE_NODE || rsre_yaml_len(ac) > RSRE_NOTIFY_CHANNELS_MAX) {
             return rsre_yaml_fail(err, ac ? ac : ap, RSRE_EINVALID,
                                   "approvals.channels: expected a list of channels");
         }
@@ -614,8 +616,8 @@ size_t rsre_notify_routes_channels(const struct rsre_notify_routes *r) {
     return r->nchannels;
 }
 
-const struct rsre_notify_channel_conf *rsre_notify_routes_channel(const struct rsre_notify_routes *r,
-                                                                  size_t i) {
+const struct rsre_notify_channel_conf *
+rsre_notify_routes_channel(const struct rsre_notify_routes *r, size_t i) {
     return i < r->nchannels ? &r->channels[i] : NULL;
 }
 

@@ -27,9 +27,9 @@ static int parse(int argc, char **argv, struct opts *op, int want_id) {
     memset(op, 0, sizeof(*op));
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        const char **dst = !strcmp(a, "--server")       ? &op->server
-                           : !strcmp(a, "--token-file") ? &op->token_file
-                           : !strcmp(a, "--cacert")     ? &op->cacert
+        const char **dst = !strcmp(a, "--server")              ? &op->server
+                           : !strcmp(a, "--token-file")        ? &op->token_file
+                           : !strcmp(a, "--cacert")            ? &op->cacert
                            : !strcmp(a, "--limit") && !want_id ? &op->limit
                                                                : NULL;
         if (dst) {
@@ -211,8 +211,8 @@ int rctl_notifications_list(int argc, char **argv, const struct rctl_opts *o) {
         json_decref(doc);
         return RCTL_OK;
     }
-    static const char *const hdr[] = {"ID", "TIME", "KIND", "SEVERITY", "SUBJECT", "TITLE",
-                                      "ACKED BY"};
+    static const char *const hdr[] = {"ID",      "TIME",  "KIND",    "SEVERITY",
+                                      "SUBJECT", "TITLE", "ACKED BY"};
     struct rctl_table *t = rctl_table_new(7, hdr);
     size_t i;
     json_t *it;
@@ -227,9 +227,10 @@ int rctl_notifications_list(int argc, char **argv, const struct rctl_opts *o) {
         const char *ti = json_string_value(json_object_get(it, "title"));
         snprintf(title, sizeof(title), "%.76s", ti ? ti : "");
         const char *ack = json_string_value(json_object_get(it, "acked_by"));
-#define S(k) (json_string_value(json_object_get(it, k)) ? json_string_value(json_object_get(it, k)) : "")
-        const char *row[] = {S("id"), tb, S("kind"), S("severity"), S("subject"), title,
-                             ack ? ack : "-"};
+#define S(k)                                                                                       \
+    (json_string_value(json_object_get(it, k)) ? json_string_value(json_object_get(it, k)) : "")
+        const char *row[] = {S("id"),      tb,    S("kind"),      S("severity"),
+                             S("subject"), title, ack ? ack : "-"};
 #undef S
         rctl_table_row(t, row);
     }

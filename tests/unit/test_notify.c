@@ -79,8 +79,7 @@ static int fake_send(struct rsre_channel *ch, const struct rsre_chat_message *m,
     for (size_t i = 0; i < m->nbuttons; i++) {
         if (m->buttons[i].payload) {
             assert_true(strlen(m->buttons[i].payload) <= 64);
-            snprintf(s->payload[s->nbuttons++], sizeof(s->payload[0]), "%s",
-                     m->buttons[i].payload);
+            snprintf(s->payload[s->nbuttons++], sizeof(s->payload[0]), "%s", m->buttons[i].payload);
         } else {
             snprintf(s->url, sizeof(s->url), "%s", m->buttons[i].url);
         }
@@ -117,10 +116,10 @@ static void fake_destroy(struct rsre_channel *ch) {
     f->destroyed = 1;
 }
 
-static const struct rsre_channel_ops tg_ops = {"telegram", fake_send, fake_ack, fake_start,
-                                               fake_destroy, NULL};
-static const struct rsre_channel_ops wa_ops = {"whatsapp", fake_send, fake_ack, fake_start,
-                                               fake_destroy, NULL};
+static const struct rsre_channel_ops tg_ops = {"telegram", fake_send,    fake_ack,
+                                               fake_start, fake_destroy, NULL};
+static const struct rsre_channel_ops wa_ops = {"whatsapp", fake_send,    fake_ack,
+                                               fake_start, fake_destroy, NULL};
 
 /* Completes send `i` of `f`. */
 static void complete(struct fake *f, size_t i, enum rsre_send_status st, int64_t retry_after) {
@@ -167,7 +166,8 @@ static const char routes_yaml[] =
 
 static const char operators_yaml[] =
     "operators:\n"
-    "  - {id: alice, roles: [approver], telegram_user_id: 1001, whatsapp_number: \"+15550001001\"}\n"
+    "  - {id: alice, roles: [approver], telegram_user_id: 1001, whatsapp_number: "
+    "\"+15550001001\"}\n"
     "  - {id: bob, roles: [operator, approver], telegram_user_id: 1002}\n"
     "  - {id: erin, roles: [viewer], telegram_user_id: 1005}\n";
 
@@ -474,9 +474,9 @@ static void test_sign_verify(void **state) {
     assert_string_not_equal(p, d);
     assert_int_equal(rsre_notify_verify(k, kl, "telegram", "1001", d, T0, &b), RSRE_SIGN_OK);
     assert_int_equal(b.approve, 0);
-    assert_int_equal(
-        rsre_notify_sign(k, kl, "telegram", "1", "apr-123456789012345678901234567890123456", 1, exp, d),
-        RSRE_ELIMIT);
+    assert_int_equal(rsre_notify_sign(k, kl, "telegram", "1",
+                                      "apr-123456789012345678901234567890123456", 1, exp, d),
+                     RSRE_ELIMIT);
     assert_int_equal(rsre_notify_sign(k, kl, "telegram", "1", "apr.1", 1, exp, d), RSRE_EINVALID);
 }
 
@@ -484,8 +484,8 @@ static void test_sign_verify(void **state) {
 
 static void test_thread_and_suppression(void **state) {
     struct fx *f = *state;
-    rsre_store_incident *inc = incident("inc-7", "node_disk_pressure", "node_health", SEV_CRIT,
-                                        ENV_PROD);
+    rsre_store_incident *inc =
+        incident("inc-7", "node_disk_pressure", "node_health", SEV_CRIT, ENV_PROD);
     rsre_notify_incident(f->n, inc, "opened", now_ms);
     assert_int_equal(tg->n, 2); /* -100 and -200 */
     assert_string_equal(tg->sent[0].edit_ref, "");
@@ -504,8 +504,10 @@ static void test_thread_and_suppression(void **state) {
     rsre_notify_poll(f->n, now_ms);
     assert_int_equal(tg->n, 4);
     /* The update edits each thread's first message. */
-    assert_string_equal(tg->sent[2].edit_ref, !strcmp(tg->sent[2].chat, tg->sent[0].chat) ? "m1" : "m2");
-    assert_string_equal(tg->sent[3].edit_ref, !strcmp(tg->sent[3].chat, tg->sent[0].chat) ? "m1" : "m2");
+    assert_string_equal(tg->sent[2].edit_ref,
+                        !strcmp(tg->sent[2].chat, tg->sent[0].chat) ? "m1" : "m2");
+    assert_string_equal(tg->sent[3].edit_ref,
+                        !strcmp(tg->sent[3].chat, tg->sent[0].chat) ? "m1" : "m2");
     assert_non_null(strstr(tg->sent[2].text, "State: contained"));
     complete(tg, 2, RSRE_SEND_OK, 0);
     complete(tg, 3, RSRE_SEND_OK, 0);
