@@ -934,9 +934,8 @@ int rsre_incident_engine_create(rsre_store *store, const struct rsre_incident_en
         e->t = rsre_ruleset_taxonomy(e->rules);
         e->cluster_jobs_finished = NAN;
         rc = rsre__inc_signals_init(e);
-        e->obs_size = sizeof(struct rsre__obs) + RSRE__OBS_SOURCES * e->nslots * sizeof(double);
-        if (rc == 0 && !(e->exit_row = malloc(e->nslots * sizeof(double)))) {
-            rc = -ENOMEM;
+        if (rc == 0) {
+            rc = rsre__inc_obs_init(e);
         }
     }
     if (rc == 0) {

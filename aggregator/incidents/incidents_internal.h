@@ -251,6 +251,8 @@ int rsre__inc_obs_gate(const struct rsre_incident_engine *e, size_t b, const str
  * bool signals no source ever reported read as 0 (healthy), so a class resolves on what is
  * observed ("ingress/..." from an observer that checks routes but not TLS). Returns e->exit_row. */
 const double *rsre__inc_obs_exit_row(struct rsre_incident_engine *e, const struct rsre__node *h);
+/* Sizes and slot lists of the observation path (after the signal slots are known). */
+int rsre__inc_obs_init(struct rsre_incident_engine *e);
 /* The holder's label: node name, scope, or "cluster". */
 const char *rsre__inc_holder_label(const struct rsre__node *h);
 /* Saves the holder's observation block for undo once per transaction. */
@@ -387,8 +389,10 @@ struct rsre_incident_engine {
     struct rsre__node cluster;
     struct rsre__node **scopes; /* observation scope holders */
     size_t nscopes, capscopes;
-    size_t obs_size;              /* bytes of one struct rsre__obs with its values */
-    double *exit_row;             /* scratch row for exit expressions at observation scopes */
+    size_t obs_size;                /* bytes of one struct rsre__obs with its values */
+    double *exit_row;               /* scratch row for exit expressions at observation scopes */
+    int obs_zero[RSRE__OBS_VALUES]; /* count/bool observation slots (healthy = 0) */
+    size_t nobs_zero;
     double cluster_jobs_finished; /* cached aggregate, NaN when unknown */
     double incidents_active;
     int64_t first_now_ms, last_now_ms;

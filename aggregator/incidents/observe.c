@@ -316,16 +316,27 @@ void rsre__inc_obs_refresh(struct rsre_incident_engine *e, struct rsre__node *h,
     }
 }
 
-const double *rsre__inc_obs_exit_row(struct rsre_incident_engine *e, const struct rsre__node *h) {
-    memcpy(e->exit_row, h->row, e->nslots * sizeof(double));
-    for (size_t i = 0; i < NOBSERVABLE; i++) {
-        if (observable[i].kind != V_COUNT && observable[i].kind != V_BOOL) {
-            continue;
-        }
+int rsre__inc_obs_init(struct rsre_incident_engine *e) {
+    e->obs_size = sizeof(struct rsre__obs) + RSRE__OBS_SOURCES * e->nslots * sizeof(double);
+    if (!(e->exit_row = malloc(e->nslots * sizeof(double)))) {
+        return -ENOMEM;
+    }
+    e->nobs_zero = 0;
+    for (size_t i = 0; i < NOBSERVABLE && e->nobs_zero < RSRE__OBS_VALUES; i++) {
         int slot =
             rsre_taxonomy_signal_slot((void *)e->t, observable[i].name, strlen(observable[i].name));
-        if (slot >= 0 && !isfinite(e->exit_row[slot])) {
-            e->exit_row[slot] = 0.0;
+        if (slot >= 0 && (observable[i].kind == V_COUNT || observable[i].kind == V_BOOL)) {
+            e->obs_zero[e->nobs_zero++] = slot;
+        }
+    }
+    return 0;
+}
+
+const double *rsre__inc_obs_exit_row(struct rsre_incident_engine *e, const struct rsre__node *h) {
+    memcpy(e->exit_row, h->row, e->nslots * sizeof(double));
+    for (size_t i = 0; i < e->nobs_zero; i++) {
+        if (!isfinite(e->exit_row[e->obs_zero[i]])) {
+            e->exit_row[e->obs_zero[i]] = 0.0;
         }
     }
     return e->exit_row;
