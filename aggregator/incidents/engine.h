@@ -159,7 +159,7 @@ int rsre_incident_engine_approval_decided(struct rsre_incident_engine *e, rsre_s
  *         corroborate each other; one source's repeated observations count as repeated checks.
  * detail  the evidence text kept with this source's values (an error message), may be NULL
  *         (clears the previous text); longer than 512 bytes is truncated, longer than 8 KiB is
- *         RSRE_EINVALID; control characters become spaces.
+ *         RSRE_EINVALID; control characters become spaces, invalid UTF-8 bytes '?'.
  * values  1..32 (signal, value) pairs; a signal not given keeps this source's last value. Report
  *         recovery explicitly (e.g. dep.failing 0): nothing expires by itself.
  *

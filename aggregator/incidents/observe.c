@@ -453,21 +453,48 @@ int rsre__inc_obs_validate(const struct rsre_incident_engine *e, const struct rs
     return 0;
 }
 
-/* Copies detail text, truncated to RSRE__OBS_DETAIL_MAX bytes at a character boundary, control
- * characters as spaces. */
+/* Length of the valid UTF-8 sequence at s (at most `avail` bytes), 0 when invalid or cut. */
+static size_t utf8_len(const unsigned char *s, size_t avail) {
+    size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+    if (n == 0 || n > avail) {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+    }
+    if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
+        (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] >= 0x90)) {
+        return 0; /* overlong, surrogate, beyond U+10FFFF */
+    }
+    return n;
+}
+
+/* Copies detail text into dst (RSRE__OBS_DETAIL_MAX + 1 bytes): at most RSRE__OBS_DETAIL_MAX
+ * bytes, never cutting a character; control characters become spaces and bytes that are not
+ * valid UTF-8 '?', so the text is safe in JSON, chat messages and logs. */
 static void copy_detail(char *dst, const char *src) {
     size_t n = 0;
-    for (; src && src[n] && n < RSRE__OBS_DETAIL_MAX; n++) {
-        unsigned char c = (unsigned char)src[n];
-        dst[n] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-    }
-    if (src && src[n]) {
-        while (n > 0 && ((unsigned char)dst[n - 1] & 0xc0) == 0x80) {
-            n--; /* a continuation byte: drop the cut character */
+    const unsigned char *p = (const unsigned char *)(src ? src : "");
+    while (*p && n < RSRE__OBS_DETAIL_MAX) {
+        if (*p < 0x80) {
+            dst[n++] = *p < 0x20 || *p == 0x7f ? ' ' : (char)*p;
+            p++;
+            continue;
         }
-        if (n > 0 && ((unsigned char)dst[n - 1] & 0xc0) == 0xc0) {
-            n--;
+        size_t len = utf8_len(p, strnlen((const char *)p, 4));
+        if (len == 0) {
+            dst[n++] = '?';
+            p++;
+            continue;
         }
+        if (n + len > RSRE__OBS_DETAIL_MAX) {
+            break; /* the character does not fit whole */
+        }
+        memcpy(dst + n, p, len);
+        n += len;
+        p += len;
     }
     dst[n] = '\0';
 }

@@ -1142,6 +1142,23 @@ static void test_detail(void **state) {
     assert_non_null(strstr(inc->evidence_summary, "[observer:pods: manifest unknown]"));
     assert_int_equal(inc->n_raw_evidence_refs, 2);
     rsre_store_incident_free(inc);
+
+    /* invalid UTF-8 becomes '?', valid characters stay whole */
+    OBS(f, "registry/quay.io", "probe:quay", "bad \xff\xc0\xaf byte, caf\xc3\xa9 \xed\xa0\x80 ok",
+        T0 + 2 * SEC, {"pull.failing_workloads", 1});
+    inc = expect(f, "registry_pull_failure/registry/quay.io", SEV_WARNING, CONF_MEDIUM);
+    assert_true(evidence_with(f, inc->id, "bad ??? byte, caf\xc3\xa9 ??? ok", NULL) == 1);
+    rsre_store_incident_free(inc);
+    /* a multi-byte character across the 512-byte limit is dropped whole */
+    char edge[600];
+    memset(edge, 'a', 511);
+    memcpy(edge + 511, "\xc3\xa9tail", 7);
+    OBS(f, "registry/edge", "probe:edge", edge, T0 + 3 * SEC, {"pull.failing_workloads", 1});
+    inc = expect(f, "registry_pull_failure/registry/edge", SEV_WARNING, CONF_MEDIUM);
+    char want[600];
+    snprintf(want, sizeof(want), "%.511s\"", edge); /* ends right after the 511 'a's */
+    assert_true(evidence_with(f, inc->id, want, NULL) == 1);
+    rsre_store_incident_free(inc);
     fx_free(f);
 }
 
