@@ -163,8 +163,10 @@ static void arm(struct rsre__wire_notify *w) {
     if (due != INT64_MAX && due - now < wait) {
         wait = due - now;
     }
-    if (wait < 0) {
-        wait = 0;
+    /* At least 1 ms: a 0 ms timer restarted from its own callback would run again in the same
+     * libuv timer pass, before any I/O completes — a busy loop. */
+    if (wait < 1) {
+        wait = 1;
     }
     uv_timer_start(&w->timer, on_timer, (uint64_t)wait, 0);
 }

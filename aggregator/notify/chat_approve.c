@@ -217,12 +217,21 @@ static void decided(struct rsre_notify *n, const rsre_store_approval *a, int64_t
             rsre__notify_enqueue(n, &t, now);
         }
     }
-    /* Messages still queued (never sent) lose their buttons too. */
-    for (size_t i = 0; i < n->njobs; i++) {
+    /* Messages still queued (never sent) lose their buttons too; one in flight gets the
+     * decision as an edit once it has its message id (the edit waits for it). */
+    size_t njobs = n->njobs;
+    for (size_t i = 0; i < njobs && i < n->njobs; i++) {
         struct notify_job *j = n->jobs[i];
-        if (!j->inflight && j->kind == JOB_APPROVAL && !strcmp(j->subject, a->id)) {
+        if (j->kind != JOB_APPROVAL || strcmp(j->subject, a->id)) {
+            continue;
+        }
+        if (!j->inflight) {
             memcpy(j->text, t.text, sizeof(j->text));
             j->buttons = 0;
+        } else {
+            t.ch = j->ch;
+            snprintf(t.chat, sizeof(t.chat), "%s", j->chat);
+            rsre__notify_enqueue(n, &t, now);
         }
     }
     free(l);

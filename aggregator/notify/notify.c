@@ -246,6 +246,16 @@ static int same_thread(const struct notify_job *a, const struct notify_job *b) {
     return a->ch == b->ch && !strcmp(a->subject, b->subject) && !strcmp(a->chat, b->chat);
 }
 
+/* A message of the same thread as `j` is in flight: `j` waits for its message id. */
+static int thread_busy(const struct rsre_notify *n, const struct notify_job *j) {
+    for (size_t k = 0; k < n->njobs; k++) {
+        if (n->jobs[k] != j && n->jobs[k]->inflight && same_thread(n->jobs[k], j)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int rsre__notify_enqueue(struct rsre_notify *n, const struct notify_job *tmpl, int64_t now_ms) {
     const struct notify_chan *c = &n->chans[tmpl->ch];
     uint64_t h = text_hash(tmpl->text);
@@ -422,6 +432,9 @@ static void on_sent(void *arg, const struct rsre_send_result *r) {
         c->down_hard = 0;
         set_chat_state(n, j->ch, j->chat, 0, NULL, NULL, now);
         job_remove(n, j);
+        if (n->njobs && n->hooks.wake) {
+            n->hooks.wake(n->hooks.arg); /* a message waiting for this thread may go now */
+        }
         return;
     }
     case RSRE_SEND_REJECTED:
@@ -474,11 +487,17 @@ static void on_sent(void *arg, const struct rsre_send_result *r) {
         RSRE_LOG(RSRE_LOG_INFO, "notify", "recheck subject=%s channel=%s chat=%s still failing: %s",
                  j->subject, conf->name, j->chat, why);
         job_remove(n, j);
+        if (n->njobs && n->hooks.wake) {
+            n->hooks.wake(n->hooks.arg);
+        }
         return;
     }
     fail_over(n, j, why, now);
     job_remove(n, j);
     rsre_notify_poll(n, now); /* the fail-over copies go out now */
+    if (n->njobs && n->hooks.wake) {
+        n->hooks.wake(n->hooks.arg);
+    }
 }
 
 /* ---- public ---- */
@@ -836,11 +855,8 @@ void rsre_notify_poll(struct rsre_notify *n, int64_t now_ms) {
             if (j->inflight || j->due > now_ms || n->chans[j->ch].tokens < 1.0) {
                 continue;
             }
-            int busy = 0; /* a message of the same thread is in flight: wait for its ref */
-            for (size_t k = 0; k < n->njobs && !busy; k++) {
-                busy = n->jobs[k] != j && n->jobs[k]->inflight && same_thread(n->jobs[k], j);
-            }
-            if (!busy && (!best || j->due < best->due)) {
+            /* A message of the same thread is in flight: wait for its message id. */
+            if (!thread_busy(n, j) && (!best || j->due < best->due)) {
                 best = j;
             }
         }
@@ -864,7 +880,8 @@ void rsre_notify_poll(struct rsre_notify *n, int64_t now_ms) {
 int64_t rsre_notify_next_due(const struct rsre_notify *n) {
     int64_t due = INT64_MAX;
     for (size_t i = 0; n && i < n->njobs; i++) {
-        if (!n->jobs[i]->inflight && n->jobs[i]->due < due) {
+        /* A message waiting for its thread is woken when that send completes (hooks.wake). */
+        if (!n->jobs[i]->inflight && n->jobs[i]->due < due && !thread_busy(n, n->jobs[i])) {
             due = n->jobs[i]->due;
         }
     }

@@ -183,6 +183,7 @@ struct fx {
     unsigned down, total, health_calls, failures;
     char decided[64];
     int ndecided;
+    unsigned wakes;
 };
 
 static int h_in_txn(void *arg, int (*fn)(rsre_store_txn *, void *), void *fa) {
@@ -222,6 +223,10 @@ static void h_failed(void *arg, const char *channel) {
     ((struct fx *)arg)->failures++;
 }
 
+static void h_wake(void *arg) {
+    ((struct fx *)arg)->wakes++;
+}
+
 static int64_t h_now(void *arg) {
     (void)arg;
     return now_ms;
@@ -252,6 +257,7 @@ static void make_notify(struct fx *f) {
                                       .decided = h_decided,
                                       .channels = h_channels,
                                       .delivery_failed = h_failed,
+                                      .wake = h_wake,
                                       .now = h_now,
                                       .arg = f};
     assert_int_equal(rsre_notify_create(&cfg, &hooks, &f->n), 0);
@@ -498,7 +504,11 @@ static void test_thread_and_suppression(void **state) {
     inc->lifecycle = ROBOT_SRE__STORE__LIFECYCLE__LIFECYCLE_CONTAINED;
     rsre_notify_incident(f->n, inc, "state", now_ms);
     assert_int_equal(tg->n, 2);
+    /* Nothing is due while it waits (no busy timer): the completion wakes it. */
+    assert_true(rsre_notify_next_due(f->n) == INT64_MAX);
+    unsigned wakes = f->wakes;
     complete(tg, 0, RSRE_SEND_OK, 0);
+    assert_true(f->wakes > wakes);
     complete(tg, 1, RSRE_SEND_OK, 0);
     now_ms += SEC;
     rsre_notify_poll(f->n, now_ms);
@@ -860,6 +870,29 @@ static void test_chat_approval_requester_and_expiry(void **state) {
                      ROBOT_SRE__STORE__APPROVAL_STATE__APPROVAL_STATE_PENDING);
 }
 
+static void test_decision_while_request_in_flight(void **state) {
+    struct fx *f = *state;
+    put_approval(f, "apr-3", RSRE_OPERATOR_ROBOT, now_ms + 10 * MIN);
+    rsre_notify_scan_approvals(f->n, now_ms);
+    assert_int_equal(tg->n, 2);
+    char approve[65];
+    snprintf(approve, sizeof(approve), "%s", find_sent(tg, "1001")->payload[0]);
+    /* Alice votes before the sends to her and bob completed. */
+    press(tg, "telegram", "1001", approve);
+    assert_int_equal(f->ndecided, 1);
+    assert_int_equal(tg->n, 2); /* the edits wait for the message ids */
+    complete(tg, 0, RSRE_SEND_OK, 0);
+    complete(tg, 1, RSRE_SEND_OK, 0);
+    now_ms += 2 * SEC; /* a token for each (burst 3, 1 per second) */
+    rsre_notify_poll(f->n, now_ms);
+    assert_int_equal(tg->n, 4);
+    for (size_t i = 2; i < 4; i++) {
+        assert_true(tg->sent[i].edit_ref[0] == 'm');
+        assert_int_equal(tg->sent[i].nbuttons, 0);
+        assert_non_null(strstr(tg->sent[i].text, "Decision: approved by alice via telegram"));
+    }
+}
+
 static void test_inapp_ack(void **state) {
     struct fx *f = *state;
     rsre_notify_incident(f->n, incident("inc-20", "t", "node_health", SEV_WARN, ENV_STAGING),
@@ -892,6 +925,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_approval_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_approval_requester_and_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decision_while_request_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inapp_ack, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
