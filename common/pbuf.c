@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -526,56 +527,80 @@ static const struct field_rule config_rules[] = {
 
 /* ---- validation context --------------------------------------------------------------------- */
 
+/* The path of the field being checked ("signal_batch.signals[3].filesystem") is kept as a
+ * stack of (name, index) frames and rendered into text only when a check fails: validation
+ * runs for every field of every message received, the ingest's hot path
+ * (docs/performance.md), and nearly all of them pass. */
+#define VCTX_MAX_FRAMES 128 /* > 4 frames per level x 17 levels (walk stops at depth 16) */
+#define VCTX_PATH_LEN 512
+
+struct path_frame {
+    const char *name; /* field name, or NULL for an index frame */
+    long index;       /* >= 0: "[index]"; < 0: ".name" */
+};
+
 struct vctx {
     char *err;
     size_t err_len;
     const char *root; /* short name of the top-level message, for errors about it */
-    char path[512];
-    size_t plen;
+    struct path_frame frames[VCTX_MAX_FRAMES];
+    size_t nframes; /* may exceed VCTX_MAX_FRAMES: frames past it are not kept */
     int depth;
 };
 
-/* Appends ".name" (or "name" at the root) or "[index]" to the path; returns the old length. */
+/* Appends ".name" (or "name" at the root) or "[index]" to the path; returns the old depth. */
 static size_t path_push(struct vctx *v, const char *name, long index) {
-    /* Runs for every field of every message received, so no printf: the ingest's hot path
-     * (docs/performance.md). Same result as snprintf, truncated to the buffer. */
-    size_t old = v->plen;
-    char tmp[32];
-    size_t n = 0;
-    const char *src = tmp;
-    if (index >= 0) {
-        char digits[24];
-        size_t nd = 0;
-        unsigned long u = (unsigned long)index;
-        do {
-            digits[nd++] = (char)('0' + u % 10);
-            u /= 10;
-        } while (u);
-        tmp[n++] = '[';
-        while (nd) {
-            tmp[n++] = digits[--nd];
-        }
-        tmp[n++] = ']';
-    } else {
-        if (v->plen && v->plen < sizeof(v->path) - 1) {
-            v->path[v->plen++] = '.';
-        }
-        src = name ? name : "?";
-        n = strlen(src);
+    size_t old = v->nframes;
+    if (old < VCTX_MAX_FRAMES) {
+        v->frames[old].name = name;
+        v->frames[old].index = index;
     }
-    size_t room = sizeof(v->path) - 1 - v->plen;
-    if (n > room) {
-        n = room;
-    }
-    memcpy(v->path + v->plen, src, n);
-    v->plen += n;
-    v->path[v->plen] = '\0';
+    v->nframes = old + 1;
     return old;
 }
 
 static void path_pop(struct vctx *v, size_t old) {
-    v->plen = old;
-    v->path[old] = '\0';
+    v->nframes = old;
+}
+
+/* Renders the path into `path` (VCTX_PATH_LEN bytes), truncated to it; returns its length. */
+static size_t path_render(const struct vctx *v, char *path) {
+    size_t plen = 0;
+    size_t nf = v->nframes < VCTX_MAX_FRAMES ? v->nframes : VCTX_MAX_FRAMES;
+    path[0] = '\0';
+    for (size_t f = 0; f < nf; f++) {
+        char tmp[32];
+        size_t n = 0;
+        const char *src = tmp;
+        if (v->frames[f].index >= 0) {
+            char digits[24];
+            size_t nd = 0;
+            unsigned long u = (unsigned long)v->frames[f].index;
+            do {
+                digits[nd++] = (char)('0' + u % 10);
+                u /= 10;
+            } while (u);
+            tmp[n++] = '[';
+            while (nd) {
+                tmp[n++] = digits[--nd];
+            }
+            tmp[n++] = ']';
+        } else {
+            if (plen && plen < VCTX_PATH_LEN - 1) {
+                path[plen++] = '.';
+            }
+            src = v->frames[f].name ? v->frames[f].name : "?";
+            n = strlen(src);
+        }
+        size_t room = VCTX_PATH_LEN - 1 - plen;
+        if (n > room) {
+            n = room;
+        }
+        memcpy(path + plen, src, n);
+        plen += n;
+        path[plen] = '\0';
+    }
+    return plen;
 }
 
 /* Records "path[.field]: problem" and returns RSRE_EINVALID. */
@@ -587,8 +612,10 @@ __attribute__((format(printf, 3, 4))) static int fail(struct vctx *v, const char
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        const char *base = v->plen ? v->path : (field ? "" : v->root);
-        snprintf(v->err, v->err_len, "%s%s%s: %s", base, (v->plen && field) ? "." : "",
+        char path[VCTX_PATH_LEN];
+        size_t plen = path_render(v, path);
+        const char *base = plen ? path : (field ? "" : v->root);
+        snprintf(v->err, v->err_len, "%s%s%s: %s", base, (plen && field) ? "." : "",
                  field ? field : "", msg);
     }
     return RSRE_EINVALID;
@@ -928,6 +955,37 @@ static const struct field_rule *find_rule(const struct msg_rules *mr, size_t off
     return NULL;
 }
 
+/* Field index -> rule, per row of msg_table, built once from the tables above (read-only
+ * afterwards): walk() looks a rule up for every field of every message received, and most
+ * fields have none, which find_rule() only learns after scanning the whole table. Entries
+ * hold the rule's index + 1 (0: no rule); fields past RULE_MAP_FIELDS use find_rule(). */
+#define N_MSG (sizeof(msg_table) / sizeof(msg_table[0]))
+#define RULE_MAP_FIELDS 64
+static uint16_t rule_map[N_MSG][RULE_MAP_FIELDS];
+static pthread_once_t rule_map_once = PTHREAD_ONCE_INIT;
+
+static void rule_map_build(void) {
+    for (size_t m = 0; m < N_MSG; m++) {
+        const ProtobufCMessageDescriptor *d = msg_table[m].desc;
+        for (unsigned i = 0; i < d->n_fields && i < RULE_MAP_FIELDS; i++) {
+            const struct field_rule *r = find_rule(&msg_table[m], d->fields[i].offset);
+            rule_map[m][i] = r ? (uint16_t)(r - msg_table[m].rules + 1) : 0;
+        }
+    }
+}
+
+/* The rule for field `i` of a message whose table row is `mr` (NULL: no row). */
+static const struct field_rule *rule_for(const struct msg_rules *mr, unsigned i) {
+    if (mr == NULL) {
+        return NULL;
+    }
+    if (i >= RULE_MAP_FIELDS) {
+        return find_rule(mr, mr->desc->fields[i].offset);
+    }
+    uint16_t k = rule_map[mr - msg_table][i];
+    return k ? &mr->rules[k - 1] : NULL;
+}
+
 /* Every oneof must have a member set, unless the message carries unknown fields (then the
  * member is one this build does not know, and the caller ignores the message). */
 static int check_oneofs(struct vctx *v, const ProtobufCMessage *m) {
@@ -992,7 +1050,7 @@ static int walk(struct vctx *v, const ProtobufCMessage *m) {
                 continue; /* members share one offset: only the active one is looked at */
             }
         } else {
-            r = find_rule(mr, f->offset);
+            r = rule_for(mr, i);
         }
         size_t mark = path_push(v, f->name, -1);
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
@@ -1022,6 +1080,7 @@ int rsre_pbuf_validate(const ProtobufCMessage *msg, char *err, size_t err_len) {
     if (msg == NULL || msg->descriptor == NULL) {
         return -EINVAL;
     }
+    pthread_once(&rule_map_once, rule_map_build);
     struct vctx v = {.err = err, .err_len = err_len, .root = msg->descriptor->short_name};
     return walk(&v, msg);
 }

@@ -32,7 +32,8 @@
  * Strings: protobuf-c hands strings over NUL-terminated, so a string with an embedded NUL byte
  * is seen (and validated) up to that byte only.
  *
- * Thread safety: every function is reentrant; there is no global state.
+ * Thread safety: every function is reentrant. The only global state is a read-only index of
+ * the validation rules, built once on first use (pthread_once).
  */
 
 #include <protobuf-c/protobuf-c.h>
