@@ -16,6 +16,11 @@
  *              Kubernetes executor; the same callback again is refused as a replay; every
  *              approver's message is edited to say who decided; votes and refusals are in
  *              the audit log with their channel.
+ *   resolution (wall clock sped up by libfaketime) the group blocks the bot and WhatsApp reports
+ *              the fail-over number undeliverable (131026 status webhook): both channels down
+ *              during the disk-pressure incident makes chatops_delivery_failure critical; once
+ *              both work again the periodic re-send succeeds and it resolves after its 300 s
+ *              exit window; an approval button pressed after its expiry is refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -779,6 +784,22 @@ static int approval_expired(void *arg) {
     return ok;
 }
 
+/* The open incident of `type` is critical. */
+static int incident_critical(void *arg) {
+    const char *type = arg;
+    json_t *j = agg("GET", "/api/v1/incidents", NULL, TOKEN_VICTOR);
+    size_t i;
+    json_t *x;
+    int ok = 0;
+    json_array_foreach(json_object_get(j, "incidents"), i, x) {
+        const char *t = json_string_value(json_object_get(x, "incident_type"));
+        const char *sev = json_string_value(json_object_get(x, "severity"));
+        ok |= t && !strcmp(t, type) && sev && !strcmp(sev, "critical");
+    }
+    json_decref(j);
+    return ok;
+}
+
 /* A message to `chat` reached Telegram (any text containing `has`). */
 static int tg_delivered(void *arg) {
     struct want_msg *w = arg;
@@ -807,11 +828,23 @@ static void test_delivery_failure_resolves(void **state) {
         skip(); /* Debian package faketime */
     }
     start_servers(0);
+    /* WhatsApp accepts messages to the fail-over number, then reports them undeliverable
+     * (131026) through its status webhook. */
+    json_decref(srv(F.wa_port, "POST", "/_test/recipients",
+                    "{\"number\":\"15550009999\",\"undeliverable\":true}"));
     start_aggregator(30, 0); /* approvals expire after 10 min of the sped-up clock (20 s) */
+    char cfg[200];
+    snprintf(cfg, sizeof(cfg), "{\"webhook_url\":\"http://127.0.0.1:%d/webhooks/whatsapp\"}",
+             F.api_port);
+    json_decref(srv(F.wa_port, "POST", "/_test/config", cfg));
     struct node_log *nodes[1] = {&F.node};
     client_open_nodes(F.grpc_port, nodes, 1);
     wait_for(incident_open, "chatops_delivery_failure", "chatops_delivery_failure");
+    /* Both channels down while the disk-pressure incident is open: critical. */
+    wait_for(incident_critical, "chatops_delivery_failure", "chatops_delivery_failure critical");
     assert_false(incident_resolved("chatops_delivery_failure"));
+    json_decref(srv(F.wa_port, "POST", "/_test/recipients",
+                    "{\"number\":\"15550009999\",\"undeliverable\":false}"));
     json_decref(srv(F.tg_port, "POST", "/_test/chats",
                     "{\"id\":-100,\"type\":\"supergroup\",\"blocked\":false}"));
     struct want_msg w = {-100, NULL, "node_disk_pressure"};
