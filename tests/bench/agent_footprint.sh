@@ -34,7 +34,8 @@
 # Agent CPU per full cycle = CPU delta / cycles, where cycles = the smallest increase of
 # rsre_agent_collector_runs_total over the enabled collectors (from the agent's /metrics).
 # node_exporter CPU per scrape = CPU delta / SCRAPES (its idle CPU between scrapes included).
-# The agent's CPU is also split by thread (/proc/PID/task/*/schedstat: CPU and times run).
+# The agent's CPU is also split by thread (/proc/PID/task/*/schedstat: CPU and times run), and
+# its minor and major page faults per cycle are counted (/proc/PID/stat).
 #
 # Targets (issue 3, with the project lead's clarification):
 #   agent RssAnon <= 4 MiB (its max over the window);  agent VmRSS <= 1/2 of node_exporter's
@@ -44,15 +45,13 @@
 # Probes (PROBES=1, the default; informative, never part of the verdict): two more agents with
 # the same configuration run in the same window:
 #   - idle: every collector interval at its maximum, so no collector runs in the window: what
-#     the agent costs with zero collection work (gRPC's threads, stream keepalive, kube watches);
-#   - tuned: the same binary with an LD_PRELOAD shim (written and compiled here) that applies the
-#     three changes proposed in docs/performance.md, to measure them before anyone makes them:
-#     (1) abseil's Mutex deadlock detection off at start (Debian builds abseil without NDEBUG, so
-#     every gRPC mutex lock runs it; absl::SetMutexDeadlockDetectionMode(kIgnore), looked up
-#     with dlsym); (2) once settled, madvise(MADV_DONTNEED) of every read-only, private,
-#     file-backed mapping that holds no anonymous page (text and rodata of the program and its
-#     libraries: clean page-cache pages that fault back in when used), so what stays resident
-#     is the working set of steady operation; (3) malloc_trim(0) once per cycle.
+#     the agent costs with zero collection work (gRPC's threads, stream keepalive, kube watches).
+#     Its clean file pages are dropped only once (after its first runs at start: the agent
+#     drops them again only after collector runs), so its VmRSS is not the main agent's;
+#   - untrimmed: the same binary with --footprint_trim=false (agent/footprint.h off: abseil's
+#     deadlock detection and gRPC's backup poller as built, no page drops, no malloc_trim), so
+#     what that module saves, and costs, is measured in the same run (memory, CPU by thread,
+#     page faults).
 #
 # Environment (defaults): CYCLES (60), CYCLE_MS (10000; du and kube resync allow >= 10000),
 # SETTLE_CYCLES (3), SCRAPES (30), NIMAGES (200), IMAGE_BYTES (16384), NPODS (30), PROBES (1),
@@ -258,7 +257,7 @@ AGENT_ARGS=(--node_name="$NODE" --aggregator="127.0.0.1:$APORT"
     --cri_socket="unix://$SOCK" --kube_api="http://127.0.0.1:$KPORT" --log_level=warn
     --filesystem_ms="$CYCLE_MS" --image_gc_ms="$CYCLE_MS" --kube_resync_ms="$CYCLE_MS"
     --psi_ms="$CYCLE_MS" --kmsg_ms="$CYCLE_MS" --du_ms="$CYCLE_MS")
-PID_main="" HPORT_main="" PID_idle="" HPORT_idle="" PID_tuned="" HPORT_tuned=""
+PID_main="" HPORT_main="" PID_idle="" HPORT_idle="" PID_untrimmed="" HPORT_untrimmed=""
 start_agent() { # NAME [ENV=VALUE...] -- [EXTRA FLAGS...]: sets PID_<NAME>, HPORT_<NAME>
     local name=$1 port envs=()
     shift
@@ -283,72 +282,13 @@ if [ "$PROBES" = 1 ]; then
     H=3600000
     start_agent idle -- --filesystem_ms=$H --image_gc_ms=$H --kube_resync_ms=$H --psi_ms=$H \
         --kmsg_ms=$H --du_ms=$H
-    cat >"$TMP/tuned.c" <<'CEOF'
-/* Footprint probe "tuned" (tests/bench/agent_footprint.sh): the changes docs/performance.md
- * proposes for the agent, applied from outside so they can be measured first. */
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <malloc.h>
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
-static unsigned env_u(const char *k, unsigned d) {
-    const char *v = getenv(k);
-    return v ? (unsigned)strtoul(v, NULL, 10) : d;
-}
-/* Drop the page-table entries of read-only private file mappings without anonymous pages. */
-static void drop_clean_file_pages(void) {
-    FILE *f = fopen("/proc/self/smaps", "r");
-    if (!f) return;
-    static unsigned long r[8192][2];
-    unsigned long lo = 0, hi = 0, a, b, off, ino;
-    char line[1024], perm[8] = "", p[8], dev[32];
-    int n = 0, file = 0, done = 0;
-    while (fgets(line, sizeof line, f)) {
-        if (sscanf(line, "%lx-%lx %7s %lx %31s %lu", &a, &b, p, &off, dev, &ino) == 6) {
-            lo = a, hi = b, file = ino != 0;
-            memcpy(perm, p, sizeof perm);
-        } else if (!strncmp(line, "Anonymous:", 10) && file && strtoul(line + 10, NULL, 10) == 0 &&
-                   perm[1] == '-' && perm[3] == 'p' && n < 8192) {
-            r[n][0] = lo, r[n][1] = hi, n++;
-        }
-    }
-    fclose(f);
-    for (int i = 0; i < n; i++) done += !madvise((void *)r[i][0], r[i][1] - r[i][0], MADV_DONTNEED);
-    dprintf(2, "tuned probe: dropped %d of %d read-only file mappings\n", done, n);
-}
-static void *run(void *arg) {
-    (void)arg;
-    sleep(env_u("TUNED_SETTLE_S", 30));
-    drop_clean_file_pages();
-    for (unsigned ms = env_u("TUNED_CYCLE_MS", 10000);;) {
-        usleep(ms * 1000u);
-        malloc_trim(0);
-    }
-    return NULL;
-}
-__attribute__((constructor)) static void start(void) {
-    /* absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore), Debian's ABI name. */
-    void (*set_mode)(int) = (void (*)(int))dlsym(
-        RTLD_DEFAULT, "_ZN4absl7debian329SetMutexDeadlockDetectionModeENS0_15OnDeadlockCycleE");
-    if (set_mode) set_mode(0);
-    dprintf(2, "tuned probe: abseil deadlock detection %s\n", set_mode ? "off" : "not found");
-    pthread_t t;
-    if (!pthread_create(&t, NULL, run, NULL)) pthread_detach(t);
-}
-CEOF
-    cc -O2 -shared -fPIC -o "$TMP/tuned.so" "$TMP/tuned.c" -lpthread || die "cannot build the tuned probe"
-    start_agent tuned LD_PRELOAD="$TMP/tuned.so" TUNED_CYCLE_MS="$CYCLE_MS" \
-        TUNED_SETTLE_S="$((SETTLE_CYCLES * CYCLE_MS / 1000))" --
+    start_agent untrimmed -- --footprint_trim=false
 fi
 
 # ---- CPU accounting cgroups ---------------------------------------------------------------
 CG=""
 CGPROCS=("agent:$AG_PID" "node_exporter:$NE_PID")
-if [ "$PROBES" = 1 ]; then CGPROCS+=("idle:$PID_idle" "tuned:$PID_tuned"); fi
+if [ "$PROBES" = 1 ]; then CGPROCS+=("idle:$PID_idle" "untrimmed:$PID_untrimmed"); fi
 cg_setup() { # ROOT: one child cgroup per NAME:PID
     local e
     mkdir "$1" 2>/dev/null || return 1
@@ -375,6 +315,13 @@ ticks() { # PID -> utime+stime in clock ticks (fields 14, 15; comm may hold spac
     s=${s##*) }
     read -r -a f <<<"$s"
     echo $((f[11] + f[12]))
+}
+faults() { # PID -> minor (field 10) or, with "maj", major (field 12) page faults, all threads
+    local s f
+    s=$(<"/proc/$1/stat")
+    s=${s##*) }
+    read -r -a f <<<"$s"
+    if [ "${2:-}" = maj ]; then echo "${f[9]}"; else echo "${f[7]}"; fi
 }
 mem() { # PID -> "VmRSS RssAnon RssFile" in KiB
     awk '/^VmRSS:/{r=$2} /^RssAnon:/{a=$2} /^RssFile:/{f=$2} END{print r, a, f}' "/proc/$1/status"
@@ -413,18 +360,23 @@ log "measuring for $CYCLES cycles ($((W_MS / 1000)) s), $SCRAPES node_exporter s
 R="$TMP/results"
 mkdir -p "$R"
 curl -sf "http://127.0.0.1:$HPORT/metrics" >"$R/metrics.0"
-if [ "$PROBES" = 1 ]; then curl -sf "http://127.0.0.1:$HPORT_tuned/metrics" >"$R/metrics.tuned.0"; fi
+if [ "$PROBES" = 1 ]; then curl -sf "http://127.0.0.1:$HPORT_untrimmed/metrics" >"$R/metrics.untrimmed.0"; fi
 threads "$AG_PID" >"$R/threads.0"
+if [ "$PROBES" = 1 ]; then threads "$PID_untrimmed" >"$R/threads.u.0"; fi
 {
     echo "a_t0=$(ticks "$AG_PID")"
+    echo "a_f0=$(faults "$AG_PID")"
+    echo "a_g0=$(faults "$AG_PID" maj)"
     echo "n_t0=$(ticks "$NE_PID")"
     echo "a_c0=$(cg_ns agent)"
     echo "n_c0=$(cg_ns node_exporter)"
     if [ "$PROBES" = 1 ]; then
         echo "i_c0=$(cg_ns idle)"
         echo "i_t0=$(ticks "$PID_idle")"
-        echo "u_c0=$(cg_ns tuned)"
-        echo "u_t0=$(ticks "$PID_tuned")"
+        echo "u_c0=$(cg_ns untrimmed)"
+        echo "u_t0=$(ticks "$PID_untrimmed")"
+        echo "u_f0=$(faults "$PID_untrimmed")"
+        echo "u_g0=$(faults "$PID_untrimmed" maj)"
     fi
 } >>"$R/vars"
 start=${EPOCHREALTIME/./}
@@ -438,32 +390,37 @@ for i in $(seq 1 "$SCRAPES"); do
     mem "$NE_PID" >>"$R/mem.node_exporter"
     if [ "$PROBES" = 1 ]; then
         mem "$PID_idle" >>"$R/mem.idle"
-        mem "$PID_tuned" >>"$R/mem.tuned"
+        mem "$PID_untrimmed" >>"$R/mem.untrimmed"
     fi
 done
 {
     echo "a_t1=$(ticks "$AG_PID")"
+    echo "a_f1=$(faults "$AG_PID")"
+    echo "a_g1=$(faults "$AG_PID" maj)"
     echo "n_t1=$(ticks "$NE_PID")"
     echo "a_c1=$(cg_ns agent)"
     echo "n_c1=$(cg_ns node_exporter)"
     if [ "$PROBES" = 1 ]; then
         echo "i_c1=$(cg_ns idle)"
         echo "i_t1=$(ticks "$PID_idle")"
-        echo "u_c1=$(cg_ns tuned)"
-        echo "u_t1=$(ticks "$PID_tuned")"
+        echo "u_c1=$(cg_ns untrimmed)"
+        echo "u_t1=$(ticks "$PID_untrimmed")"
+        echo "u_f1=$(faults "$PID_untrimmed")"
+        echo "u_g1=$(faults "$PID_untrimmed" maj)"
     fi
     echo "wall_us=$((${EPOCHREALTIME/./} - start))"
     echo "a_pss=$(pss "$AG_PID")"
     echo "n_pss=$(pss "$NE_PID")"
     echo "a_threads=$(awk '/^Threads:/{print $2}' "/proc/$AG_PID/status")"
     echo "a_pid=$AG_PID"
+    if [ "$PROBES" = 1 ]; then echo "u_pid=$PID_untrimmed"; fi
 } >>"$R/vars"
 threads "$AG_PID" >"$R/threads.1"
+if [ "$PROBES" = 1 ]; then threads "$PID_untrimmed" >"$R/threads.u.1"; fi
 curl -sf "http://127.0.0.1:$HPORT/metrics" >"$R/metrics.1"
 if [ "$PROBES" = 1 ]; then
     curl -sf "http://127.0.0.1:$HPORT_idle/metrics" >"$R/metrics.idle"
-    curl -sf "http://127.0.0.1:$HPORT_tuned/metrics" >"$R/metrics.tuned.1"
-    grep -h 'tuned probe' "$TMP/agent-tuned.log" >&2 || true
+    curl -sf "http://127.0.0.1:$HPORT_untrimmed/metrics" >"$R/metrics.untrimmed.1"
 fi
 
 # ---- figures ------------------------------------------------------------------------------
@@ -549,25 +506,30 @@ print("(memory: mean of %d samples, one after each scrape; CPU per unit from %s)
       % (scrapes, "the cgroup counter" if cg else "clock ticks at %d Hz" % hz))
 print("agent RssAnon first -> last sample: %d -> %d KiB (%+.1f KiB/min), max %d KiB"
       % (af[1], al[1], (al[1] - af[1]) / span_min if span_min > 0 else 0.0, ax[1]))
+print("agent page faults per cycle: %.1f minor, %.2f major"
+      % ((v["a_f1"] - v["a_f0"]) / cycles, (v["a_g1"] - v["a_g0"]) / cycles))
 
 # Agent CPU by thread (live threads only; threads that exited are in the totals above).
-t0 = {l.split()[0]: l.split() for l in open(R + "/threads.0")}
-by = {}
-for l in open(R + "/threads.1"):
-    tid, comm, ns, n = l.split()
-    a = t0.get(tid, [tid, comm, "0", "0"])
-    if int(tid) == v["a_pid"]:
-        comm = "main (libuv loop)"
-    elif comm == "robot-sre-agent":
-        comm = "own threads (gRPC CQ pump)"
-    e = by.setdefault(comm, [0, 0, 0])
-    e[0] += int(ns) - int(a[2])
-    e[1] += int(n) - int(a[3])
-    e[2] += 1
+def by_thread(suffix, pid, ncycles):
+    t0 = {l.split()[0]: l.split() for l in open(R + "/threads" + suffix + ".0")}
+    by = {}
+    for l in open(R + "/threads" + suffix + ".1"):
+        tid, comm, ns, n = l.split()
+        a = t0.get(tid, [tid, comm, "0", "0"])
+        if int(tid) == pid:
+            comm = "main (libuv loop)"
+        elif comm == "robot-sre-agent":
+            comm = "own threads (gRPC CQ pump)"
+        e = by.setdefault(comm, [0, 0, 0])
+        e[0] += int(ns) - int(a[2])
+        e[1] += int(n) - int(a[3])
+        e[2] += 1
+    for comm, (ns, n, k) in sorted(by.items(), key=lambda kv: -kv[1][0]):
+        print("  %-26s x%d %8.3f ms %7.1f times run" % (comm, k, ns / 1e6 / ncycles, n / ncycles))
+
 print()
 print("agent CPU by thread, per cycle:")
-for comm, (ns, n, k) in sorted(by.items(), key=lambda kv: -kv[1][0]):
-    print("  %-26s x%d %8.3f ms %7.1f times run" % (comm, k, ns / 1e6 / cycles, n / cycles))
+by_thread("", v["a_pid"], cycles)
 
 print()
 ok = True
@@ -585,7 +547,7 @@ target("agent CPU per cycle / node_exporter CPU per scrape", a_per / n_per, 0.1)
 info("agent VmRSS / node_exporter VmRSS (issue: <= 1/5)", am[0] / nm[0], 0.2)
 info("agent VmRSS, MiB (issue: <= 4)", am[0] / MiB, 4.0)
 
-im, um = mem("idle"), mem("tuned")
+im, um = mem("idle"), mem("untrimmed")
 if im and um:
     i_cg, i_tk = cpu_ms("i")
     i_cpu = i_cg if cg else i_tk
@@ -601,15 +563,20 @@ if im and um:
           "per scrape)" % (a_per - per_cycle_idle, (a_per - per_cycle_idle) / n_per))
     u_cg, u_tk = cpu_ms("u")
     u_cpu = u_cg if cg else u_tk
-    u_cycles = min(cycles_of(metrics("metrics.tuned.0"), metrics("metrics.tuned.1"), cols).values())
+    u_cycles = min(cycles_of(metrics("metrics.untrimmed.0"), metrics("metrics.untrimmed.1"),
+                             cols).values())
     u_per = u_cpu / max(u_cycles, 1)
-    print("  tuned agent (deadlock detection off, clean file pages dropped once, malloc_trim per "
-          "cycle):")
+    print("  untrimmed agent (--footprint_trim=false: deadlock detection and backup poller as "
+          "built, no page drops, no malloc_trim):")
     print("    VmRSS %.2f MiB (max %.2f) = %.3f of node_exporter's; RssAnon %.2f MiB (max %.2f; "
           "first -> last %d -> %d KiB); RssFile %.2f MiB"
           % (um[0][0] / MiB, um[1][0] / MiB, um[0][0] / nm[0], um[0][1] / MiB, um[1][1] / MiB,
              um[2][1], um[3][1], um[0][2] / MiB))
-    print("    CPU %.3f ms per cycle (%d cycles) = %.3f of node_exporter's per scrape"
-          % (u_per, u_cycles, u_per / n_per))
+    print("    CPU %.3f ms per cycle (%d cycles) = %.3f of node_exporter's per scrape; page "
+          "faults per cycle: %.1f minor, %.2f major"
+          % (u_per, u_cycles, u_per / n_per, (v["u_f1"] - v["u_f0"]) / max(u_cycles, 1),
+             (v["u_g1"] - v["u_g0"]) / max(u_cycles, 1)))
+    print("    by thread, per cycle:")
+    by_thread(".u", v["u_pid"], max(u_cycles, 1))
 sys.exit(0 if ok else 3)
 PYEOF
