@@ -227,22 +227,7 @@ static void start_kube(void) {
     char *argv[] = {PYTHON, KUBE_SERVER, "--port", "0", "--bookmark-interval", "1", NULL};
     F.kube_pid = spawn(argv, F.kube_log, p[1], NULL);
     close(p[1]);
-    char buf[64] = "";
-    size_t got = 0;
-    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-    while (got < sizeof(buf) - 1 && !strchr(buf, '\n')) {
-        if (poll(&pfd, 1, 10000) <= 0) {
-            break;
-        }
-        ssize_t r = read(p[0], buf + got, sizeof(buf) - 1 - got);
-        if (r <= 0) {
-            break;
-        }
-        got += (size_t)r;
-        buf[got] = '\0';
-    }
-    close(p[0]);
-    if (sscanf(buf, "PORT %d", &F.kube_port) != 1) {
+    if ((F.kube_port = port_line_read(p[0], 10000)) < 0) {
         fail_msg("the Kubernetes API test server did not start (see %s)", F.kube_log);
     }
     snprintf(F.kube_base, sizeof(F.kube_base), "http://127.0.0.1:%d", F.kube_port);

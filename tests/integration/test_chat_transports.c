@@ -44,6 +44,7 @@
 #include "common/log.h"
 #include "notify/telegram.h"
 #include "notify/whatsapp.h"
+#include "../support/port_server.c"
 
 #define TG_TOKEN "7000000001:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 #define WA_TOKEN "EAAGm0PX4ZCpsBAOZBZCZAZCNjwjE1y5qUp"
@@ -76,43 +77,9 @@ static void write_file(const char *path, const char *text) {
 }
 
 static int start_server(struct server *s, const char *const argv[]) {
-    int p[2];
-    if (pipe(p) != 0) {
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        return -1;
-    }
-    if (pid == 0) {
-        dup2(p[1], 1);
-        close(p[0]);
-        close(p[1]);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(p[1]);
-    char buf[64] = "";
-    size_t got = 0;
-    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-    while (got < sizeof(buf) - 1 && !strchr(buf, '\n')) {
-        if (poll(&pfd, 1, 20000) <= 0) {
-            break;
-        }
-        ssize_t n = read(p[0], buf + got, sizeof(buf) - 1 - got);
-        if (n <= 0) {
-            break;
-        }
-        got += (size_t)n;
-        buf[got] = '\0';
-    }
-    close(p[0]);
-    s->pid = pid;
-    int port;
-    if (sscanf(buf, "PORT %d", &port) != 1) {
-        kill(pid, SIGTERM);
-        waitpid(pid, NULL, 0);
-        s->pid = 0;
+    struct port_server_opts o = {.timeout_ms = 20000};
+    int port = port_server_start((char *const *)argv, &o, &s->pid);
+    if (port < 0) {
         return -1;
     }
     snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", port);
@@ -150,8 +117,7 @@ static int group_setup(void **state) {
                         "0",
                         NULL};
     if (start_server(&was, wa) != 0) {
-        kill(tgs.pid, SIGTERM); /* group teardown does not run when setup fails */
-        waitpid(tgs.pid, NULL, 0);
+        port_server_stop(&tgs.pid); /* group teardown does not run when setup fails */
         fail_msg("whatsapp_api_server.py did not start");
     }
     return 0;
@@ -161,10 +127,7 @@ static int group_teardown(void **state) {
     (void)state;
     struct server *all[] = {&tgs, &was};
     for (size_t i = 0; i < 2; i++) {
-        if (all[i]->pid > 0) {
-            kill(all[i]->pid, SIGTERM);
-            waitpid(all[i]->pid, NULL, 0);
-        }
+        port_server_stop(&all[i]->pid);
     }
     const char *names[] = {"tg_token",  "tg_hook",   "wa_token", "wa_bad_token",
                            "wa_secret", "wa_verify", "log"};

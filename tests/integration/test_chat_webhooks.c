@@ -36,6 +36,7 @@
 #include "notify/chat_webhook.h"
 #include "notify/telegram.h"
 #include "notify/whatsapp.h"
+#include "../support/port_server.c"
 
 #define WA_TOKEN "EAAGm0PX4ZCpsBAOZBZCZAZCNjwjE1y5qUp"
 #define WA_PHONE "106540352242922"
@@ -150,37 +151,20 @@ static int group_setup(void **state) {
                "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8}\n");
 
     /* The WhatsApp test server (it will POST notifications to the admin API). */
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    wa_pid = fork();
-    assert_true(wa_pid >= 0);
-    if (wa_pid == 0) {
-        dup2(p[1], 1);
-        close(p[0]);
-        close(p[1]);
-        execl("/usr/bin/python3", "python3",
-              RSRE_SOURCE_DIR "/tests/support/whatsapp_api_server.py", "--token", WA_TOKEN,
-              "--phone-number-id", WA_PHONE, "--app-secret", WA_SECRET, "--port", "0",
-              (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    char buf[64] = "";
-    size_t got = 0;
-    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-    while (got < sizeof(buf) - 1 && !strchr(buf, '\n') && poll(&pfd, 1, 20000) > 0) {
-        ssize_t n = read(p[0], buf + got, sizeof(buf) - 1 - got);
-        if (n <= 0) {
-            break;
-        }
-        got += (size_t)n;
-        buf[got] = '\0';
-    }
-    close(p[0]);
-    int port;
-    if (sscanf(buf, "PORT %d", &port) != 1) {
-        kill(wa_pid, SIGTERM);
-        waitpid(wa_pid, NULL, 0);
+    char *wa_argv[] = {"/usr/bin/python3",
+                       RSRE_SOURCE_DIR "/tests/support/whatsapp_api_server.py",
+                       "--token",
+                       WA_TOKEN,
+                       "--phone-number-id",
+                       WA_PHONE,
+                       "--app-secret",
+                       WA_SECRET,
+                       "--port",
+                       "0",
+                       NULL};
+    struct port_server_opts wa_opts = {.timeout_ms = 20000};
+    int port = port_server_start(wa_argv, &wa_opts, &wa_pid);
+    if (port < 0) {
         fail_msg("whatsapp_api_server.py did not start");
     }
     snprintf(wa_base, sizeof(wa_base), "http://127.0.0.1:%d", port);
@@ -230,8 +214,7 @@ static int group_teardown(void **state) {
     pthread_join(L.thread, NULL);
     assert_true(L.closed);
     assert_int_equal(uv_loop_close(&L.loop), 0);
-    kill(wa_pid, SIGTERM);
-    waitpid(wa_pid, NULL, 0);
+    port_server_stop(&wa_pid);
     const char *names[] = {"wa_token", "wa_secret", "wa_verify",
                            "tg_token", "tg_secret", "tokens.yaml"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

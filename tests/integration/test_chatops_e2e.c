@@ -64,33 +64,9 @@ static struct {
 static pid_t start_py(char *const argv[], const char *logname, int *port) {
     char log[200];
     snprintf(log, sizeof(log), "%s/%s", F.dir, logname);
-    int p[2];
-    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    assert_true(fd >= 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], 1);
-        dup2(fd, 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(fd);
-    close(p[1]);
-    char buf[64] = "";
-    size_t got = 0;
-    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-    while (got < sizeof(buf) - 1 && !strchr(buf, '\n') && poll(&pfd, 1, 15000) > 0) {
-        ssize_t r = read(p[0], buf + got, sizeof(buf) - 1 - got);
-        if (r <= 0) {
-            break;
-        }
-        got += (size_t)r;
-        buf[got] = '\0';
-    }
-    close(p[0]);
-    if (sscanf(buf, "PORT %d", port) != 1) {
+    struct port_server_opts o = {.log = log, .timeout_ms = 15000};
+    pid_t pid;
+    if ((*port = port_server_start(argv, &o, &pid)) < 0) {
         fail_msg("%s did not start (see %s)", argv[1], log);
     }
     return pid;

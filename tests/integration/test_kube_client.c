@@ -55,6 +55,7 @@
 #include "common/kube.h"
 #include "common/kube_json.h"
 #include "common/log.h"
+#include "../support/port_server.c"
 
 #define NODE "10.0.10.21"
 #define OTHER_NODE "10.0.10.22"
@@ -201,7 +202,7 @@ static void tick_cb(uv_timer_t *t) {
 
 /* Starts kube_api_server.py with extra arguments; fills *pid and *port. */
 static int spawn_server(const char *const *extra, pid_t *pid_out, int *port) {
-    const char *argv[24] = {"python3",
+    const char *argv[24] = {"/usr/bin/python3",
                             RSRE_SOURCE_DIR "/tests/support/kube_api_server.py",
                             "--port",
                             "0",
@@ -212,35 +213,8 @@ static int spawn_server(const char *const *extra, pid_t *pid_out, int *port) {
         argv[n++] = extra[i];
     }
     argv[n] = NULL;
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], 1);
-        close(p[0]);
-        close(p[1]);
-        execv("/usr/bin/python3", (char *const *)argv);
-        _exit(127);
-    }
-    close(p[1]);
-    char buf[64] = "";
-    size_t got = 0;
-    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-    while (got < sizeof(buf) - 1 && !strchr(buf, '\n')) {
-        if (poll(&pfd, 1, 10000) <= 0) {
-            break;
-        }
-        ssize_t r = read(p[0], buf + got, sizeof(buf) - 1 - got);
-        if (r <= 0) {
-            break;
-        }
-        got += (size_t)r;
-        buf[got] = '\0';
-    }
-    close(p[0]);
-    *pid_out = pid;
-    return sscanf(buf, "PORT %d", port) == 1 ? 0 : -1;
+    *port = port_server_start((char *const *)argv, NULL, pid_out);
+    return *port > 0 ? 0 : -1;
 }
 
 static int start_server(struct fx *f) {
@@ -287,8 +261,7 @@ static int teardown(void **state) {
     for (int i = 0; i < 1000 && uv_run(&f->loop, UV_RUN_NOWAIT) != 0; i++) {
     }
     assert_int_equal(uv_loop_close(&f->loop), 0);
-    kill(f->pid, SIGTERM);
-    waitpid(f->pid, NULL, 0);
+    port_server_stop(&f->pid);
     nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     free(f);
     F = NULL;
@@ -1574,8 +1547,7 @@ static void test_tls(void **state) {
     stop_watch(w);
     free(w);
     rsre_kube_destroy(k);
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
+    port_server_stop(&pid);
 }
 
 /* ---- the collector ------------------------------------------------------------------------ */

@@ -49,6 +49,7 @@
 #include "common/error.h"
 #include "common/kube.h"
 #include "common/log.h"
+#include "../support/port_server.c"
 #include "observe/observe.h"
 
 #define WAIT_MS 20000
@@ -140,43 +141,15 @@ static uint64_t mono_ms(void) {
 }
 
 static int spawn_server(struct fx *f) {
-    const char *argv[] = {"python3",
-                          RSRE_SOURCE_DIR "/tests/support/kube_api_server.py",
-                          "--port",
-                          "0",
-                          "--bookmark-interval",
-                          "0.2",
-                          NULL};
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive a test that crashed */
-        dup2(p[1], 1);
-        close(p[0]);
-        close(p[1]);
-        execv("/usr/bin/python3", (char *const *)argv);
-        _exit(127);
-    }
-    close(p[1]);
-    char buf[64] = "";
-    size_t got = 0;
-    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-    while (got < sizeof(buf) - 1 && !strchr(buf, '\n')) {
-        if (poll(&pfd, 1, 10000) <= 0) {
-            break;
-        }
-        ssize_t r = read(p[0], buf + got, sizeof(buf) - 1 - got);
-        if (r <= 0) {
-            break;
-        }
-        got += (size_t)r;
-        buf[got] = '\0';
-    }
-    close(p[0]);
-    f->pid = pid;
-    if (sscanf(buf, "PORT %d", &f->port) != 1) {
+    char *argv[] = {"/usr/bin/python3",
+                    RSRE_SOURCE_DIR "/tests/support/kube_api_server.py",
+                    "--port",
+                    "0",
+                    "--bookmark-interval",
+                    "0.2",
+                    NULL};
+    struct port_server_opts o = {.pdeathsig = 1};
+    if ((f->port = port_server_start(argv, &o, &f->pid)) < 0) {
         return -1;
     }
     snprintf(f->base, sizeof(f->base), "http://127.0.0.1:%d", f->port);
@@ -455,8 +428,7 @@ static int teardown(void **state) {
     for (int i = 0; i < 1000 && uv_run(&f->loop, UV_RUN_NOWAIT) != 0; i++) {
     }
     assert_int_equal(uv_loop_close(&f->loop), 0);
-    kill(f->pid, SIGTERM);
-    waitpid(f->pid, NULL, 0);
+    port_server_stop(&f->pid);
     free(f);
     F = NULL;
     return 0;

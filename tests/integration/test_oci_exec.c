@@ -48,6 +48,7 @@
 #include "common/curl_uv.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "../support/port_server.c"
 #include "exec/oci.h"
 
 extern char **environ;
@@ -113,7 +114,7 @@ static int group_setup(void **state) {
     assert_non_null(mkdtemp(keydir));
     const char *g1[] = {"openssl", "genrsa", "-out", kpath("good.pem"), "2048", NULL};
     const char *p1[] = {"openssl",         "rsa", "-in", kpath("good.pem"), "-pubout", "-out",
-                        kpath("good.pub"), NULL};
+                        (char *)kpath("good.pub"), NULL};
     const char *g2[] = {"openssl", "genrsa", "-out", kpath("wrong.pem"), "2048", NULL};
     assert_int_equal(run(g1), 0);
     assert_int_equal(run(p1), 0);
@@ -151,37 +152,21 @@ static void tick_cb(uv_timer_t *t) {
 }
 
 static int start_server(struct fx *f) {
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(p[1], 1);
-        close(p[0]);
-        close(p[1]);
-        execl("/usr/bin/python3", "python3", RSRE_SOURCE_DIR "/tests/support/oci_api_server.py",
-              "--port", "0", "--public-key", kpath("good.pub"), "--tenancy", TENANCY, "--user",
-              USER, "--transition", "0.15", (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    char buf[64] = "";
-    size_t got = 0;
-    struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-    while (got < sizeof(buf) - 1 && !strchr(buf, '\n')) {
-        if (poll(&pfd, 1, 15000) <= 0) {
-            break;
-        }
-        ssize_t n = read(p[0], buf + got, sizeof(buf) - 1 - got);
-        if (n <= 0) {
-            break;
-        }
-        got += (size_t)n;
-        buf[got] = '\0';
-    }
-    close(p[0]);
-    f->pid = pid;
-    if (sscanf(buf, "PORT %d", &f->port) != 1) {
+    char *argv[] = {"/usr/bin/python3",
+                    RSRE_SOURCE_DIR "/tests/support/oci_api_server.py",
+                    "--port",
+                    "0",
+                    "--public-key",
+                    (char *)kpath("good.pub"),
+                    "--tenancy",
+                    TENANCY,
+                    "--user",
+                    USER,
+                    "--transition",
+                    "0.15",
+                    NULL};
+    struct port_server_opts o = {.timeout_ms = 15000};
+    if ((f->port = port_server_start(argv, &o, &f->pid)) < 0) {
         return -1;
     }
     snprintf(f->base, sizeof(f->base), "http://127.0.0.1:%d", f->port);
@@ -239,8 +224,7 @@ static int teardown(void **state) {
     for (int i = 0; i < 1000 && uv_run(&f->loop, UV_RUN_NOWAIT) != 0; i++) {
     }
     assert_int_equal(uv_loop_close(&f->loop), 0);
-    kill(f->pid, SIGTERM);
-    waitpid(f->pid, NULL, 0);
+    port_server_stop(&f->pid);
     free(f);
     F = NULL;
     return 0;

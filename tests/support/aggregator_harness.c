@@ -34,6 +34,8 @@
 #include "common/grpc_server.h"
 #include "common/pbuf.h"
 
+#include "port_server.c"
+
 /* Every helper may go unused in one of the tests that include this file. */
 #define HARNESS_FN static __attribute__((unused))
 #define A(x) ROBOT_SRE__AGENT__V1__##x

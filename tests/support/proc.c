@@ -2,8 +2,9 @@
  * Process and file helpers of the integration tests that start real daemons (the aggregator,
  * the agent, containerd, the Kubernetes test server): clocks, running a command, starting a
  * daemon with a log and sanitizer options, waiting for and killing it, free ports, whole
- * files. Tests #include this file (like fake_aggregator.c); every function is static, and
- * marked unused so a test takes what it needs. Failures use cmocka's assertions.
+ * files, and (port_server.c) test servers that print the port they listen on. Tests #include
+ * this file (like fake_aggregator.c); every function is static, and marked unused so a test
+ * takes what it needs. Failures use cmocka's assertions.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "port_server.c"
 
 #define PROC_UNUSED __attribute__((unused))
 
