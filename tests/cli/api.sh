@@ -7,39 +7,10 @@ set -uo pipefail
 BUILD=$1
 CTL="$BUILD/aggregator/robotctl/robotctl"
 SERVER_BIN="$BUILD/tests/test_admin_api"
-TMP=$(mktemp -d)
-server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill -TERM "$server_pid" 2>/dev/null
-        wait "$server_pid" 2>/dev/null
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-fails=0
-check() { # description, expected exit, command...
-    local what=$1 want=$2
-    shift 2
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" != "$want" ]; then
-        echo "FAIL: $what: exit $rc, want $want"; echo "$out" | head -20; fails=$((fails + 1))
-    fi
-}
-contains() { # description, needle
-    if ! grep -qF -- "$2" <<<"$out"; then
-        echo "FAIL: $1: output lacks '$2'"; echo "$out" | head -20; fails=$((fails + 1))
-    fi
-}
-json() { # description, python expression over d
-    if ! python3 -c "import json,sys; d=json.loads(sys.argv[1]); assert $2, d" "$out" 2>/dev/null; then
-        echo "FAIL: $1: JSON check failed: $2"; echo "$out" | head -20; fails=$((fails + 1))
-    fi
-}
+. "$2/tests/support/cli_check.sh"
 
 "$SERVER_BIN" --serve "$TMP" >"$TMP/server.log" 2>&1 &
-server_pid=$!
+daemon_pid=$!
 for _ in $(seq 100); do
     [ -s "$TMP/port" ] && break
     sleep 0.1
@@ -139,15 +110,12 @@ check "unknown flag" 2 "$CTL" incidents list --frob 1 "${S[@]}" "${V[@]}"
 check "flag without value" 2 "$CTL" incidents list "${S[@]}" "${V[@]}" --state
 
 # The server shuts down cleanly on SIGTERM.
-kill -TERM "$server_pid"
-wait "$server_pid"
+kill -TERM "$daemon_pid"
+wait "$daemon_pid"
 src=$?
-server_pid=""
+daemon_pid=""
 if [ "$src" != 0 ]; then
     echo "FAIL: the API server exited with $src"; tail -20 "$TMP/server.log"; fails=$((fails + 1))
 fi
 
-if [ "$fails" -gt 0 ]; then
-    echo "$fails check(s) failed"; exit 1
-fi
-echo "all api CLI checks passed"
+finish "api CLI"

@@ -7,28 +7,7 @@ BUILD=$1
 SRC=$2
 CTL="$BUILD/aggregator/robotctl/robotctl"
 CORPUS="$SRC/tests/data/evidence/corpus.jsonl"
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fails=0
-check() { # description, expected exit, command...
-    local what=$1 want=$2
-    shift 2
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" != "$want" ]; then
-        echo "FAIL: $what: exit $rc, want $want"; echo "$out" | head -20; fails=$((fails + 1))
-    fi
-}
-contains() { # description, needle
-    if ! grep -qF -- "$2" <<<"$out"; then
-        echo "FAIL: $1: output lacks '$2'"; echo "$out" | head -20; fails=$((fails + 1))
-    fi
-}
-lacks() { # description, needle
-    if grep -qF -- "$2" <<<"$out"; then
-        echo "FAIL: $1: output has '$2'"; echo "$out" | head -20; fails=$((fails + 1))
-    fi
-}
+. "$2/tests/support/cli_check.sh"
 
 records=$(grep -c . "$CORPUS")
 
@@ -148,7 +127,4 @@ check "patterns markdown" 0 "$CTL" evidence classify --patterns --markdown
 contains "patterns markdown" "| id | kinds | field | match | incident | severity | strength |"
 lacks "patterns markdown" "pattern rows"
 
-if [ "$fails" -gt 0 ]; then
-    echo "$fails check(s) failed"; exit 1
-fi
-echo "all evidence classify checks passed"
+finish "evidence classify"

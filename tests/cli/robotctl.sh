@@ -4,21 +4,7 @@ set -uo pipefail
 BUILD=$1
 SRC=$2
 CTL="$BUILD/aggregator/robotctl/robotctl"
-fails=0
-check() { # description, expected exit, command...
-    local what=$1 want=$2
-    shift 2
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" != "$want" ]; then
-        echo "FAIL: $what: exit $rc, want $want"; echo "$out" | head -20; fails=$((fails + 1))
-    fi
-}
-contains() { # description, needle
-    if ! grep -qF -- "$2" <<<"$out"; then
-        echo "FAIL: $1: output lacks '$2'"; echo "$out" | head -20; fails=$((fails + 1))
-    fi
-}
+. "$2/tests/support/cli_check.sh"
 check "help" 0 "$CTL" --help; contains "help" "policy preview"
 check "no args" 2 "$CTL"
 check "unknown command" 2 "$CTL" policy frobnicate; contains "unknown command" "unknown command 'policy frobnicate'"
@@ -56,7 +42,4 @@ check "validate no files" 2 "$CTL" rules validate
 check "taxonomy" 0 "$CTL" taxonomy show; contains "taxonomy" "11 incident classes"
 check "taxonomy one" 0 "$CTL" --json taxonomy show chatops_delivery_failure
 check "taxonomy unknown" 2 "$CTL" taxonomy show nope
-if [ "$fails" -gt 0 ]; then
-    echo "$fails check(s) failed"; exit 1
-fi
-echo "all robotctl checks passed"
+finish "robotctl"

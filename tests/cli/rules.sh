@@ -7,36 +7,7 @@ set -uo pipefail
 BUILD=$1
 CTL="$BUILD/aggregator/robotctl/robotctl"
 AGG="$BUILD/aggregator/daemon/robot-sre-aggregator"
-TMP=$(mktemp -d)
-agg_pid=""
-cleanup() {
-    if [ -n "$agg_pid" ]; then
-        kill -TERM "$agg_pid" 2>/dev/null
-        wait "$agg_pid" 2>/dev/null
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-fails=0
-check() { # description, expected exit, command...
-    local what=$1 want=$2
-    shift 2
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" != "$want" ]; then
-        echo "FAIL: $what: exit $rc, want $want"; echo "$out" | head -20; fails=$((fails + 1))
-    fi
-}
-contains() { # description, needle
-    if ! grep -qF -- "$2" <<<"$out"; then
-        echo "FAIL: $1: output lacks '$2'"; echo "$out" | head -20; fails=$((fails + 1))
-    fi
-}
-json() { # description, python expression over d
-    if ! python3 -c "import json,sys; d=json.loads(sys.argv[1]); assert $2, d" "$out" 2>/dev/null; then
-        echo "FAIL: $1: JSON check failed: $2"; echo "$out" | head -20; fails=$((fails + 1))
-    fi
-}
+. "$2/tests/support/cli_check.sh"
 
 # Identities: adam (admin), victor (viewer).
 {
@@ -51,7 +22,7 @@ json() { # description, python expression over d
 
 "$AGG" --listen=127.0.0.1:0 --api_listen=127.0.0.1:0 --env=demo --data_dir="$TMP/store" \
     --api_tokens_file="$TMP/tokens.yaml" --kube_api=http://127.0.0.1:1 >"$TMP/agg.log" 2>&1 &
-agg_pid=$!
+daemon_pid=$!
 PORT=""
 for _ in $(seq 300); do
     PORT=$(grep -o 'admin API on [^ ]* (port [0-9]*' "$TMP/agg.log" | grep -o '[0-9]*$')
@@ -165,8 +136,4 @@ check "backup usage" 2 "$CTL" backup store --to "$TMP/backup4"
 check "no server" 1 "$CTL" rules test ndp-cli --server http://127.0.0.1:1 "${V[@]}"
 contains "no server" "cannot connect"
 
-if [ "$fails" -ne 0 ]; then
-    echo "$fails check(s) failed"
-    exit 1
-fi
-echo "rules CLI: all checks passed"
+finish "rules CLI"

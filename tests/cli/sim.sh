@@ -12,32 +12,8 @@ SRC=$2
 SIM="$BUILD/aggregator/sim/robot-sre-sim"
 AGG="$BUILD/aggregator/daemon/robot-sre-aggregator"
 CTL="$BUILD/aggregator/robotctl/robotctl"
-TMP=$(mktemp -d)
-agg_pid=""
-cleanup() {
-    if [ -n "$agg_pid" ]; then
-        kill -TERM "$agg_pid" 2>/dev/null
-        wait "$agg_pid" 2>/dev/null
-    fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-check() { # description, expected exit, command...
-    local what=$1 want=$2
-    shift 2
-    out=$("$@" 2>&1)
-    rc=$?
-    if [ "$rc" != "$want" ]; then
-        fail "$what: exit $rc, want $want"; echo "$out" | tail -20
-    fi
-}
-contains() { # description, needle
-    if ! grep -qF -- "$2" <<<"$out"; then
-        fail "$1: output lacks '$2'"; echo "$out" | tail -20
-    fi
-}
+CLI_SHOW=tail
+. "$2/tests/support/cli_check.sh"
 field() { # key: value of key=value in $out's summary line
     sed -n "s/.*summary .*[ ]$1=\([^ ]*\).*/\1/p" <<<"$out" | head -n 1
 }
@@ -79,7 +55,7 @@ printf 'tokens:\n  - operator: carol\n    role: viewer\n    sha256: %s\n' \
 "$AGG" --listen=127.0.0.1:0 --data_dir="$TMP/data" --env=demo --tick_ms=1000 \
     --api_listen=127.0.0.1:0 --api_tokens_file="$TMP/tokens.yaml" \
     --kube_api=http://127.0.0.1:1 --log_level=info 2>"$TMP/aggregator.log" &
-agg_pid=$!
+daemon_pid=$!
 for _ in $(seq 300); do grep -q 'msg="started ' "$TMP/aggregator.log" 2>/dev/null && break; sleep 0.1; done
 GPORT=$(sed -n 's/.*msg="started .* port=\([0-9]*\) .*/\1/p' "$TMP/aggregator.log" | head -n 1)
 APORT=$(sed -n 's/.*admin API on .*(port \([0-9]*\)).*/\1/p' "$TMP/aggregator.log" | head -n 1)
