@@ -209,23 +209,12 @@ static void test_http_family(void **state) {
     rsre_store_incident_free(inc);
 
     pe_close(&e);
-    pe_stop(pid, SIGTERM);
-    pid = 0;
-    pe_rmrf(dir);
+    pe_finish();
     curl_global_cleanup();
-}
-
-/* Whatever happened in the test: no server left running, no temp dir left behind. */
-static int teardown(void **state) {
-    (void)state;
-    pe_stop(pid, SIGTERM);
-    pid = 0;
-    pe_rmrf(dir);
-    pe_rmrf(pe_last_store);
-    return 0;
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_http_family)};
-    return cmocka_run_group_tests(tests, NULL, teardown);
+    pe_own(&pid, SIGTERM, dir); /* stopped and removed whatever happens */
+    return cmocka_run_group_tests(tests, NULL, pe_teardown);
 }

@@ -218,22 +218,11 @@ static void test_postgres_probe(void **state) {
     rsre_store_incident_free(inc);
 
     pe_close(&e);
-    pe_stop(pid, SIGINT);
-    pid = 0;
-    pe_rmrf(dir);
-}
-
-/* Whatever happened in the test: no server left running, no temp dir left behind. */
-static int teardown(void **state) {
-    (void)state;
-    pe_stop(pid, SIGINT);
-    pid = 0;
-    pe_rmrf(dir);
-    pe_rmrf(pe_last_store);
-    return 0;
+    pe_finish();
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_postgres_probe)};
-    return cmocka_run_group_tests(tests, NULL, teardown);
+    pe_own(&pid, SIGINT, dir); /* stopped and removed whatever happens */
+    return cmocka_run_group_tests(tests, NULL, pe_teardown);
 }

@@ -201,22 +201,11 @@ static void test_redis_probe(void **state) {
     pe_close(&e);
     assert_int_equal(e.got, before);
     kill(pid, SIGCONT);
-    pe_stop(pid, SIGTERM);
-    pid = 0;
-    pe_rmrf(dir);
-}
-
-/* Whatever happened in the test: no server left running, no temp dir left behind. */
-static int teardown(void **state) {
-    (void)state;
-    pe_stop(pid, SIGTERM);
-    pid = 0;
-    pe_rmrf(dir);
-    pe_rmrf(pe_last_store);
-    return 0;
+    pe_finish();
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_redis_probe)};
-    return cmocka_run_group_tests(tests, NULL, teardown);
+    pe_own(&pid, SIGTERM, dir); /* stopped and removed whatever happens */
+    return cmocka_run_group_tests(tests, NULL, pe_teardown);
 }

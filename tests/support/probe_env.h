@@ -199,6 +199,37 @@ struct pe {
 /* The store dir of the last pe_open, for test teardowns after a failed assertion. */
 static char pe_last_store[128];
 
+/* The server and temp dir a probe test owns (registered once with pe_own() before the test
+ * runs): pe_finish() at the end of the test, and pe_teardown (the cmocka group teardown)
+ * whatever happened, stop the server with its signal, reap it, and remove the dir and the
+ * last store. */
+static struct {
+    pid_t *pid;
+    int sig;
+    const char *dir;
+} pe_owned;
+
+__attribute__((unused)) static void pe_own(pid_t *pid, int sig, const char *dir) {
+    pe_owned.pid = pid;
+    pe_owned.sig = sig;
+    pe_owned.dir = dir;
+}
+
+__attribute__((unused)) static void pe_finish(void) {
+    if (pe_owned.pid) {
+        pe_stop(*pe_owned.pid, pe_owned.sig);
+        *pe_owned.pid = 0;
+    }
+    pe_rmrf(pe_owned.dir);
+    pe_rmrf(pe_last_store);
+}
+
+__attribute__((unused)) static int pe_teardown(void **state) {
+    (void)state;
+    pe_finish();
+    return 0;
+}
+
 static int64_t pe_clock(void *arg) {
     return ((struct pe *)arg)->now;
 }
