@@ -30,6 +30,33 @@
 
 /* ---- shared helpers (chat_util.c) ------------------------------------------------------------ */
 
+struct rsre_http_req;
+
+/*
+ * A transport's API call in flight, embedded FIRST in its op (telegram.c's tg_op, whatsapp.c's
+ * wa_op, allocated with calloc) so one list serves both: the HTTP request, the caller's send
+ * callback (NULL for a call of the transport's own, e.g. getUpdates) and the links of the
+ * channel's list of calls in flight (head: the channel's pointer to the first).
+ */
+struct rsre__chat_op {
+    struct rsre_http_req *req;
+    rsre_send_cb cb;
+    void *arg;
+    struct rsre__chat_op *prev, *next;
+};
+
+void rsre__chat_op_link(struct rsre__chat_op **head, struct rsre__chat_op *o);
+void rsre__chat_op_unlink(struct rsre__chat_op **head, struct rsre__chat_op *o);
+
+/* A send answered (r classified by the caller): o unlinked and freed, then its callback
+ * called with r. */
+void rsre__chat_op_complete(struct rsre__chat_op **head, struct rsre__chat_op *o,
+                            const struct rsre_send_result *r);
+
+/* On close: every call in flight unlinked, its request abandoned (no completion follows), its
+ * callback (if any) told "channel closed" (RSRE_SEND_TRANSIENT), and freed. */
+void rsre__chat_ops_abandon(struct rsre__chat_op **head);
+
 /*
  * Reads a secret: from `file` when non-empty (the whole file, trailing whitespace removed),
  * else from environment variable `env` when non-empty. The secret must be 1..cap-1 bytes of

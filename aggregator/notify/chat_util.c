@@ -10,6 +10,7 @@
 
 #include <openssl/crypto.h>
 
+#include "common/curl_uv.h"
 #include "common/error.h"
 #include "notify/chat_config.h"
 #include "notify/chat_internal.h"
@@ -259,4 +260,52 @@ int rsre_chat_config_set(const struct rsre_chat_config_key *keys, size_t n, void
     }
     snprintf(err, errlen, "unknown key %.64s", key);
     return RSRE_ENOTFOUND;
+}
+
+/* ---- calls in flight -------------------------------------------------------------------------- */
+
+void rsre__chat_op_link(struct rsre__chat_op **head, struct rsre__chat_op *o) {
+    o->next = *head;
+    o->prev = NULL;
+    if (*head) {
+        (*head)->prev = o;
+    }
+    *head = o;
+}
+
+void rsre__chat_op_unlink(struct rsre__chat_op **head, struct rsre__chat_op *o) {
+    if (o->prev) {
+        o->prev->next = o->next;
+    } else {
+        *head = o->next;
+    }
+    if (o->next) {
+        o->next->prev = o->prev;
+    }
+    o->prev = o->next = NULL;
+}
+
+void rsre__chat_op_complete(struct rsre__chat_op **head, struct rsre__chat_op *o,
+                            const struct rsre_send_result *r) {
+    rsre__chat_op_unlink(head, o);
+    rsre_send_cb cb = o->cb;
+    void *cb_arg = o->arg;
+    free(o);
+    cb(cb_arg, r);
+}
+
+void rsre__chat_ops_abandon(struct rsre__chat_op **head) {
+    while (*head) {
+        struct rsre__chat_op *o = *head;
+        rsre__chat_op_unlink(head, o);
+        rsre_http_abandon(o->req);
+        if (o->cb) {
+            struct rsre_send_result r;
+            memset(&r, 0, sizeof(r));
+            r.status = RSRE_SEND_TRANSIENT;
+            snprintf(r.error, sizeof(r.error), "channel closed");
+            o->cb(o->arg, &r);
+        }
+        free(o);
+    }
 }

@@ -69,13 +69,10 @@ static const char *const op_method[] = {
 struct tg;
 
 struct tg_op {
+    struct rsre__chat_op op; /* first: request, callback, list links */
     struct tg *t;
     enum op_kind kind;
-    struct rsre_http_req *req;
-    rsre_send_cb cb;
-    void *arg;
     char edit_ref[RSRE_TG_ID_MAX];
-    struct tg_op *prev, *next;
 };
 
 struct tg {
@@ -87,7 +84,7 @@ struct tg {
     char secret[SECRET_MAX];
     rsre_chat_action_cb action_cb;
     void *action_arg;
-    struct tg_op *ops;  /* in flight, including the poll */
+    struct rsre__chat_op *ops; /* in flight, including the poll */
     struct tg_op *poll; /* the getUpdates in flight, or NULL */
     uv_timer_t poll_timer;
     uint32_t backoff_ms;
@@ -99,23 +96,11 @@ struct tg {
 };
 
 static void link_op(struct tg *t, struct tg_op *o) {
-    o->next = t->ops;
-    o->prev = NULL;
-    if (t->ops) {
-        t->ops->prev = o;
-    }
-    t->ops = o;
+    rsre__chat_op_link(&t->ops, &o->op);
 }
 
 static void unlink_op(struct tg *t, struct tg_op *o) {
-    if (o->prev) {
-        o->prev->next = o->next;
-    } else {
-        t->ops = o->next;
-    }
-    if (o->next) {
-        o->next->prev = o->prev;
-    }
+    rsre__chat_op_unlink(&t->ops, &o->op);
 }
 
 /* Starts one Bot API call with a JSON body. On failure nothing is in flight and o is freed. */
@@ -137,7 +122,7 @@ static int call(struct tg *t, struct tg_op *o, const char *json, uint32_t timeou
         .done = done,
         .arg = o,
     };
-    int rc = rsre_http_request(t->http, &ho, &o->req);
+    int rc = rsre_http_request(t->http, &ho, &o->op.req);
     OPENSSL_cleanse(url, sizeof(url));
     if (rc != 0) {
         RSRE_LOG(RSRE_LOG_WARN, MOD, "request not started method=%s err=\"%s\"", op_method[o->kind],
@@ -154,7 +139,6 @@ static int call(struct tg *t, struct tg_op *o, const char *json, uint32_t timeou
 static void send_done(void *arg, int rc, const struct rsre_http_response *resp) {
     struct tg_op *o = arg;
     struct tg *t = o->t;
-    unlink_op(t, o);
     struct rsre_send_result r;
     rsre__tg_classify(rc, resp->status, resp->body, resp->body_len,
                       o->kind == OP_EDIT ? o->edit_ref : NULL, &r);
@@ -162,10 +146,7 @@ static void send_done(void *arg, int rc, const struct rsre_http_response *resp) 
         RSRE_LOG(RSRE_LOG_WARN, MOD, "%s failed http=%d code=%ld status=%d err=\"%s\"",
                  op_method[o->kind], r.http_status, r.api_code, (int)r.status, r.error);
     }
-    rsre_send_cb cb = o->cb;
-    void *cb_arg = o->arg;
-    free(o);
-    cb(cb_arg, &r);
+    rsre__chat_op_complete(&t->ops, &o->op, &r);
 }
 
 static int tg_send(struct rsre_channel *ch, const struct rsre_chat_message *m, rsre_send_cb cb,
@@ -186,8 +167,8 @@ static int tg_send(struct rsre_channel *ch, const struct rsre_chat_message *m, r
     }
     o->t = t;
     o->kind = m->edit_ref ? OP_EDIT : OP_SEND;
-    o->cb = cb;
-    o->arg = arg;
+    o->op.cb = cb;
+    o->op.arg = arg;
     if (m->edit_ref) {
         snprintf(o->edit_ref, sizeof(o->edit_ref), "%s", m->edit_ref);
     }
@@ -439,19 +420,7 @@ static void tg_destroy(struct rsre_channel *ch) {
     }
     t->closing = 1;
     uv_timer_stop(&t->poll_timer);
-    while (t->ops) {
-        struct tg_op *o = t->ops;
-        unlink_op(t, o);
-        rsre_http_abandon(o->req);
-        if (o->cb) {
-            struct rsre_send_result r;
-            memset(&r, 0, sizeof(r));
-            r.status = RSRE_SEND_TRANSIENT;
-            snprintf(r.error, sizeof(r.error), "channel closed");
-            o->cb(o->arg, &r);
-        }
-        free(o);
-    }
+    rsre__chat_ops_abandon(&t->ops);
     t->poll = NULL;
     uv_close((uv_handle_t *)&t->poll_timer, timer_closed);
 }

@@ -62,11 +62,8 @@ int rsre_whatsapp_config_set(struct rsre_whatsapp_config *cfg, const char *key, 
 struct wa;
 
 struct wa_op {
+    struct rsre__chat_op op; /* first: request, callback, list links */
     struct wa *w;
-    struct rsre_http_req *req;
-    rsre_send_cb cb;
-    void *arg;
-    struct wa_op *prev, *next;
 };
 
 struct wa {
@@ -81,39 +78,25 @@ struct wa {
     void *action_arg;
     rsre_chat_delivery_cb delivery_cb;
     void *delivery_arg;
-    struct wa_op *ops;
+    struct rsre__chat_op *ops; /* sends in flight */
     char seen[SEEN_MAX][RSRE_WA_WAMID_MAX + 2]; /* 'a' or 'f' + message id, ring */
     size_t nseen, seen_pos;
     int started, closing;
     struct rsre_whatsapp_stats stats;
 };
 
-static void unlink_op(struct wa *w, struct wa_op *o) {
-    if (o->prev) {
-        o->prev->next = o->next;
-    } else {
-        w->ops = o->next;
-    }
-    if (o->next) {
-        o->next->prev = o->prev;
-    }
-}
 
 /* ---- send ------------------------------------------------------------------------------------ */
 
 static void send_done(void *arg, int rc, const struct rsre_http_response *resp) {
     struct wa_op *o = arg;
-    unlink_op(o->w, o);
     struct rsre_send_result r;
     rsre__wa_classify(rc, resp->status, resp->body, resp->body_len, &r);
     if (r.status != RSRE_SEND_OK) {
         RSRE_LOG(RSRE_LOG_WARN, MOD, "send failed http=%d code=%ld status=%d err=\"%s\"",
                  r.http_status, r.api_code, (int)r.status, r.error);
     }
-    rsre_send_cb cb = o->cb;
-    void *cb_arg = o->arg;
-    free(o);
-    cb(cb_arg, &r);
+    rsre__chat_op_complete(&o->w->ops, &o->op, &r);
 }
 
 static int wa_send(struct rsre_channel *ch, const struct rsre_chat_message *m, rsre_send_cb cb,
@@ -133,8 +116,8 @@ static int wa_send(struct rsre_channel *ch, const struct rsre_chat_message *m, r
         return -ENOMEM;
     }
     o->w = w;
-    o->cb = cb;
-    o->arg = arg;
+    o->op.cb = cb;
+    o->op.arg = arg;
     struct rsre_http_opts ho = {
         .method = "POST",
         .url = w->url,
@@ -149,17 +132,13 @@ static int wa_send(struct rsre_channel *ch, const struct rsre_chat_message *m, r
         .done = send_done,
         .arg = o,
     };
-    rc = rsre_http_request(w->http, &ho, &o->req);
+    rc = rsre_http_request(w->http, &ho, &o->op.req);
     free(json);
     if (rc != 0) {
         free(o);
         return rc;
     }
-    o->next = w->ops;
-    if (w->ops) {
-        w->ops->prev = o;
-    }
-    w->ops = o;
+    rsre__chat_op_link(&w->ops, &o->op);
     return 0;
 }
 
@@ -340,17 +319,7 @@ static void wa_destroy(struct rsre_channel *ch) {
         return;
     }
     w->closing = 1;
-    while (w->ops) {
-        struct wa_op *o = w->ops;
-        unlink_op(w, o);
-        rsre_http_abandon(o->req);
-        struct rsre_send_result r;
-        memset(&r, 0, sizeof(r));
-        r.status = RSRE_SEND_TRANSIENT;
-        snprintf(r.error, sizeof(r.error), "channel closed");
-        o->cb(o->arg, &r);
-        free(o);
-    }
+    rsre__chat_ops_abandon(&w->ops);
     OPENSSL_cleanse(w->token, sizeof(w->token));
     OPENSSL_cleanse(w->app_secret, sizeof(w->app_secret));
     OPENSSL_cleanse(w->verify_token, sizeof(w->verify_token));
