@@ -846,7 +846,9 @@ int rsre_cri_seen_update(struct rsre_cri_seen *s, const Runtime__V1__ListImagesR
         v[n].first_ms = old ? old->first_ms : now_ms;
         n++;
     }
-    qsort(v, n, sizeof(*v), cmp_seen);
+    if (n > 1) { /* qsort(NULL, 0, ...) is undefined */
+        qsort(v, n, sizeof(*v), cmp_seen);
+    }
     /* Drop duplicate ids (a confused runtime); keep the first of each. */
     size_t w = 0;
     for (size_t i = 0; i < n; i++) {
@@ -947,7 +949,9 @@ int rsre_cri_classify_images(const Runtime__V1__ListImagesResponse *images,
             }
         }
     }
-    qsort(refs, nr, sizeof(*refs), cmp_str);
+    if (nr > 1) { /* qsort(NULL, 0, ...) is undefined */
+        qsort(refs, nr, sizeof(*refs), cmp_str);
+    }
 
     /* Valid ids, duplicates marked invalid (the first occurrence wins). */
     size_t nv = 0;
@@ -960,7 +964,9 @@ int rsre_cri_classify_images(const Runtime__V1__ListImagesResponse *images,
             nv++;
         }
     }
-    qsort(ids, nv, sizeof(*ids), cmp_idx_id);
+    if (nv > 1) { /* qsort(NULL, 0, ...) is undefined */
+        qsort(ids, nv, sizeof(*ids), cmp_idx_id);
+    }
     for (size_t k = 0; k < nv; k++) {
         if (k > 0 && strcmp(ids[k - 1].id, ids[k].id) == 0) {
             continue; /* stays INVALID */
@@ -1143,7 +1149,9 @@ int rsre_cri_churn_update(struct rsre_cri_churn *c, const struct rsre_cri_snapsh
         v[n].state = (int)ct->state;
         n++;
     }
-    qsort(v, n, sizeof(*v), cmp_churn);
+    if (n > 1) { /* qsort(NULL, 0, ...) is undefined */
+        qsort(v, n, sizeof(*v), cmp_churn);
+    }
     size_t w = 0;
     for (size_t i = 0; i < n; i++) {
         if (w > 0 && strcmp(v[w - 1].id, v[i].id) == 0) {
