@@ -100,6 +100,7 @@
 #include "store/store.h"
 
 #include "../support/proc.c"
+#include "../support/server_http.c"
 
 #define NODE "10.0.10.21"
 #define AGGREGATOR RSRE_BINARY_DIR "/aggregator/daemon/robot-sre-aggregator"
@@ -342,58 +343,18 @@ static void start_agent(void) {
 
 /* ---- the Kubernetes API test server ------------------------------------------------------- */
 
-struct buf {
-    char *p;
-    size_t n;
-};
-
-static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *ud) {
-    struct buf *b = ud;
-    size_t n = size * nmemb;
-    char *np = realloc(b->p, b->n + n + 1);
-    assert_non_null(np);
-    memcpy(np + b->n, ptr, n);
-    b->p = np;
-    b->n += n;
-    b->p[b->n] = '\0';
-    return n;
-}
-
 /* One HTTP request to base+path (with a bearer token when `token` is set); returns the decoded
  * answer (caller json_decref's it) and the HTTP status in *status. */
 static json_t *http(const char *base, const char *method, const char *path, const char *body,
                     const char *token, long *status) {
-    CURL *e = curl_easy_init();
-    assert_non_null(e);
-    char url[512], auth[256];
-    snprintf(url, sizeof(url), "%s%s", base, path);
-    struct buf b = {0};
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    if (token) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-        h = curl_slist_append(h, auth);
-    }
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    if (body) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    }
-    CURLcode cc = curl_easy_perform(e);
-    *status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
+    char *b;
+    CURLcode cc = server_http(base, method, path, body, token, status, &b);
     if (cc != CURLE_OK) {
-        free(b.p);
+        free(b);
         fail_msg("%s %s%s: curl error %d", method, base, path, (int)cc);
     }
-    json_t *j = json_loads(b.p ? b.p : "null", JSON_DECODE_ANY, NULL);
-    free(b.p);
+    json_t *j = json_loads(b ? b : "null", JSON_DECODE_ANY, NULL);
+    free(b);
     return j;
 }
 

@@ -45,6 +45,7 @@
 #include "notify/telegram.h"
 #include "notify/whatsapp.h"
 #include "../support/port_server.c"
+#include "../support/server_http.c"
 
 #define TG_TOKEN "7000000001:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 #define WA_TOKEN "EAAGm0PX4ZCpsBAOZBZCZAZCNjwjE1y5qUp"
@@ -141,49 +142,16 @@ static int group_teardown(void **state) {
 
 /* ---- control requests (blocking) ------------------------------------------------------------- */
 
-struct buf {
-    char *p;
-    size_t n;
-};
-
-static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *ud) {
-    struct buf *b = ud;
-    size_t n = size * nmemb;
-    char *np = realloc(b->p, b->n + n + 1);
-    assert_non_null(np);
-    memcpy(np + b->n, ptr, n);
-    b->p = np;
-    b->n += n;
-    b->p[b->n] = '\0';
-    return n;
-}
-
 static json_t *ctl(const struct server *s, const char *method, const char *path, const char *body) {
-    CURL *e = curl_easy_init();
-    assert_non_null(e);
-    char url[256];
-    snprintf(url, sizeof(url), "%s%s", s->base, path);
-    struct buf b = {0};
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    if (body) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    }
-    assert_int_equal(curl_easy_perform(e), CURLE_OK);
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
+    long status;
+    char *b;
+    assert_int_equal(server_http(s->base, method, path, body, NULL, &status, &b), CURLE_OK);
     json_error_t je;
-    json_t *j = b.p ? json_loads(b.p, 0, &je) : NULL;
+    json_t *j = b ? json_loads(b, 0, &je) : NULL;
     if (status != 200 || !j) {
-        fail_msg("control %s %s: %ld %s", method, path, status, b.p ? b.p : "");
+        fail_msg("control %s %s: %ld %s", method, path, status, b ? b : "");
     }
-    free(b.p);
+    free(b);
     return j;
 }
 
@@ -1143,11 +1111,11 @@ static long raw_post(const struct server *s, const char *path, const char *ctype
         snprintf(h2, sizeof(h2), "Authorization: Bearer %s", auth);
         h = curl_slist_append(h, h2);
     }
-    struct buf b = {0};
+    struct server_http_buf b = {0};
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, server_http_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
     assert_int_equal(curl_easy_perform(e), CURLE_OK);
     long status = 0;

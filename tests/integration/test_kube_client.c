@@ -56,6 +56,7 @@
 #include "common/kube_json.h"
 #include "common/log.h"
 #include "../support/port_server.c"
+#include "../support/server_http.c"
 
 #define NODE "10.0.10.21"
 #define OTHER_NODE "10.0.10.22"
@@ -297,52 +298,17 @@ static void run_for(uint64_t ms) {
 
 /* ---- blocking control requests to the test server ----------------------------------------- */
 
-struct buf {
-    char *p;
-    size_t n;
-};
-
-static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *ud) {
-    struct buf *b = ud;
-    size_t n = size * nmemb;
-    char *np = realloc(b->p, b->n + n + 1);
-    assert_non_null(np);
-    memcpy(np + b->n, ptr, n);
-    b->p = np;
-    b->n += n;
-    b->p[b->n] = '\0';
-    return n;
-}
-
-/* Sends a control request; returns the decoded answer (caller json_decref's it). */
+/* A blocking control request to the test server (the loop does not run meanwhile). */
 static json_t *ctl(const char *method, const char *path, const char *body) {
-    CURL *e = curl_easy_init();
-    assert_non_null(e);
-    char url[512];
-    snprintf(url, sizeof(url), "%s%s", F->base, path);
-    struct buf b = {0};
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    if (body) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    }
-    CURLcode cc = curl_easy_perform(e);
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
+    long status;
+    char *b;
+    CURLcode cc = server_http(F->base, method, path, body, NULL, &status, &b);
     if (cc != CURLE_OK || status != 200) {
         fail_msg("control %s %s: curl %d status %ld: %s", method, path, (int)cc, status,
-                 b.p ? b.p : "");
+                 b ? b : "");
     }
-    json_t *j = json_loads(b.p ? b.p : "null", JSON_DECODE_ANY, NULL);
-    free(b.p);
+    json_t *j = json_loads(b ? b : "null", JSON_DECODE_ANY, NULL);
+    free(b);
     return j;
 }
 
@@ -666,10 +632,10 @@ static void test_kube_calls(void **state) {
     {
         CURL *e = curl_easy_init();
         char url[256];
-        struct buf b = {0};
+        struct server_http_buf b = {0};
         snprintf(url, sizeof(url), "%s/api/v1/pods?limit=1", F->base);
         curl_easy_setopt(e, CURLOPT_URL, url);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, server_http_write);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
         assert_int_equal(curl_easy_perform(e), CURLE_OK);
         curl_easy_cleanup(e);
@@ -844,9 +810,9 @@ static void check_cache(struct watcher *w) {
     CURL *e = curl_easy_init();
     char url[256];
     snprintf(url, sizeof(url), "%s/api/v1/pods?fieldSelector=spec.nodeName%%3D%s", F->base, NODE);
-    struct buf b = {0};
+    struct server_http_buf b = {0};
     curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, server_http_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
     assert_int_equal(curl_easy_perform(e), CURLE_OK);
     curl_easy_cleanup(e);

@@ -54,6 +54,7 @@
 #include "common/kube.h"
 #include "common/log.h"
 #include "../support/port_server.c"
+#include "../support/server_http.c"
 #include "exec/kube_exec.h"
 
 #define NODE "10.0.10.21"
@@ -132,54 +133,19 @@ static uint64_t now_ms(void) {
 
 /* ---- blocking requests to the test server ------------------------------------------------- */
 
-struct buf {
-    char *p;
-    size_t n;
-};
-
-static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *ud) {
-    struct buf *b = ud;
-    size_t n = size * nmemb;
-    char *np = realloc(b->p, b->n + n + 1);
-    assert_non_null(np);
-    memcpy(np + b->n, ptr, n);
-    b->p = np;
-    b->n += n;
-    b->p[b->n] = '\0';
-    return n;
-}
-
 /* Sends a request; returns the decoded answer (NULL for 404) and the status. */
 static json_t *http(const char *method, const char *path, const char *body, long *status_out) {
-    CURL *e = curl_easy_init();
-    assert_non_null(e);
-    char url[1024];
-    snprintf(url, sizeof(url), "%s%s", F->base, path);
-    struct buf b = {0};
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    if (body) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    }
-    CURLcode cc = curl_easy_perform(e);
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
+    long status;
+    char *b;
+    CURLcode cc = server_http(F->base, method, path, body, NULL, &status, &b);
     if (cc != CURLE_OK) {
         fail_msg("%s %s: curl %d", method, path, (int)cc);
     }
     if (status_out) {
         *status_out = status;
     }
-    json_t *j = status == 404 ? NULL : json_loads(b.p ? b.p : "null", JSON_DECODE_ANY, NULL);
-    free(b.p);
+    json_t *j = status == 404 ? NULL : json_loads(b ? b : "null", JSON_DECODE_ANY, NULL);
+    free(b);
     return j;
 }
 

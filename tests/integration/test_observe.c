@@ -50,6 +50,7 @@
 #include "common/kube.h"
 #include "common/log.h"
 #include "../support/port_server.c"
+#include "../support/server_http.c"
 #include "observe/observe.h"
 
 #define WAIT_MS 20000
@@ -156,52 +157,17 @@ static int spawn_server(struct fx *f) {
     return 0;
 }
 
-struct buf {
-    char *p;
-    size_t n;
-};
-
-static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *ud) {
-    struct buf *b = ud;
-    size_t n = size * nmemb;
-    char *np = realloc(b->p, b->n + n + 1);
-    assert_non_null(np);
-    memcpy(np + b->n, ptr, n);
-    b->p = np;
-    b->n += n;
-    b->p[b->n] = '\0';
-    return n;
-}
-
 /* A blocking control request to the test server (the loop does not run meanwhile). */
 static json_t *ctl(const char *method, const char *path, const char *body) {
-    CURL *e = curl_easy_init();
-    assert_non_null(e);
-    char url[512];
-    snprintf(url, sizeof(url), "%s%s", F->base, path);
-    struct buf b = {0};
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    if (body) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    }
-    CURLcode cc = curl_easy_perform(e);
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
+    long status;
+    char *b;
+    CURLcode cc = server_http(F->base, method, path, body, NULL, &status, &b);
     if (cc != CURLE_OK || status != 200) {
         fail_msg("control %s %s: curl %d status %ld: %s", method, path, (int)cc, status,
-                 b.p ? b.p : "");
+                 b ? b : "");
     }
-    json_t *j = json_loads(b.p ? b.p : "null", JSON_DECODE_ANY, NULL);
-    free(b.p);
+    json_t *j = json_loads(b ? b : "null", JSON_DECODE_ANY, NULL);
+    free(b);
     return j;
 }
 

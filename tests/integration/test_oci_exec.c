@@ -49,6 +49,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "../support/port_server.c"
+#include "../support/server_http.c"
 #include "exec/oci.h"
 
 extern char **environ;
@@ -249,44 +250,13 @@ static int run_until(int (*pred)(void *), void *arg, uint64_t ms) {
 
 /* ---- blocking control requests ------------------------------------------------------------ */
 
-struct buf {
-    char *p;
-    size_t n;
-};
-
-static size_t buf_write(char *ptr, size_t size, size_t nmemb, void *ud) {
-    struct buf *b = ud;
-    size_t n = size * nmemb;
-    char *np = realloc(b->p, b->n + n + 1);
-    assert_non_null(np);
-    memcpy(np + b->n, ptr, n);
-    b->p = np;
-    b->n += n;
-    b->p[b->n] = '\0';
-    return n;
-}
-
 static json_t *ctl(const char *method, const char *path, const char *body) {
-    CURL *e = curl_easy_init();
-    assert_non_null(e);
-    char url[256];
-    snprintf(url, sizeof(url), "%s%s", F->base, path);
-    struct buf b = {0};
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    if (body) {
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    }
-    assert_int_equal(curl_easy_perform(e), CURLE_OK);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
+    long status;
+    char *b;
+    assert_int_equal(server_http(F->base, method, path, body, NULL, &status, &b), CURLE_OK);
     json_error_t je;
-    json_t *j = b.p ? json_loads(b.p, 0, &je) : NULL;
-    free(b.p);
+    json_t *j = b ? json_loads(b, 0, &je) : NULL;
+    free(b);
     assert_non_null(j);
     return j;
 }
