@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "daemon/daemon.h"
+#include "daemon/wire_absl.h"
 
 static struct rsre_aggregator *ag;
 static uv_signal_t sigterm, sigint;
@@ -45,6 +46,7 @@ int main(int argc, char **argv) {
     }
     rsre_log_set_json(cfg.log_json);
     signal(SIGPIPE, SIG_IGN);
+    rsre_absl_deadlock_detection_off(); /* before gRPC starts: docs/performance.md */
     uv_loop_t *loop = uv_default_loop();
     if ((rc = rsre_aggregator_create(loop, &cfg, &ag))) {
         fprintf(stderr, "robot-sre-aggregator: cannot start: %s\n", rsre_strerror(rc));
