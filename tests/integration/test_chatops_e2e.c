@@ -657,9 +657,9 @@ static void test_chatops(void **state) {
         CURL *e = curl_easy_init();
         char url[128];
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", F.api_port);
-        struct buf b = {0};
+        struct server_http_buf b = {0};
         curl_easy_setopt(e, CURLOPT_URL, url);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, server_http_write);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
         struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer " TOKEN_VICTOR);
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);

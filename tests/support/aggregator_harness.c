@@ -35,6 +35,7 @@
 #include "common/pbuf.h"
 
 #include "port_server.c"
+#include "server_http.c"
 
 /* Every helper may go unused in one of the tests that include this file. */
 #define HARNESS_FN static __attribute__((unused))
@@ -468,25 +469,6 @@ HARNESS_FN void client_close(void) {
     grpc_completion_queue_destroy(C.cq);
 }
 
-struct buf {
-    char *p;
-    size_t n;
-};
-
-HARNESS_FN size_t buf_write(char *ptr, size_t size, size_t nmemb, void *ud) {
-    struct buf *b = ud;
-    size_t n = size * nmemb;
-    char *np = realloc(b->p, b->n + n + 1);
-    if (!np) {
-        return 0;
-    }
-    memcpy(np + b->n, ptr, n);
-    b->p = np;
-    b->n += n;
-    b->p[b->n] = '\0';
-    return n;
-}
-
 /* One request to the admin API on 127.0.0.1:port (token NULL: no Authorization header); the
  * decoded answer (NULL on a transport error or a body that is not JSON) and the status. */
 HARNESS_FN json_t *api(int port, const char *method, const char *path, const char *body,
@@ -498,14 +480,14 @@ HARNESS_FN json_t *api(int port, const char *method, const char *path, const cha
     char url[512], auth[128];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token ? token : "");
-    struct buf b = {0};
+    struct server_http_buf b = {0};
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     if (token) {
         h = curl_slist_append(h, auth);
     }
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, server_http_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
