@@ -71,16 +71,6 @@ static struct {
     struct node_log nodes[3];
 } F;
 
-/* Starts a Python test server printing "PORT n"; returns its pid and port. */
-static pid_t start_py(char *const argv[], const char *log, int *port) {
-    struct port_server_opts o = {.log = log, .timeout_ms = 15000};
-    pid_t pid;
-    if ((*port = port_server_start(argv, &o, &pid)) < 0) {
-        fail_msg("%s did not start (see %s)", argv[1], log);
-    }
-    return pid;
-}
-
 /* A request to a test server (no token); the decoded answer. */
 static json_t *srv(int port, const char *method, const char *path, const char *body) {
     long st = 0;
@@ -427,7 +417,7 @@ static int setup(void **state) {
     snprintf(klog, sizeof(klog), "%s/kube-api.log", F.dir);
     snprintf(olog, sizeof(olog), "%s/oci-api.log", F.dir);
     char *kargv[] = {"/usr/bin/python3", KUBE_SERVER, "--port", "0", NULL};
-    F.kube_pid = start_py(kargv, klog, &F.kube_port);
+    F.kube_pid = harness_start_py(kargv, klog, &F.kube_port);
     char *oargv[] = {"/usr/bin/python3",
                      OCI_SERVER,
                      "--port",
@@ -441,7 +431,7 @@ static int setup(void **state) {
                      "--transition",
                      "0.1",
                      NULL};
-    F.oci_pid = start_py(oargv, olog, &F.oci_port);
+    F.oci_pid = harness_start_py(oargv, olog, &F.oci_port);
     put_nodes();
     return 0;
 }

@@ -60,16 +60,11 @@ static struct {
     struct node_log node, node_b;
 } F;
 
-/* Starts a Python test server that prints "PORT <n>"; returns its pid, *port set. */
+/* A test server of tests/support with its log in the test's dir; its pid, *port set. */
 static pid_t start_py(char *const argv[], const char *logname, int *port) {
     char log[200];
     snprintf(log, sizeof(log), "%s/%s", F.dir, logname);
-    struct port_server_opts o = {.log = log, .timeout_ms = 15000};
-    pid_t pid;
-    if ((*port = port_server_start(argv, &o, &pid)) < 0) {
-        fail_msg("%s did not start (see %s)", argv[1], log);
-    }
-    return pid;
+    return harness_start_py(argv, log, port);
 }
 
 static json_t *srv(int port, const char *method, const char *path, const char *body) {

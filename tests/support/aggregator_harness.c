@@ -506,6 +506,17 @@ HARNESS_FN json_t *api(int port, const char *method, const char *path, const cha
     return j;
 }
 
+/* Starts a test server of tests/support (port_server.c) with stderr appended to `log`; fails
+ * the test when it does not print its port within 15 s. Returns its pid, *port set. */
+HARNESS_FN pid_t harness_start_py(char *const argv[], const char *log, int *port) {
+    struct port_server_opts o = {.log = log, .timeout_ms = 15000};
+    pid_t pid;
+    if ((*port = port_server_start(argv, &o, &pid)) < 0) {
+        fail_msg("%s did not start (see %s)", argv[1], log);
+    }
+    return pid;
+}
+
 /* ---- the daemon under test ------------------------------------------------------------------ */
 
 /* A robot-sre-aggregator started by a test: pid (0 when not running), ports, log file. */
