@@ -50,7 +50,10 @@ http_get() { # host port path
     exec 3<>"/dev/tcp/$1/$2" && printf 'GET %s HTTP/1.0\r\n\r\n' "$3" >&3 && cat <&3 && exec 3<&-
 }
 K=tests/data/kube
-/usr/bin/python3 tests/support/kube_api_server.py --port 0 --load "$K/node-disk-pressure.json" \
+# The node fixture is a recorded v1 Node; its DiskPressure started 4 minutes ago in the demo.
+sed -e "s/2024-05-02T07:58:12Z/$(date -u -d '-4 min' +%Y-%m-%dT%H:%M:%SZ)/" \
+    -e "s/2024-05-02T08:02:47Z/$(date -u +%Y-%m-%dT%H:%M:%SZ)/g" "$K/node-disk-pressure.json" >"$WORK/node.json"
+/usr/bin/python3 tests/support/kube_api_server.py --port 0 --load "$WORK/node.json" \
     "$K/pod-succeeded.json" "$K/pod-running.json" "$K/pod-evicted.json" >"$WORK/kube.out" 2>"$WORK/kube.log" &
 PIDS+=($!)
 for _ in $(seq 50); do grep -q PORT "$WORK/kube.out" 2>/dev/null && break; sleep 0.1; done
