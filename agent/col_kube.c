@@ -33,6 +33,7 @@
 #include "common/error.h"
 #include "common/kube.h"
 #include "common/kube_json.h"
+#include "common/kube_proto.h"
 #include "common/log.h"
 #include "common/pbuf.h"
 
@@ -41,15 +42,6 @@
 #define E(x) ROBOT_SRE__AGENT__V1__##x
 
 /* ---- pure computations (exported for tests) ----------------------------------------------- */
-
-/*
- * Fills *nc (with cond[] and taints[] / taint_ptrs[] as its storage) from node n. Strings
- * point into n, so n must outlive *nc. Conditions the node does not report stay unset.
- */
-void rsre__col_kube_node_conditions(const struct rsre_kube_node *n, M(NodeConditions) * nc,
-                                    M(NodeCondition) cond[RSRE_KUBE_NODE_NCOND],
-                                    M(Taint) taints[RSRE_KUBE_MAX_TAINTS],
-                                    M(Taint) * taint_ptrs[RSRE_KUBE_MAX_TAINTS]);
 
 /* Fills *pc from counts and the window counters. window_sec is raised to at least 1. */
 void rsre__col_kube_pod_churn(const struct rsre_kube_pod_counts *c, uint32_t window_sec,
@@ -62,49 +54,6 @@ void rsre__col_kube_pod_churn(const struct rsre_kube_pod_counts *c, uint32_t win
  */
 int rsre__col_kube_pull_error(const struct rsre_kube_pod *p, const struct rsre_kube_container *c,
                               M(PullError) * pe);
-
-void rsre__col_kube_node_conditions(const struct rsre_kube_node *n, M(NodeConditions) * nc,
-                                    M(NodeCondition) cond[RSRE_KUBE_NODE_NCOND],
-                                    M(Taint) taints[RSRE_KUBE_MAX_TAINTS],
-                                    M(Taint) * taint_ptrs[RSRE_KUBE_MAX_TAINTS]) {
-    static const M(NodeConditions) nc_init = ROBOT_SRE__AGENT__V1__NODE_CONDITIONS__INIT;
-    static const M(NodeCondition) cond_init = ROBOT_SRE__AGENT__V1__NODE_CONDITION__INIT;
-    static const M(Taint) taint_init = ROBOT_SRE__AGENT__V1__TAINT__INIT;
-    *nc = nc_init;
-    M(NodeCondition) * *slots[RSRE_KUBE_NODE_NCOND] = {
-        [RSRE_KUBE_NODE_READY] = &nc->ready,
-        [RSRE_KUBE_NODE_DISK_PRESSURE] = &nc->disk_pressure,
-        [RSRE_KUBE_NODE_MEMORY_PRESSURE] = &nc->memory_pressure,
-        [RSRE_KUBE_NODE_PID_PRESSURE] = &nc->pid_pressure,
-        [RSRE_KUBE_NODE_NETWORK_UNAVAILABLE] = &nc->network_unavailable,
-    };
-    for (int i = 0; i < RSRE_KUBE_NODE_NCOND; i++) {
-        const struct rsre_kube_condition *c = &n->cond[i];
-        if (c->status == RSRE_KUBE_COND_UNSET) {
-            continue;
-        }
-        cond[i] = cond_init;
-        /* The enum values are the proto's ConditionStatus values (kube_json.h). */
-        cond[i].status = (M(ConditionStatus))c->status;
-        cond[i].reason = (char *)c->reason;
-        cond[i].message = c->message ? c->message : (char *)"";
-        cond[i].last_transition_unix_ms = c->last_transition_ms;
-        cond[i].last_heartbeat_unix_ms = c->last_heartbeat_ms;
-        *slots[i] = &cond[i];
-    }
-    size_t nt = n->ntaints < RSRE_KUBE_MAX_TAINTS ? n->ntaints : RSRE_KUBE_MAX_TAINTS;
-    for (size_t i = 0; i < nt; i++) {
-        taints[i] = taint_init;
-        taints[i].key = (char *)n->taints[i].key;
-        taints[i].value = (char *)n->taints[i].value;
-        taints[i].effect = (M(TaintEffect))n->taints[i].effect;
-        taints[i].time_added_unix_ms = n->taints[i].time_added_ms;
-        taint_ptrs[i] = &taints[i];
-    }
-    nc->n_taints = nt;
-    nc->taints = nt ? taint_ptrs : NULL;
-    nc->unschedulable = n->unschedulable ? 1 : 0;
-}
 
 void rsre__col_kube_pod_churn(const struct rsre_kube_pod_counts *c, uint32_t window_sec,
                               uint32_t restarts_in_window, uint32_t evicted_in_window,
@@ -192,7 +141,7 @@ static void emit_node(struct col_kube *st, const struct rsre_kube_node *n) {
     M(NodeCondition) cond[RSRE_KUBE_NODE_NCOND];
     M(Taint) taints[RSRE_KUBE_MAX_TAINTS];
     M(Taint) * ptrs[RSRE_KUBE_MAX_TAINTS];
-    rsre__col_kube_node_conditions(n, &nc, cond, taints, ptrs);
+    rsre_kube_node_conditions_pb(n, &nc, cond, taints, ptrs);
     rsre_signal s = ROBOT_SRE__AGENT__V1__SIGNAL__INIT;
     s.kind_case = E(SIGNAL__KIND_NODE_CONDITIONS);
     s.node_conditions = &nc;
