@@ -97,8 +97,9 @@ enum { RSRE_TG_CALLBACK = 1, RSRE_TG_MESSAGE = 2 };
 typedef void (*rsre__tg_update_fn)(void *arg, const struct rsre__tg_update *u);
 
 /* Parses a getUpdates reply ({"ok":true,"result":[Update...]}): fn runs for every element that
- * carries an update_id (kind 0 for those we do not use), in order. Returns the number of
- * updates, or RSRE_EPARSE (not JSON, ok not true, result not an array). */
+ * carries a non-negative update_id (kind 0 for those we do not use), in order; others are
+ * skipped. Returns the number of updates handed to fn, or RSRE_EPARSE (not JSON, ok not
+ * true, result not an array). */
 int rsre__tg_parse_updates(const char *body, size_t len, rsre__tg_update_fn fn, void *arg);
 
 /* Parses one Update object (a webhook body). Returns 1, or RSRE_EPARSE. */

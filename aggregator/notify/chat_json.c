@@ -87,10 +87,11 @@ static void transport_error(int rc, struct rsre_send_result *r) {
 
 /* ---- Telegram -------------------------------------------------------------------------------- */
 
-static void tg_update(json_t *u, rsre__tg_update_fn fn, void *arg) {
+/* Hands update u to fn; 1 when it did, 0 for an update without a valid (non-negative) id. */
+static int tg_update(json_t *u, rsre__tg_update_fn fn, void *arg) {
     json_t *idv = json_object_get(u, "update_id");
     if (!json_is_integer(idv) || json_integer_value(idv) < 0) {
-        return;
+        return 0;
     }
     struct rsre__tg_update out;
     memset(&out, 0, sizeof(out));
@@ -124,6 +125,7 @@ static void tg_update(json_t *u, rsre__tg_update_fn fn, void *arg) {
         out.update_id = (int64_t)json_integer_value(idv);
     }
     fn(arg, &out);
+    return 1;
 }
 
 int rsre__tg_parse_updates(const char *body, size_t len, rsre__tg_update_fn fn, void *arg) {
@@ -138,9 +140,8 @@ int rsre__tg_parse_updates(const char *body, size_t len, rsre__tg_update_fn fn, 
     size_t i;
     json_t *u;
     json_array_foreach(res, i, u) {
-        if (json_is_object(u) && json_is_integer(json_object_get(u, "update_id"))) {
-            tg_update(u, fn, arg);
-            n++;
+        if (json_is_object(u)) {
+            n += tg_update(u, fn, arg);
         }
     }
     json_decref(doc);
