@@ -769,6 +769,9 @@ static void start_call(struct rsre_stream *st) {
          {.integer = (int)RSRE_PBUF_MAX_MESSAGE_BYTES}},
         {GRPC_ARG_INTEGER, (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, {.integer = 1}},
         {GRPC_ARG_INTEGER, (char *)GRPC_ARG_ENABLE_RETRIES, {.integer = 0}},
+        /* The aggregator's messages (acks, requests) are small: BDP probing would only send a
+         * PING after each of them, and wake both sides for its ack. */
+        {GRPC_ARG_INTEGER, (char *)GRPC_ARG_HTTP2_BDP_PROBE, {.integer = 0}},
         {GRPC_ARG_INTEGER, (char *)GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, {.integer = (int)st->min_ms}},
         {GRPC_ARG_INTEGER, (char *)GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, {.integer = (int)st->max_ms}},
         {GRPC_ARG_INTEGER,

@@ -540,6 +540,10 @@ int rsre_grpc_server_create(struct rsre_grpc_loop *gl, const struct rsre_grpc_se
          (char *)GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
          {.integer = (int)min_ping}},
         {GRPC_ARG_INTEGER, (char *)GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, {.integer = 0}},
+        /* No BDP probing: a PING on every read burst, its ack and a timer per connection cost
+         * more than the batches of a few kB need (docs/performance.md, change 6). Flow control
+         * still opens the window for the message in progress, so 1 MiB messages pass. */
+        {GRPC_ARG_INTEGER, (char *)GRPC_ARG_HTTP2_BDP_PROBE, {.integer = 0}},
         /* A second server on the same port must fail, not share it silently. */
         {GRPC_ARG_INTEGER, (char *)GRPC_ARG_ALLOW_REUSEPORT, {.integer = 0}},
     };

@@ -11,6 +11,7 @@
 #include "common/pbuf.h"
 
 #include "common/error.h"
+#include "common/pbuf_decode.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -85,7 +86,7 @@ int rsre_pbuf_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf,
         return RSRE_ELIMIT;
     }
     rsre_pbuf_allocator_init(&a, rsre_pbuf_decode_budget(len));
-    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &a.base, len, buf ? buf : empty);
+    ProtobufCMessage *m = rsre_pbuf_decode_fast(desc, &a.base, len, buf ? buf : empty);
     if (m == NULL) {
         if (a.exhausted) {
             return RSRE_ELIMIT;
@@ -937,15 +938,6 @@ static const struct msg_rules msg_table[] = {
     {D_(config_update), ROWS(config_rules), check_config},
 };
 
-static const struct msg_rules *find_msg(const ProtobufCMessageDescriptor *d) {
-    for (size_t i = 0; i < sizeof(msg_table) / sizeof(msg_table[0]); i++) {
-        if (msg_table[i].desc == d) {
-            return &msg_table[i];
-        }
-    }
-    return NULL;
-}
-
 static const struct field_rule *find_rule(const struct msg_rules *mr, size_t offset) {
     for (size_t i = 0; mr && i < mr->n_rules; i++) {
         if (mr->rules[i].offset == offset) {
@@ -958,18 +950,92 @@ static const struct field_rule *find_rule(const struct msg_rules *mr, size_t off
 /* Field index -> rule, per row of msg_table, built once from the tables above (read-only
  * afterwards): walk() looks a rule up for every field of every message received, and most
  * fields have none, which find_rule() only learns after scanning the whole table. Entries
- * hold the rule's index + 1 (0: no rule); fields past RULE_MAP_FIELDS use find_rule(). */
+ * hold the rule's index + 1 (0: no rule); fields past RULE_MAP_FIELDS use find_rule().
+ *
+ * Built with it, per row: the plan, the fields walk() has to look at, in descriptor order (so
+ * the first failure reported is the same). A field that no check can refuse is left out: a
+ * bool or bytes field, an enum without a required rule, an integer without a range rule. And
+ * a descriptor -> row hash, so that finding a message's row is not a scan of the table. */
 #define N_MSG (sizeof(msg_table) / sizeof(msg_table[0]))
 #define RULE_MAP_FIELDS 64
+#define ROW_HASH_SLOTS 64 /* power of two, > 2 x N_MSG */
 static uint16_t rule_map[N_MSG][RULE_MAP_FIELDS];
+static uint8_t plan[N_MSG][RULE_MAP_FIELDS]; /* field indexes to visit */
+static uint8_t plan_len[N_MSG];
+static uint8_t plan_ok[N_MSG];   /* 0: message too large for a plan, walk every field */
+static uint8_t has_oneof[N_MSG];
+static int8_t row_hash[ROW_HASH_SLOTS]; /* row + 1, 0: empty */
 static pthread_once_t rule_map_once = PTHREAD_ONCE_INIT;
+
+static size_t row_slot(const ProtobufCMessageDescriptor *d) {
+    uintptr_t x = (uintptr_t)d;
+    return (size_t)((x >> 4) ^ (x >> 10)) & (ROW_HASH_SLOTS - 1);
+}
+
+/* Whether a check could refuse field `f` holding rule `r` (NULL: none). */
+static int can_fail(const ProtobufCFieldDescriptor *f, const struct field_rule *r) {
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+        return 1; /* the count bound */
+    }
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_MESSAGE:
+    case PROTOBUF_C_TYPE_DOUBLE:
+    case PROTOBUF_C_TYPE_FLOAT:
+        return 1;
+    case PROTOBUF_C_TYPE_ENUM:
+        return r && (r->flags & REQ);
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+        return r && r->kind == R_INT;
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        return r && (r->kind == R_INT || r->kind == R_INTERVAL);
+    case PROTOBUF_C_TYPE_BOOL:
+    case PROTOBUF_C_TYPE_BYTES:
+        return 0;
+    }
+    return 1;
+}
 
 static void rule_map_build(void) {
     for (size_t m = 0; m < N_MSG; m++) {
         const ProtobufCMessageDescriptor *d = msg_table[m].desc;
+        plan_ok[m] = d->n_fields <= RULE_MAP_FIELDS;
         for (unsigned i = 0; i < d->n_fields && i < RULE_MAP_FIELDS; i++) {
-            const struct field_rule *r = find_rule(&msg_table[m], d->fields[i].offset);
+            const ProtobufCFieldDescriptor *f = &d->fields[i];
+            const struct field_rule *r = find_rule(&msg_table[m], f->offset);
             rule_map[m][i] = r ? (uint16_t)(r - msg_table[m].rules + 1) : 0;
+            int oneof = (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0;
+            has_oneof[m] |= (uint8_t)oneof;
+            /* walk() uses no rule for oneof members */
+            if (can_fail(f, oneof ? NULL : r)) {
+                plan[m][plan_len[m]++] = (uint8_t)i;
+            }
+        }
+        size_t slot = row_slot(d);
+        while (row_hash[slot] != 0) {
+            slot = (slot + 1) & (ROW_HASH_SLOTS - 1);
+        }
+        row_hash[slot] = (int8_t)(m + 1);
+    }
+}
+
+/* The msg_table row of a descriptor, or NULL (after rule_map_build). */
+static const struct msg_rules *row_of(const ProtobufCMessageDescriptor *d) {
+    for (size_t slot = row_slot(d);; slot = (slot + 1) & (ROW_HASH_SLOTS - 1)) {
+        int k = row_hash[slot];
+        if (k == 0) {
+            return NULL;
+        }
+        if (msg_table[k - 1].desc == d) {
+            return &msg_table[k - 1];
         }
     }
 }
@@ -1031,6 +1097,30 @@ static int check_unknown(struct vctx *v, const ProtobufCMessage *m) {
     return 0;
 }
 
+/* Checks field `i` of `m` (a oneof member only when it is the active one). */
+static int walk_field(struct vctx *v, const ProtobufCMessage *m, const struct msg_rules *mr,
+                      unsigned i) {
+    const ProtobufCFieldDescriptor *f = &m->descriptor->fields[i];
+    const struct field_rule *r = NULL;
+    if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+        uint32_t set = *(const uint32_t *)((const char *)m + f->quantifier_offset);
+        if (set != f->id) {
+            return 0; /* members share one offset: only the active one is looked at */
+        }
+    } else {
+        r = rule_for(mr, i);
+    }
+    size_t mark = path_push(v, f->name, -1);
+    int rc;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+        rc = check_repeated(v, f, m, r);
+    } else {
+        rc = check_single(v, f, (const char *)m + f->offset, r);
+    }
+    path_pop(v, mark);
+    return rc;
+}
+
 static int walk(struct vctx *v, const ProtobufCMessage *m) {
     const ProtobufCMessageDescriptor *d = m->descriptor;
     if (d == NULL || d->magic != PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC) {
@@ -1039,31 +1129,22 @@ static int walk(struct vctx *v, const ProtobufCMessage *m) {
     if (++v->depth > 16) {
         return fail(v, NULL, "nested too deeply");
     }
-    const struct msg_rules *mr = find_msg(d);
+    const struct msg_rules *mr = row_of(d);
+    size_t row = mr ? (size_t)(mr - msg_table) : 0;
     int rc = 0;
-    for (unsigned i = 0; i < d->n_fields && rc == 0; i++) {
-        const ProtobufCFieldDescriptor *f = &d->fields[i];
-        const struct field_rule *r = NULL;
-        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-            uint32_t set = *(const uint32_t *)((const char *)m + f->quantifier_offset);
-            if (set != f->id) {
-                continue; /* members share one offset: only the active one is looked at */
-            }
-        } else {
-            r = rule_for(mr, i);
+    if (mr && plan_ok[row]) {
+        for (unsigned k = 0; k < plan_len[row] && rc == 0; k++) {
+            rc = walk_field(v, m, mr, plan[row][k]);
         }
-        size_t mark = path_push(v, f->name, -1);
-        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-            rc = check_repeated(v, f, m, r);
-        } else {
-            rc = check_single(v, f, (const char *)m + f->offset, r);
+    } else {
+        for (unsigned i = 0; i < d->n_fields && rc == 0; i++) {
+            rc = walk_field(v, m, mr, i);
         }
-        path_pop(v, mark);
     }
     if (rc == 0) {
         rc = check_unknown(v, m);
     }
-    if (rc == 0) {
+    if (rc == 0 && (!mr || has_oneof[row])) {
         rc = check_oneofs(v, m);
     }
     if (rc == 0 && mr && mr->check) {

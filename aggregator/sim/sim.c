@@ -525,6 +525,8 @@ static void start_call(struct agent *a) {
          (char *)GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL,
          {.integer = s->opt->shared_connection ? 0 : 1}},
         {GRPC_ARG_INTEGER, (char *)GRPC_ARG_ENABLE_RETRIES, {.integer = 0}},
+        /* As the agent: acks are small, BDP probing would only add PINGs. */
+        {GRPC_ARG_INTEGER, (char *)GRPC_ARG_HTTP2_BDP_PROBE, {.integer = 0}},
         {GRPC_ARG_STRING,
          (char *)GRPC_ARG_PRIMARY_USER_AGENT_STRING,
          {.string = (char *)"robot-sre-sim"}},
