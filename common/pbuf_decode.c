@@ -38,12 +38,45 @@
 
 enum fkind { K_SINGLE, K_OPTIONAL, K_ONEOF, K_REPEATED };
 
+/* Singular scalars decoded inline when they come in their own wire type. */
+enum fast { F_NONE, F_U32, F_U64, F_Z32, F_Z64, F_BOOL, F_FIXED64 };
+
+static uint8_t fast_of(const ProtobufCFieldDescriptor *fd) {
+    if (fd->label == PROTOBUF_C_LABEL_REPEATED || fd->label == PROTOBUF_C_LABEL_OPTIONAL ||
+        (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
+        return F_NONE;
+    }
+    switch (fd->type) {
+    case PROTOBUF_C_TYPE_ENUM:
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_UINT32:
+        return F_U32;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_UINT64:
+        return F_U64;
+    case PROTOBUF_C_TYPE_SINT32:
+        return F_Z32;
+    case PROTOBUF_C_TYPE_SINT64:
+        return F_Z64;
+    case PROTOBUF_C_TYPE_BOOL:
+        return F_BOOL;
+    case PROTOBUF_C_TYPE_DOUBLE:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+        return F_FIXED64;
+    default:
+        return F_NONE;
+    }
+}
+
 struct finfo {
     uint32_t id;
     uint8_t type;        /* ProtobufCType */
     uint8_t kind;        /* enum fkind */
     uint8_t packed_path; /* a length-delimited member is a packed array (PACKED or packable) */
     uint8_t required;    /* LABEL_REQUIRED without a default: must be present */
+    uint8_t fast;        /* enum fast: short path of a singular scalar, in the main loop */
+    uint16_t index;      /* in the descriptor's fields */
     uint32_t offset;
     uint32_t qoffset;
     uint32_t elt_size;
@@ -56,12 +89,12 @@ struct minfo {
     const struct minfo *next; /* published list */
     struct finfo *fields;
     unsigned n_fields;
-    uint32_t table_len; /* entries in by_id; 0: no table */
-    uint16_t *by_id;    /* field id -> index + 1; 0: unknown */
-    uint16_t *repeated; /* indexes of repeated fields */
+    uint32_t table_len;  /* entries in slots; 0: no table */
+    struct finfo *slots; /* by field id: a copy of the field's entry (fd NULL: no such field) */
+    uint16_t *repeated;  /* indexes of repeated fields */
     unsigned n_repeated;
     unsigned n_required;
-    void *init; /* the message after protobuf_c_message_init() */
+    void *init;   /* the message after protobuf_c_message_init() */
     int fallback; /* decode with protobuf_c_message_unpack() */
 };
 
@@ -106,7 +139,7 @@ static const struct minfo *find_in(const struct minfo *list, const ProtobufCMess
 static void minfo_free(struct minfo *m) {
     if (m != NULL) {
         free(m->fields);
-        free(m->by_id);
+        free(m->slots);
         free(m->repeated);
         free(m->init);
         free(m);
@@ -153,6 +186,8 @@ static struct minfo *build(const ProtobufCMessageDescriptor *d, struct minfo **p
         f->elt_size = (uint32_t)elt_size(fd->type);
         f->packed_path = (fd->flags & PROTOBUF_C_FIELD_FLAG_PACKED) || packable(fd->type);
         f->fd = fd;
+        f->fast = fast_of(fd);
+        f->index = (uint16_t)i;
         switch (fd->label) {
         case PROTOBUF_C_LABEL_REPEATED:
             f->kind = K_REPEATED;
@@ -180,23 +215,23 @@ static struct minfo *build(const ProtobufCMessageDescriptor *d, struct minfo **p
         m->fallback = 1;
         return m;
     }
-    if (max_id <= DIRECT_MAX_ID) {
-        m->table_len = max_id + 1;
-        m->by_id = calloc(m->table_len, sizeof(*m->by_id));
-        if (m->by_id == NULL) {
-            return NULL;
-        }
-        for (unsigned i = d->n_fields; i-- > 0;) {
-            /* First field of an id wins, as with protobuf-c's range lookup. */
-            m->by_id[d->fields[i].id] = (uint16_t)(i + 1);
-        }
-    }
     for (unsigned i = 0; i < d->n_fields; i++) {
         if (d->fields[i].type == PROTOBUF_C_TYPE_MESSAGE) {
             m->fields[i].sub = build(d->fields[i].descriptor, pending);
             if (m->fields[i].sub == NULL) {
                 return NULL;
             }
+        }
+    }
+    if (max_id <= DIRECT_MAX_ID) {
+        m->table_len = max_id + 1;
+        m->slots = calloc(m->table_len, sizeof(*m->slots));
+        if (m->slots == NULL) {
+            return NULL;
+        }
+        for (unsigned i = d->n_fields; i-- > 0;) {
+            /* First field of an id wins, as with protobuf-c's range lookup. */
+            m->slots[d->fields[i].id] = m->fields[i];
         }
     }
     return m;
@@ -411,8 +446,8 @@ static bool count_packed(ProtobufCType type, const uint8_t *p, size_t len, size_
 
 static inline const struct finfo *lookup(const struct minfo *m, uint32_t id) {
     if (id < m->table_len) {
-        uint16_t k = m->by_id[id];
-        return k ? &m->fields[k - 1] : NULL;
+        const struct finfo *f = &m->slots[id];
+        return f->fd != NULL ? f : NULL;
     }
     if (m->table_len != 0) {
         return NULL;
@@ -541,7 +576,7 @@ static bool merge(ProtobufCMessage *earlier, ProtobufCMessage *latter, ProtobufC
 /* ---- decoding ------------------------------------------------------------------------------- */
 
 static ProtobufCMessage *decode_msg(const struct minfo *m, ProtobufCAllocator *a, size_t len,
-                                   const uint8_t *data, unsigned depth);
+                                    const uint8_t *data, unsigned depth);
 
 /*
  * parse_required_member(): decodes one member (p: the bytes after the tag, len of them, pref
@@ -549,9 +584,8 @@ static ProtobufCMessage *decode_msg(const struct minfo *m, ProtobufCAllocator *a
  * value there is replaced (freed, or for a message merged into the new one). False on a wire
  * type that does not fit the field, a bad sub-message, or an allocation failure.
  */
-static bool parse_one(const struct finfo *f, ProtobufCAllocator *a, unsigned wt,
-                      const uint8_t *p, size_t len, size_t pref, void *member, bool maybe_clear,
-                      unsigned depth) {
+static bool parse_one(const struct finfo *f, ProtobufCAllocator *a, unsigned wt, const uint8_t *p,
+                      size_t len, size_t pref, void *member, bool maybe_clear, unsigned depth) {
     switch ((ProtobufCType)f->type) {
     case PROTOBUF_C_TYPE_ENUM:
     case PROTOBUF_C_TYPE_INT32:
@@ -750,10 +784,175 @@ static bool oneof_clear(const struct minfo *m, ProtobufCAllocator *a, uint32_t s
     return true;
 }
 
+/* cont_bits[k]: the continuation bits of the first k bytes of a varint, at their positions in
+ * the sum of the bytes shifted into place (bits 7, 14, ..., 7k). */
+static const uint64_t cont_bits[10] = {UINT64_C(0x0),
+                                       UINT64_C(0x80),
+                                       UINT64_C(0x4080),
+                                       UINT64_C(0x204080),
+                                       UINT64_C(0x10204080),
+                                       UINT64_C(0x810204080),
+                                       UINT64_C(0x40810204080),
+                                       UINT64_C(0x2040810204080),
+                                       UINT64_C(0x102040810204080),
+                                       UINT64_C(0x8102040810204080)};
+
+/* A varint of at most 10 bytes at p (rem bytes left): its length, 0 if unterminated. One pass
+ * that decodes while it looks for the end (same value as scan_varint() + varint64()). */
+static inline size_t get_varint(const uint8_t *p, size_t rem, uint64_t *v) {
+    if (rem >= 10) {
+        /* Unrolled; each step adds the byte with its continuation bit and takes the bit back
+         * out when it is set (arithmetic modulo 2^64, so bits past 64 drop as with masks). */
+        uint64_t r = p[0], b;
+        if (r < 0x80) {
+            *v = r;
+            return 1;
+        }
+#define VARINT_STEP(k)                                                                             \
+    b = p[k];                                                                                      \
+    r += b << (7 * (k));                                                                           \
+    if (b < 0x80) {                                                                                \
+        *v = r - cont_bits[k];                                                                     \
+        return (k) + 1;                                                                            \
+    }
+        VARINT_STEP(1)
+        VARINT_STEP(2)
+        VARINT_STEP(3)
+        VARINT_STEP(4)
+        VARINT_STEP(5)
+        VARINT_STEP(6)
+        VARINT_STEP(7)
+        VARINT_STEP(8)
+        VARINT_STEP(9)
+#undef VARINT_STEP
+        return 0;
+    }
+    size_t max = rem < 10 ? rem : 10;
+    uint64_t r = 0;
+    for (size_t i = 0; i < max; i++) {
+        uint8_t b = p[i];
+        r |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (b < 0x80) {
+            *v = r;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+/* Unknown members from p to the end (framing checked), 0 on a framing error. */
+static size_t count_unknown(const struct minfo *m, const uint8_t *p, size_t rem) {
+    size_t n = 0;
+    while (rem > 0) {
+        uint32_t tag = 0;
+        unsigned wt = 0;
+        size_t used = parse_tag(p, rem, &tag, &wt);
+        if (used == 0) {
+            return 0;
+        }
+        size_t pref = 0;
+        size_t ml = member_len(p + used, rem - used, wt, &pref);
+        if (ml == 0) {
+            return 0;
+        }
+        n += lookup(m, tag) == NULL;
+        p += used + ml;
+        rem -= used + ml;
+    }
+    return n;
+}
+
 /*
- * Decodes one message: a pre-scan that checks the framing of every member and counts repeated
- * elements and unknown fields, exact-size allocation of the arrays, then the parse pass.
- * Returns NULL (with everything freed) where protobuf_c_message_unpack() would.
+ * Decodes one member of the known field f (p: the bytes after its tag, rem of them) into msg.
+ * Returns the bytes consumed, 0 when protobuf-c would refuse it. Scalars of singular fields in
+ * their expected wire type take the short paths at the top.
+ */
+static inline size_t parse_field(const struct minfo *m, const struct finfo *f,
+                                 ProtobufCMessage *msg, ProtobufCAllocator *a, unsigned wt,
+                                 const uint8_t *p, size_t rem, unsigned depth) {
+    void *member = AT(char, msg, f->offset);
+    if (f->fast != F_NONE) {
+        if (wt == PROTOBUF_C_WIRE_TYPE_VARINT) {
+            uint64_t v;
+            size_t n = get_varint(p, rem, &v);
+            if (n == 0) {
+                return 0;
+            }
+            switch ((enum fast)f->fast) {
+            case F_U32:
+                *(uint32_t *)member = (uint32_t)v;
+                return n;
+            case F_U64:
+                *(uint64_t *)member = v;
+                return n;
+            case F_Z32:
+                *(uint32_t *)member = unzigzag32((uint32_t)v);
+                return n;
+            case F_Z64:
+                *(uint64_t *)member = unzigzag64(v);
+                return n;
+            case F_BOOL:
+                *(protobuf_c_boolean *)member = parse_bool(p, n);
+                return n;
+            default:
+                return 0; /* a fixed-size field as a varint */
+            }
+        }
+        if (wt == PROTOBUF_C_WIRE_TYPE_64BIT && f->fast == F_FIXED64 && rem >= 8) {
+            memcpy(member, p, 8);
+            return 8;
+        }
+    }
+    size_t pref = 0;
+    size_t ml = member_len(p, rem, wt, &pref);
+    if (ml == 0) {
+        return 0;
+    }
+    switch ((enum fkind)f->kind) {
+    case K_SINGLE:
+        return parse_one(f, a, wt, p, ml, pref, member, true, depth) ? ml : 0;
+    case K_OPTIONAL:
+        if (!parse_one(f, a, wt, p, ml, pref, member, true, depth)) {
+            return 0;
+        }
+        if (f->qoffset != 0) {
+            *AT(protobuf_c_boolean, msg, f->qoffset) = 1;
+        }
+        return ml;
+    case K_ONEOF: {
+        uint32_t *pcase = AT(uint32_t, msg, f->qoffset);
+        if (*pcase != 0 && !oneof_clear(m, a, *pcase, member)) {
+            return 0;
+        }
+        if (!parse_one(f, a, wt, p, ml, pref, member, true, depth)) {
+            return 0;
+        }
+        *pcase = f->id;
+        return ml;
+    }
+    case K_REPEATED:
+        if (wt == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED && f->packed_path) {
+            return parse_packed(f, msg, p + pref, ml - pref) ? ml : 0;
+        } else {
+            size_t *pn = AT(size_t, msg, f->qoffset);
+            char *slot = *(char **)member + (size_t)f->elt_size * *pn;
+            if (!parse_one(f, a, wt, p, ml, pref, slot, false, depth)) {
+                return 0;
+            }
+            *pn += 1;
+            return ml;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Decodes one message. A message with repeated fields first gets a counting pre-scan (framing
+ * of every member checked, repeated elements and unknown fields counted) and its arrays
+ * allocated at their exact size; then one pass decodes the values. A message without repeated
+ * fields is decoded in that one pass alone, its unknown-field array allocated (at its exact
+ * size, counted from there) when the first unknown field turns up. Returns NULL (with
+ * everything freed) where protobuf_c_message_unpack() would.
  */
 static ProtobufCMessage *decode_msg(const struct minfo *m, ProtobufCAllocator *a, size_t len,
                                     const uint8_t *data, unsigned depth) {
@@ -770,95 +969,124 @@ static ProtobufCMessage *decode_msg(const struct minfo *m, ProtobufCAllocator *a
     }
     memcpy(msg, m->init, d->sizeof_message);
 
+    const uint8_t *p = data;
+    size_t rem = len;
+    if (m->n_repeated > 0) {
+        /* Pre-scan: framing, counts (kept in the n_ fields until the arrays exist). */
+        size_t n_unknown = 0;
+        while (rem > 0) {
+            uint32_t tag = 0;
+            unsigned wt = 0;
+            size_t used = parse_tag(p, rem, &tag, &wt);
+            if (used == 0) {
+                goto fail_scan;
+            }
+            p += used;
+            rem -= used;
+            size_t pref = 0;
+            size_t ml = member_len(p, rem, wt, &pref);
+            if (ml == 0) {
+                goto fail_scan;
+            }
+            const struct finfo *f = lookup(m, tag);
+            if (f == NULL) {
+                n_unknown++;
+            } else if (f->kind == K_REPEATED) {
+                size_t *pn = AT(size_t, msg, f->qoffset);
+                if (wt == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED && f->packed_path) {
+                    size_t c;
+                    if (!count_packed((ProtobufCType)f->type, p + pref, ml - pref, &c)) {
+                        goto fail_scan;
+                    }
+                    *pn += c;
+                } else {
+                    *pn += 1;
+                }
+            }
+            p += ml;
+            rem -= ml;
+        }
+        for (unsigned r = 0; r < m->n_repeated; r++) {
+            const struct finfo *f = &m->fields[m->repeated[r]];
+            size_t *pn = AT(size_t, msg, f->qoffset);
+            if (*pn != 0) {
+                size_t n = *pn;
+                *pn = 0;
+                void *arr = do_alloc(a, (size_t)f->elt_size * n);
+                if (arr == NULL) {
+                    for (unsigned s = r + 1; s < m->n_repeated; s++) {
+                        *AT(size_t, msg, m->fields[m->repeated[s]].qoffset) = 0;
+                    }
+                    goto fail;
+                }
+                *AT(void *, msg, f->offset) = arr;
+            }
+        }
+        if (n_unknown > 0) {
+            msg->unknown_fields = do_alloc(a, n_unknown * sizeof(ProtobufCMessageUnknownField));
+            if (msg->unknown_fields == NULL) {
+                goto fail;
+            }
+        }
+        p = data;
+        rem = len;
+    }
+
     uint64_t seen[MAX_REQUIRED_TRACKED / 64];
     if (m->n_required > 0) {
         memset(seen, 0, sizeof(seen));
     }
-
-    /* Pass 1: framing, counts. */
-    size_t n_unknown = 0;
-    const uint8_t *p = data;
-    size_t rem = len;
+    /* Locals: stores into the message could alias the index as far as the compiler knows. */
+    const uint32_t table_len = m->table_len;
+    const struct finfo *const slots = m->slots;
     while (rem > 0) {
         uint32_t tag = 0;
         unsigned wt = 0;
-        size_t used = parse_tag(p, rem, &tag, &wt);
-        if (used == 0) {
-            goto fail_scan;
-        }
-        p += used;
-        rem -= used;
-        size_t pref = 0;
-        size_t ml = member_len(p, rem, wt, &pref);
-        if (ml == 0) {
-            goto fail_scan;
-        }
-        const struct finfo *f = lookup(m, tag);
-        if (f == NULL) {
-            n_unknown++;
-        } else if (f->kind == K_REPEATED) {
-            size_t *pn = AT(size_t, msg, f->qoffset);
-            if (wt == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED && f->packed_path) {
-                size_t c;
-                if (!count_packed((ProtobufCType)f->type, p + pref, ml - pref, &c)) {
-                    goto fail_scan;
-                }
-                *pn += c;
-            } else {
-                *pn += 1;
-            }
-        } else if (f->required) {
-            size_t i = (size_t)(f - m->fields);
-            seen[i / 64] |= UINT64_C(1) << (i % 64);
-        }
-        p += ml;
-        rem -= ml;
-    }
-
-    /* Exact-size arrays, in field order, then the required-field check. */
-    for (unsigned r = 0; r < m->n_repeated; r++) {
-        const struct finfo *f = &m->fields[m->repeated[r]];
-        size_t *pn = AT(size_t, msg, f->qoffset);
-        if (*pn != 0) {
-            size_t n = *pn;
-            *pn = 0;
-            void *arr = do_alloc(a, (size_t)f->elt_size * n);
-            if (arr == NULL) {
-                for (unsigned s = r + 1; s < m->n_repeated; s++) {
-                    *AT(size_t, msg, m->fields[m->repeated[s]].qoffset) = 0;
-                }
-                goto fail;
-            }
-            *AT(void *, msg, f->offset) = arr;
-        }
-    }
-    if (m->n_required > 0) {
-        for (unsigned i = 0; i < m->n_fields; i++) {
-            if (m->fields[i].required && !(seen[i / 64] & (UINT64_C(1) << (i % 64)))) {
+        size_t used;
+        uint8_t b0 = p[0];
+        if (b0 < 0x80 && b0 >= 0x08) {
+            tag = b0 >> 3;
+            wt = b0 & 7;
+            used = 1;
+        } else {
+            used = parse_tag(p, rem, &tag, &wt);
+            if (used == 0) {
                 goto fail;
             }
         }
-    }
-    if (n_unknown > 0) {
-        msg->unknown_fields = do_alloc(a, n_unknown * sizeof(ProtobufCMessageUnknownField));
-        if (msg->unknown_fields == NULL) {
-            goto fail;
+        const struct finfo *f;
+        if (tag < table_len) {
+            f = &slots[tag];
+            f = f->fd != NULL ? f : NULL;
+        } else {
+            f = lookup(m, tag);
         }
-    }
-
-    /* Pass 2: values. Framing was checked above. */
-    p = data;
-    rem = len;
-    while (rem > 0) {
-        uint32_t tag = 0;
-        unsigned wt = 0;
-        size_t used = parse_tag(p, rem, &tag, &wt);
-        p += used;
-        rem -= used;
-        size_t pref = 0;
-        size_t ml = member_len(p, rem, wt, &pref);
-        const struct finfo *f = lookup(m, tag);
-        if (f == NULL) {
+        size_t ml;
+        if (f != NULL) {
+            ml = parse_field(m, f, msg, a, wt, p + used, rem - used, depth);
+            if (ml == 0) {
+                goto fail;
+            }
+            if (f->required) {
+                size_t i = f->index;
+                seen[i / 64] |= UINT64_C(1) << (i % 64);
+            }
+        } else {
+            size_t pref = 0;
+            ml = member_len(p + used, rem - used, wt, &pref);
+            if (ml == 0) {
+                goto fail;
+            }
+            if (msg->unknown_fields == NULL) {
+                size_t n = count_unknown(m, p, rem);
+                if (n == 0) {
+                    goto fail;
+                }
+                msg->unknown_fields = do_alloc(a, n * sizeof(ProtobufCMessageUnknownField));
+                if (msg->unknown_fields == NULL) {
+                    goto fail;
+                }
+            }
             ProtobufCMessageUnknownField *u = &msg->unknown_fields[msg->n_unknown_fields++];
             u->tag = tag;
             u->wire_type = (ProtobufCWireType)wt;
@@ -867,52 +1095,17 @@ static ProtobufCMessage *decode_msg(const struct minfo *m, ProtobufCAllocator *a
             if (u->data == NULL) {
                 goto fail;
             }
-            memcpy(u->data, p, ml);
-        } else {
-            void *member = AT(char, msg, f->offset);
-            switch ((enum fkind)f->kind) {
-            case K_SINGLE:
-                if (!parse_one(f, a, wt, p, ml, pref, member, true, depth)) {
-                    goto fail;
-                }
-                break;
-            case K_OPTIONAL:
-                if (!parse_one(f, a, wt, p, ml, pref, member, true, depth)) {
-                    goto fail;
-                }
-                if (f->qoffset != 0) {
-                    *AT(protobuf_c_boolean, msg, f->qoffset) = 1;
-                }
-                break;
-            case K_ONEOF: {
-                uint32_t *pcase = AT(uint32_t, msg, f->qoffset);
-                if (*pcase != 0 && !oneof_clear(m, a, *pcase, member)) {
-                    goto fail;
-                }
-                if (!parse_one(f, a, wt, p, ml, pref, member, true, depth)) {
-                    goto fail;
-                }
-                *pcase = f->id;
-                break;
-            }
-            case K_REPEATED:
-                if (wt == PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED && f->packed_path) {
-                    if (!parse_packed(f, msg, p + pref, ml - pref)) {
-                        goto fail;
-                    }
-                } else {
-                    size_t *pn = AT(size_t, msg, f->qoffset);
-                    char *slot = *(char **)member + (size_t)f->elt_size * *pn;
-                    if (!parse_one(f, a, wt, p, ml, pref, slot, false, depth)) {
-                        goto fail;
-                    }
-                    *pn += 1;
-                }
-                break;
+            memcpy(u->data, p + used, ml);
+        }
+        p += used + ml;
+        rem -= used + ml;
+    }
+    if (m->n_required > 0) {
+        for (unsigned i = 0; i < m->n_fields; i++) {
+            if (m->fields[i].required && !(seen[i / 64] & (UINT64_C(1) << (i % 64)))) {
+                goto fail;
             }
         }
-        p += ml;
-        rem -= ml;
     }
     return msg;
 

@@ -26,7 +26,6 @@
  * first use of a descriptor is published once and read-only afterwards.
  */
 ProtobufCMessage *rsre_pbuf_decode_fast(const ProtobufCMessageDescriptor *desc,
-                                        ProtobufCAllocator *alloc, size_t len,
-                                        const uint8_t *data);
+                                        ProtobufCAllocator *alloc, size_t len, const uint8_t *data);
 
 #endif

@@ -28,6 +28,7 @@
 #include "common/grpc_server.h"
 #include "common/log.h"
 #include "common/pbuf.h"
+#include "common/pbuf_decode.h"
 
 #define M(x) RobotSre__Agent__V1__##x
 #define UUID_LEN 36
@@ -756,8 +757,8 @@ static int decode_agent_message(const uint8_t *buf, size_t len, size_t max_len,
         free(a);
         return -ENOMEM;
     }
-    ProtobufCMessage *msg = protobuf_c_message_unpack(
-        &robot_sre__agent__v1__agent_message__descriptor, &a->base, len, buf ? buf : empty);
+    ProtobufCMessage *msg = rsre_pbuf_decode_fast(&robot_sre__agent__v1__agent_message__descriptor,
+                                                  &a->base, len, buf ? buf : empty);
     if (msg == NULL) {
         int rc = a->exhausted ? RSRE_ELIMIT : a->failed ? -ENOMEM : RSRE_EPARSE;
         arena_release(a);

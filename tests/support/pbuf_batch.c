@@ -17,7 +17,7 @@
  * and its length in *len, or NULL. */
 static uint8_t *pb_load_batch(size_t n_signals, size_t *len) {
     PB_M(NodeCondition) ready, dp, mp, pp;
-    PB_M(NodeCondition) *conds[4] = {&ready, &dp, &mp, &pp};
+    PB_M(NodeCondition) * conds[4] = {&ready, &dp, &mp, &pp};
     for (int i = 0; i < 4; i++) {
         robot_sre__agent__v1__node_condition__init(conds[i]);
         conds[i]->status = PB_E(CONDITION_STATUS__CONDITION_STATUS_FALSE);

@@ -230,8 +230,8 @@ static enum pd_outcome pd_check(const ProtobufCMessageDescriptor *desc, const ui
     ProtobufCMessage *mf = rsre_pbuf_decode_fast(desc, &fa.base, len, data);
     enum pd_outcome rc = PD_BOTH_REFUSED;
     if ((mp == NULL) != (mf == NULL)) {
-        snprintf(pd_where, sizeof(pd_where), "%s: protobuf-c %s, fast decoder %s",
-                 desc->short_name, mp ? "accepts" : "refuses", mf ? "accepts" : "refuses");
+        snprintf(pd_where, sizeof(pd_where), "%s: protobuf-c %s, fast decoder %s", desc->short_name,
+                 mp ? "accepts" : "refuses", mf ? "accepts" : "refuses");
         rc = PD_MISMATCH;
     } else if (mp != NULL) {
         rc = PD_BOTH_OK;
@@ -248,8 +248,7 @@ static enum pd_outcome pd_check(const ProtobufCMessageDescriptor *desc, const ui
             }
             if (np != nf || protobuf_c_message_pack(mp, bp) != np ||
                 protobuf_c_message_pack(mf, bf) != nf || memcmp(bp, bf, np) != 0) {
-                snprintf(pd_where, sizeof(pd_where), "%s: packed bytes differ",
-                         desc->short_name);
+                snprintf(pd_where, sizeof(pd_where), "%s: packed bytes differ", desc->short_name);
                 rc = PD_MISMATCH;
             }
             free(bp);

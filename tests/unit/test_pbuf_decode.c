@@ -44,8 +44,8 @@ typedef struct req_msg ReqMsg;
 
 struct req_msg {
     ProtobufCMessage base;
-    int32_t a; /* required, no default: must be present */
-    char *b;   /* optional string, default NULL */
+    int32_t a;  /* required, no default: must be present */
+    char *b;    /* optional string, default NULL */
     uint32_t c; /* required with default 5: may be absent */
 };
 
@@ -135,8 +135,10 @@ static void all_init(ProtobufCMessage *m) {
 }
 
 #define FLD(name, id, label, type, q, member, desc, def, flags)                                    \
-    {#name, id, PROTOBUF_C_LABEL_##label, PROTOBUF_C_TYPE_##type, q, offsetof(AllMsg, member),    \
-     desc, def, flags, 0, NULL, NULL}
+    {                                                                                              \
+#name, id, PROTOBUF_C_LABEL_##label, PROTOBUF_C_TYPE_##type, q, offsetof(AllMsg, member),  \
+            desc, def, flags, 0, NULL, NULL                                                        \
+    }
 #define ONE(name, id, type, member, desc)                                                          \
     FLD(name, id, NONE, type, offsetof(AllMsg, which_case), member, desc, NULL,                    \
         PROTOBUF_C_FIELD_FLAG_ONEOF)
@@ -152,9 +154,21 @@ static const ProtobufCFieldDescriptor req_fields[] = {
      &c_default, 0, 0, NULL, NULL},
 };
 static const ProtobufCIntRange req_ranges[] = {{1, 0}, {0, 3}};
-const ProtobufCMessageDescriptor req_descriptor = {
-    PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC, "test.Req", "Req", "ReqMsg", "test", sizeof(ReqMsg), 3,
-    req_fields, NULL, 1, req_ranges, req_init, NULL, NULL, NULL};
+const ProtobufCMessageDescriptor req_descriptor = {PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+                                                   "test.Req",
+                                                   "Req",
+                                                   "ReqMsg",
+                                                   "test",
+                                                   sizeof(ReqMsg),
+                                                   3,
+                                                   req_fields,
+                                                   NULL,
+                                                   1,
+                                                   req_ranges,
+                                                   req_init,
+                                                   NULL,
+                                                   NULL,
+                                                   NULL};
 
 static const ProtobufCFieldDescriptor all_fields[] = {
     FLD(i32, 1, NONE, INT32, 0, i32, NULL, NULL, 0),
@@ -200,9 +214,21 @@ static const ProtobufCFieldDescriptor all_fields[] = {
     REP(r_msg, 41, MESSAGE, &req_descriptor, 0),
 };
 static const ProtobufCIntRange all_ranges[] = {{1, 0}, {0, 41}};
-const ProtobufCMessageDescriptor all_descriptor = {
-    PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC, "test.AllTypes", "AllTypes", "AllMsg", "test",
-    sizeof(AllMsg), 41, all_fields, NULL, 1, all_ranges, all_init, NULL, NULL, NULL};
+const ProtobufCMessageDescriptor all_descriptor = {PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+                                                   "test.AllTypes",
+                                                   "AllTypes",
+                                                   "AllMsg",
+                                                   "test",
+                                                   sizeof(AllMsg),
+                                                   41,
+                                                   all_fields,
+                                                   NULL,
+                                                   1,
+                                                   all_ranges,
+                                                   all_init,
+                                                   NULL,
+                                                   NULL,
+                                                   NULL};
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
@@ -316,23 +342,24 @@ static AllMsg *fast_all(const void *b, size_t n) {
 #define FAST_ALL(...)                                                                              \
     fast_all((const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__}))
 
-static const ProtobufCMessageDescriptor *const AM = &robot_sre__agent__v1__agent_message__descriptor;
+static const ProtobufCMessageDescriptor *const AM =
+    &robot_sre__agent__v1__agent_message__descriptor;
 static const ProtobufCMessageDescriptor *const AG = &all_descriptor;
 
 /* ---- targeted cases ------------------------------------------------------------------------- */
 
 static void test_tags(void **state) {
     (void)state;
-    expect(AG, "", 0, 1);                     /* empty message */
-    EXPECT_BYTES(AG, 0, 0x00);                /* field 0 */
-    EXPECT_BYTES(AG, 0, 0x07, 0x00);          /* field 0, wire type 7 */
-    EXPECT_BYTES(AG, 1, 0x80, 0x00, 0x01);    /* field 0, non-minimal tag: an unknown field */
-    EXPECT_BYTES(AG, 1, 0x88, 0x00, 0x05);    /* field 1, non-minimal tag */
-    EXPECT_BYTES(AG, 1, 0x88, 0x80, 0x80, 0x80, 0x00, 0x05); /* 5-byte tag */
+    expect(AG, "", 0, 1);                  /* empty message */
+    EXPECT_BYTES(AG, 0, 0x00);             /* field 0 */
+    EXPECT_BYTES(AG, 0, 0x07, 0x00);       /* field 0, wire type 7 */
+    EXPECT_BYTES(AG, 1, 0x80, 0x00, 0x01); /* field 0, non-minimal tag: an unknown field */
+    EXPECT_BYTES(AG, 1, 0x88, 0x00, 0x05); /* field 1, non-minimal tag */
+    EXPECT_BYTES(AG, 1, 0x88, 0x80, 0x80, 0x80, 0x00, 0x05);       /* 5-byte tag */
     EXPECT_BYTES(AG, 0, 0x88, 0x80, 0x80, 0x80, 0x80, 0x00, 0x05); /* 6-byte tag */
     EXPECT_BYTES(AG, 0, 0x88);                                     /* tag cut short */
-    EXPECT_BYTES(AG, 1, 0xf8, 0xff, 0xff, 0xff, 0x7f, 0x01); /* field 2^32-1: unknown */
-    EXPECT_BYTES(AG, 1, 0xf8, 0xff, 0xff, 0xff, 0x0f, 0x01); /* field 2^29-1: unknown */
+    EXPECT_BYTES(AG, 1, 0xf8, 0xff, 0xff, 0xff, 0x7f, 0x01);       /* field 2^32-1: unknown */
+    EXPECT_BYTES(AG, 1, 0xf8, 0xff, 0xff, 0xff, 0x0f, 0x01);       /* field 2^29-1: unknown */
     /* Groups (wire types 3, 4) and wire types 6, 7 are refused, known field or not. */
     EXPECT_BYTES(AG, 0, 0x0b, 0x0c);
     EXPECT_BYTES(AG, 0, 0x0c);
@@ -384,13 +411,13 @@ static void test_fixed_and_truncation(void **state) {
     EXPECT_BYTES(AG, 0, 0x3d, 1, 2, 3);
     EXPECT_BYTES(AG, 0, 0x41, 1, 2, 3, 4, 5, 6, 7);
     EXPECT_BYTES(AG, 1, 0x5d, 0, 0, 0x80, 0x3f, 0x61, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f);
-    EXPECT_BYTES(AG, 0, 0x7a, 0x05, 'a', 'b');             /* string longer than the input */
+    EXPECT_BYTES(AG, 0, 0x7a, 0x05, 'a', 'b');               /* string longer than the input */
     EXPECT_BYTES(AG, 0, 0x7a, 0x80, 0x80, 0x80, 0x80, 0x80); /* length prefix of 6 bytes */
     EXPECT_BYTES(AG, 1, 0x7a, 0x82, 0x80, 0x80, 0x80, 0x00, 'a', 'b'); /* 5-byte prefix */
-    EXPECT_BYTES(AG, 0, 0x7a, 0xff, 0xff, 0xff, 0xff, 0x0f); /* 4 GiB string */
+    EXPECT_BYTES(AG, 0, 0x7a, 0xff, 0xff, 0xff, 0xff, 0x0f);           /* 4 GiB string */
     /* Truncating a valid message anywhere but at a field boundary is refused. */
-    static const uint8_t full[] = {0x08, 0x96, 0x01, 0x7a, 0x03, 'a', 'b', 'c', 0x61,
-                                   0,    0,    0,    0,    0,    0,    0xf0, 0x3f};
+    static const uint8_t full[] = {0x08, 0x96, 0x01, 0x7a, 0x03, 'a', 'b',  'c', 0x61,
+                                   0,    0,    0,    0,    0,    0,   0xf0, 0x3f};
     for (size_t n = 0; n <= sizeof(full); n++) {
         int boundary = n == 0 || n == 3 || n == 8 || n == sizeof(full);
         expect(AG, full, n, boundary);
@@ -438,19 +465,19 @@ static void test_repeated(void **state) {
     assert_int_equal(m->r_i32[2], 150);
     assert_int_equal(m->r_i32[3], 7);
     protobuf_c_message_free_unpacked(&m->base, NULL);
-    EXPECT_BYTES(AG, 1, 0xe2, 0x01, 0x02, 0x03, 0x04);             /* sint32 packed */
-    EXPECT_BYTES(AG, 1, 0xfa, 0x01, 0x04, 1, 2, 3, 4);             /* fixed32 packed */
-    EXPECT_BYTES(AG, 0, 0xfa, 0x01, 0x03, 1, 2, 3);                /* ... not a multiple of 4 */
-    EXPECT_BYTES(AG, 0, 0x82, 0x02, 0x04, 1, 2, 3, 4);             /* fixed64: not of 8 */
-    EXPECT_BYTES(AG, 1, 0x82, 0x02, 0x00);                         /* empty packed */
-    EXPECT_BYTES(AG, 0, 0xda, 0x01, 0x02, 0x01, 0x96);             /* unterminated element */
+    EXPECT_BYTES(AG, 1, 0xe2, 0x01, 0x02, 0x03, 0x04); /* sint32 packed */
+    EXPECT_BYTES(AG, 1, 0xfa, 0x01, 0x04, 1, 2, 3, 4); /* fixed32 packed */
+    EXPECT_BYTES(AG, 0, 0xfa, 0x01, 0x03, 1, 2, 3);    /* ... not a multiple of 4 */
+    EXPECT_BYTES(AG, 0, 0x82, 0x02, 0x04, 1, 2, 3, 4); /* fixed64: not of 8 */
+    EXPECT_BYTES(AG, 1, 0x82, 0x02, 0x00);             /* empty packed */
+    EXPECT_BYTES(AG, 0, 0xda, 0x01, 0x02, 0x01, 0x96); /* unterminated element */
     EXPECT_BYTES(AG, 0, 0xda, 0x01, 0x0b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
                  0xff, 0x01);                                      /* 11-byte element */
     EXPECT_BYTES(AG, 0, 0xaa, 0x02, 0x03, 0x00, 0x02, 0x80);       /* packed bools, last cut */
     EXPECT_BYTES(AG, 1, 0xaa, 0x02, 0x04, 0x00, 0x02, 0x80, 0x01); /* packed bools */
     EXPECT_BYTES(AG, 1, 0xaa, 0x02, 0x03, 0x00, 0x82, 0x00);
-    EXPECT_BYTES(AG, 1, 0xa9, 0x02, 1, 0, 0, 0, 0, 0, 0, 0);       /* repeated bool as fixed64 */
-    EXPECT_BYTES(AG, 0, 0xd9, 0x01, 1, 0, 0, 0, 0, 0, 0, 0);       /* repeated int32 as fixed64 */
+    EXPECT_BYTES(AG, 1, 0xa9, 0x02, 1, 0, 0, 0, 0, 0, 0, 0); /* repeated bool as fixed64 */
+    EXPECT_BYTES(AG, 0, 0xd9, 0x01, 1, 0, 0, 0, 0, 0, 0, 0); /* repeated int32 as fixed64 */
     /* Strings, bytes, messages are never packed. */
     EXPECT_BYTES(AG, 1, 0xba, 0x02, 0x00, 0xba, 0x02, 0x01, 'x', 0xc2, 0x02, 0x00);
     EXPECT_BYTES(AG, 0, 0xca, 0x02, 0x00); /* Req without its required field */
@@ -463,8 +490,8 @@ static void test_strings_and_bytes(void **state) {
     (void)state;
     /* NUL-terminated copies, embedded NUL kept in the copy; a later value replaces. */
     EXPECT_BYTES(AG, 1, 0x7a, 0x03, 'a', 0, 'b', 0x7a, 0x00, 0x82, 0x01, 0x00, 0x82, 0x01, 0x01, 7);
-    AllMsg *m = FAST_ALL(0x7a, 0x02, 'a', 'b', 0x7a, 0x01, 'c', 0x82, 0x01, 0x00, 0x9a, 0x01,
-                         0x01, 'z');
+    AllMsg *m =
+        FAST_ALL(0x7a, 0x02, 'a', 'b', 0x7a, 0x01, 'c', 0x82, 0x01, 0x00, 0x9a, 0x01, 0x01, 'z');
     assert_non_null(m);
     assert_string_equal(m->str, "c");
     assert_null(m->by.data);
@@ -485,9 +512,9 @@ static void test_strings_and_bytes(void **state) {
 static void test_oneof(void **state) {
     (void)state;
     /* A later member replaces an earlier one, whatever their types. */
-    static const uint8_t sw[] = {0xb0, 0x01, 0x05, 0xba, 0x01, 0x01, 'x', 0xc2, 0x01, 0x01, 9,
-                                 0xca, 0x01, 0x02, 0x08, 0x01, 0xd1, 0x01, 0, 0, 0, 0, 0, 0,
-                                 0xf0, 0x3f, 0xba, 0x01, 0x01, 'y'};
+    static const uint8_t sw[] = {0xb0, 0x01, 0x05, 0xba, 0x01, 0x01, 'x',  0xc2, 0x01, 0x01,
+                                 9,    0xca, 0x01, 0x02, 0x08, 0x01, 0xd1, 0x01, 0,    0,
+                                 0,    0,    0,    0,    0xf0, 0x3f, 0xba, 0x01, 0x01, 'y'};
     for (size_t cut = 0; cut <= sizeof(sw); cut++) {
         diff_ok(AG, sw, cut);
     }
@@ -512,8 +539,9 @@ static void test_oneof(void **state) {
     EXPECT_BYTES(AM, 1, 0x0a, 0x00, 0x12, 0x02, 0x10, 0x01, 0x1a, 0x00);
     EXPECT_BYTES(AM, 1, 0x12, 0x02, 0x10, 0x01, 0x12, 0x02, 0x18, 0x02);
     EXPECT_BYTES(AM, 0, 0x12, 0x02, 0x08, 0x01); /* SignalBatch.boot_id (string) as a varint */
-    RobotSre__Agent__V1__AgentMessage *am = (RobotSre__Agent__V1__AgentMessage *)
-        rsre_pbuf_decode_fast(AM, NULL, 8, (const uint8_t[]){0x12, 0x02, 0x10, 0x01, 0x12, 0x02, 0x18, 0x02});
+    RobotSre__Agent__V1__AgentMessage *am =
+        (RobotSre__Agent__V1__AgentMessage *)rsre_pbuf_decode_fast(
+            AM, NULL, 8, (const uint8_t[]){0x12, 0x02, 0x10, 0x01, 0x12, 0x02, 0x18, 0x02});
     assert_non_null(am);
     assert_int_equal(am->signal_batch->seq, 0); /* replaced, not merged */
     assert_int_equal(am->signal_batch->created_unix_ms, 2);
@@ -534,8 +562,7 @@ static void test_merge(void **state) {
         0x90, 0x01, 0x09,                   /*   oi32 9 */
         0xd8, 0x01, 0x01,                   /*   r_i32 1 */
         0x8a, 0x01, 0x05, 0x10, 0x03,       /*   child { i64 3, o_int 1 } */
-        0xb0, 0x01, 0x01,
-        0xb0, 0x01, 0x04,                   /*   o_int 4 */
+        0xb0, 0x01, 0x01, 0xb0, 0x01, 0x04, /*   o_int 4 */
         0xa0, 0x3e, 0x01,                   /*   unknown 996 */
         0x68, 0x01,                         /*   b true */
         0x9a, 0x01, 0x01, 'q',              /* } ostr "q" (outer) */
@@ -576,8 +603,8 @@ static void test_merge(void **state) {
     EXPECT_BYTES(AG, 1, 0x8a, 0x01, 0x00, 0x8a, 0x01, 0x03, 0xb0, 0x01, 0x01);
     /* agent.proto: NodeConditions.ready twice (status 1, reason "x"; then message "m"):
      * strings merged, the enum taken from the later occurrence (0). */
-    static const uint8_t nc[] = {0x12, 0x10, 0x22, 0x0e, 0x5a, 0x0c, 0x0a, 0x05, 0x08, 0x01,
-                                 0x12, 0x01, 'x',  0x0a, 0x03, 0x1a, 0x01, 'm'};
+    static const uint8_t nc[] = {0x12, 0x10, 0x22, 0x0e, 0x5a, 0x0c, 0x0a, 0x05, 0x08,
+                                 0x01, 0x12, 0x01, 'x',  0x0a, 0x03, 0x1a, 0x01, 'm'};
     expect(AM, nc, sizeof(nc), 1);
     am = (RobotSre__Agent__V1__AgentMessage *)rsre_pbuf_decode_fast(AM, NULL, sizeof(nc), nc);
     assert_non_null(am);
@@ -635,7 +662,7 @@ static uint64_t rnd_value(void) {
     case 2:
         return rnd_below(1u << 14);
     case 3:
-        return (uint64_t)(int64_t)-(int64_t)rnd_below(1000); /* negative: 10 bytes */
+        return (uint64_t)(int64_t) - (int64_t)rnd_below(1000); /* negative: 10 bytes */
     case 4:
         return rnd() >> rnd_below(64);
     case 5:
