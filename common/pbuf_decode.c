@@ -5,10 +5,13 @@
  * "scanned members" (allocating slabs for that list through the caller's allocator once there
  * are more than 16), allocates the repeated arrays, then parses the list, looking each field up
  * by a binary search over the descriptor's field ranges and initialising every message through
- * its message_init function. This decoder keeps the shape (a counting pre-scan, exact-size
- * arrays, then one parse pass) but drops the member list (the parse pass re-reads the tags),
- * looks fields up in a per-descriptor table indexed by field number, initialises messages by
- * copying a template, and dispatches on the field type with one switch.
+ * its message_init function. This decoder decodes a message without repeated fields in one
+ * pass; a message with repeated fields gets a counting pre-scan of its own members first (no
+ * member list: the decoding pass re-reads the tags) so that its arrays are allocated at their
+ * exact size, as protobuf-c's are. Fields are found in a per-descriptor table indexed by field
+ * number, messages are initialised by copying a template, singular scalars in their own wire
+ * type are decoded inline, and everything else dispatches on the field type with one switch.
+ * Allocation is the same list as protobuf-c's minus its member slabs, in a different order.
  *
  * Everything protobuf-c does that shows in the result is copied rule by rule (the function
  * names below say which protobuf-c function a piece mirrors): which tags are accepted
@@ -697,6 +700,9 @@ static bool parse_one(const struct finfo *f, ProtobufCAllocator *a, unsigned wt,
 /* parse_packed_repeated_member(): appends the elements of a packed member to the array. */
 static bool parse_packed(const struct finfo *f, ProtobufCMessage *msg, const uint8_t *p,
                          size_t rem) {
+    if (rem == 0) {
+        return true; /* an empty packed member: nothing to add (and maybe no array) */
+    }
     size_t *pn = AT(size_t, msg, f->qoffset);
     char *arr = *AT(char *, msg, f->offset) + (size_t)f->elt_size * *pn;
     size_t count = 0;
@@ -1121,12 +1127,10 @@ fail_scan:
 ProtobufCMessage *rsre_pbuf_decode_fast(const ProtobufCMessageDescriptor *desc,
                                         ProtobufCAllocator *alloc, size_t len,
                                         const uint8_t *data) {
-    if (alloc == NULL) {
-        alloc = &sys_allocator;
-    }
     const struct minfo *m = index_of(desc);
     if (m == NULL) {
-        return NULL;
+        /* No memory for the index (it is retried on the next call): protobuf-c decodes. */
+        return protobuf_c_message_unpack(desc, alloc, len, data);
     }
-    return decode_msg(m, alloc, len, data, 0);
+    return decode_msg(m, alloc ? alloc : &sys_allocator, len, data, 0);
 }

@@ -663,8 +663,10 @@ static uint64_t rnd_value(void) {
         return rnd_below(1u << 14);
     case 3:
         return (uint64_t)(int64_t) - (int64_t)rnd_below(1000); /* negative: 10 bytes */
-    case 4:
-        return rnd() >> rnd_below(64);
+    case 4: {
+        uint64_t v = rnd();
+        return v >> rnd_below(64);
+    }
     case 5:
         return UINT32_MAX - rnd_below(3);
     case 6:
@@ -785,12 +787,19 @@ static void gen_field(struct wbuf *w, const ProtobufCFieldDescriptor *f, unsigne
 }
 
 static void gen_unknown(struct wbuf *w) {
-    uint64_t ids[] = {1000 + rnd_below(20), 100 + rnd_below(5), (1u << 28) + rnd_below(9),
-                      UINT32_MAX - rnd_below(2), 60 + rnd_below(4)};
+    /* One rnd() per statement: the order of calls in an initialiser list is unspecified, and
+     * the cases must not depend on the compiler. */
+    uint64_t ids[5];
+    ids[0] = 1000 + rnd_below(20);
+    ids[1] = 100 + rnd_below(5);
+    ids[2] = (1u << 28) + rnd_below(9);
+    ids[3] = UINT32_MAX - rnd_below(2);
+    ids[4] = 60 + rnd_below(4);
     uint64_t id = ids[rnd_below(5)];
     unsigned wt = (unsigned[]){0, 1, 2, 5}[rnd_below(4)];
     if (rnd_below(100) == 0) {
-        wt = 3 + (unsigned)rnd_below(2) * (1 + (unsigned)rnd_below(3)); /* 3, 4, 5, 6: groups.. */
+        unsigned odd = (unsigned)rnd_below(4);
+        wt = 3 + odd; /* 3, 4: groups; 6; and 5, which is fine */
     }
     if (rnd_below(40) == 0) {
         w_byte(w, (uint8_t)(0x80 | wt)); /* field 0, non-minimal */
@@ -859,12 +868,14 @@ static void mutate(struct wbuf *w, const struct wbuf *other) {
     switch (rnd_below(7)) {
     case 0: /* flip a bit */
         if (w->n) {
-            w->b[rnd_below(w->n)] ^= (uint8_t)(1u << rnd_below(8));
+            size_t at = rnd_below(w->n);
+            w->b[at] ^= (uint8_t)(1u << rnd_below(8));
         }
         break;
     case 1: /* set a byte */
         if (w->n) {
-            w->b[rnd_below(w->n)] = (uint8_t)rnd();
+            size_t at = rnd_below(w->n);
+            w->b[at] = (uint8_t)rnd();
         }
         break;
     case 2: /* truncate */
