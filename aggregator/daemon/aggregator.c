@@ -671,6 +671,8 @@ int rsre_aggregator_create(uv_loop_t *loop, const struct rsre_aggregator_config 
                                       .rate_per_sec = cfg->rate_per_sec,
                                       .rate_burst = cfg->rate_burst,
                                       .max_connections = cfg->max_connections,
+                                      .group_ms = cfg->group_commit_ms,
+                                      .group_max = cfg->group_commit_max,
                                       .config_generation = (uint64_t)now_ms(),
                                       .action_allowlist = allow,
                                       .n_action_allowlist = cfg->nnode_actions};

@@ -34,6 +34,11 @@ static const struct rsre_cfg_entry entries[] = {
     RSRE_CFG_U32_ENTRY(T, rate_per_sec, "50", 1, 100000, "messages per second per agent"),
     RSRE_CFG_U32_ENTRY(T, rate_burst, "200", 1, 1000000, "burst of messages per agent"),
     RSRE_CFG_U32_ENTRY(T, max_connections, "4096", 1, 100000, "concurrent agent streams"),
+    RSRE_CFG_U32_ENTRY(T, group_commit_ms, "20", 1, 1000,
+                       "agent messages are committed (then acknowledged) together within this "
+                       "many ms of the first"),
+    RSRE_CFG_U32_ENTRY(T, group_commit_max, "64", 1, 4096,
+                       "or as soon as this many are waiting"),
     RSRE_CFG_STR_ENTRY(T, kube_api, "", "Kubernetes API base URL (empty: in-cluster service account)"),
     RSRE_CFG_STR_ENTRY(T, kubeconfig, "", "kubeconfig for running outside a cluster"),
     RSRE_CFG_BOOL_ENTRY(T, observe, "true",

@@ -24,6 +24,7 @@ struct rsre_aggregator_config {
     int dry_run;                          /* every action is a dry run */
     uint32_t tick_ms, agent_silence_ms, action_deadline_ms, approval_ttl_ms;
     uint32_t rate_per_sec, rate_burst, max_connections;
+    uint32_t group_commit_ms, group_commit_max; /* ingest group commit */
     char node_actions[8][48];             /* node-local actions agents may run (ConfigUpdate) */
     char kube_api[512];                   /* Kubernetes API base URL (empty: in-cluster) */
     char api_listen[128];                 /* admin API address */

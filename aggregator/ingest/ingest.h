@@ -50,7 +50,7 @@ struct rsre_ingest;
 #define RSRE_INGEST_DEFAULT_BURST 200u /* token bucket depth per node */
 #define RSRE_INGEST_DEFAULT_MAX_CONNS 10000u
 #define RSRE_INGEST_DEFAULT_GROUP_MAX 64u
-#define RSRE_INGEST_DEFAULT_GROUP_MS 5u
+#define RSRE_INGEST_DEFAULT_GROUP_MS 20u
 #define RSRE_INGEST_MAX_GROUP 4096u /* upper bound of group_max */
 
 struct rsre_ingest_config {
