@@ -38,7 +38,7 @@ static const struct rsre_cfg_entry entries[] = {
                        "agent messages are committed (then acknowledged) together within this "
                        "many ms of the first"),
     RSRE_CFG_U32_ENTRY(T, group_commit_max, "64", 1, 4096,
-                       "or as soon as this many are waiting"),
+                       "commit a group as soon as this many agent messages are waiting"),
     RSRE_CFG_STR_ENTRY(T, kube_api, "", "Kubernetes API base URL (empty: in-cluster service account)"),
     RSRE_CFG_STR_ENTRY(T, kubeconfig, "", "kubeconfig for running outside a cluster"),
     RSRE_CFG_BOOL_ENTRY(T, observe, "true",
