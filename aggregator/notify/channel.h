@@ -69,7 +69,8 @@ typedef void (*rsre_chat_action_cb)(void *arg, const struct rsre_chat_action *a)
 struct rsre_chat_delivery {
     const char *channel;                   /* "whatsapp" */
     const char *chat;                      /* recipient */
-    const char *message_id;                /* the id send's callback reported */
+    const char *message_id;                /* the id send's callback reported (or is about to:
+                                              the status may come before the send's reply) */
     const struct rsre_send_result *result; /* classified as send would have (never OK) */
 };
 

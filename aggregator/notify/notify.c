@@ -67,6 +67,8 @@ struct thread {
     uint64_t hash;
     int64_t sent_at;
     const char *text; /* thread_write only: the text last delivered (for a late fail-over) */
+    const char *last; /* thread_write only: the id of that message (a WhatsApp reply has its
+                         own; a late failure may name it) */
 };
 
 /* 0 and *t, RSRE_ENOTFOUND, or an error. */
@@ -103,8 +105,9 @@ static int thread_get(struct rsre_notify *n, const char *key, struct thread *t) 
 static int thread_write(struct rsre_notify *n, const char *key, const struct thread *t) {
     char hash[24];
     snprintf(hash, sizeof(hash), "%016" PRIx64, t->hash);
-    json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "ref", t->ref, "hash", hash, "sent_at",
-                          (json_int_t)t->sent_at, "text", t->text ? t->text : "");
+    json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:s}", "ref", t->ref, "hash", hash, "sent_at",
+                          (json_int_t)t->sent_at, "text", t->text ? t->text : "", "last",
+                          t->last ? t->last : t->ref);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!s) {
@@ -259,10 +262,14 @@ static int thread_busy(const struct rsre_notify *n, const struct notify_job *j) 
 int rsre__notify_enqueue(struct rsre_notify *n, const struct notify_job *tmpl, int64_t now_ms) {
     const struct notify_chan *c = &n->chans[tmpl->ch];
     uint64_t h = text_hash(tmpl->text);
-    /* A queued message of the same thread that has not gone out yet takes the new text. */
+    /* A queued message of the same thread that has not gone out yet takes the new text; a
+     * re-send to a failing chat leaves it as it is (that message tests the chat as well). */
     for (size_t i = 0; i < n->njobs; i++) {
         struct notify_job *j = n->jobs[i];
         if (!j->inflight && same_thread(j, tmpl)) {
+            if (tmpl->probe) {
+                return 1;
+            }
             memcpy(j->text, tmpl->text, sizeof(j->text));
             j->buttons = tmpl->buttons;
             j->expires_ms = tmpl->expires_ms;
@@ -274,7 +281,9 @@ int rsre__notify_enqueue(struct rsre_notify *n, const struct notify_job *tmpl, i
     rsre__notify_thread_key(tmpl->subject, c->conf->name, tmpl->chat, key, sizeof(key));
     struct thread t;
     int64_t window = rsre_notify_routes_suppress_ms(n->routes);
-    if (thread_get(n, key, &t) == 0 && t.hash == h && now_ms - t.sent_at < window) {
+    /* A re-send to a failing chat is never a duplicate: what the thread records as sent may be
+     * exactly what the platform later reported undeliverable. */
+    if (!tmpl->probe && thread_get(n, key, &t) == 0 && t.hash == h && now_ms - t.sent_at < window) {
         n->st.suppressed++;
         RSRE_LOG(RSRE_LOG_DEBUG, "notify", "suppressed duplicate subject=%s channel=%s chat=%s",
                  tmpl->subject, c->conf->name, tmpl->chat);
@@ -312,12 +321,16 @@ static int64_t backoff(struct rsre_notify *n, const struct rsre_notify_channel_c
     return d / 2 + (int64_t)(next_rand(n) % (uint64_t)(d / 2 + 1));
 }
 
-static void fail_over(struct rsre_notify *n, struct notify_job *j, const char *why,
-                      int64_t now_ms) {
+/* `j` failed for good: counted (unless `counted`: a late failure reported before its send
+ * completed was counted then), sent to the alternate channel once, logged, recorded in-app. */
+static void fail_over(struct rsre_notify *n, struct notify_job *j, const char *why, int64_t now_ms,
+                      int counted) {
     const struct notify_chan *c = &n->chans[j->ch];
-    n->st.failed++;
-    if (n->hooks.delivery_failed) {
-        n->hooks.delivery_failed(n->hooks.arg, c->conf->name);
+    if (!counted) {
+        n->st.failed++;
+        if (n->hooks.delivery_failed) {
+            n->hooks.delivery_failed(n->hooks.arg, c->conf->name);
+        }
     }
     int alt = c->conf->alternate[0] ? rsre__notify_chan_find(n, c->conf->alternate) : -1;
     size_t queued = 0;
@@ -361,6 +374,30 @@ static void fail_over(struct rsre_notify *n, struct notify_job *j, const char *w
 }
 
 static void on_sent(void *arg, const struct rsre_send_result *r);
+
+/* Remembers a late failure of `message_id` on channel `ch` that no thread names (yet). */
+static void early_put(struct rsre_notify *n, int ch, const char *message_id, const char *why) {
+    struct notify_early *e = &n->early[n->early_pos];
+    n->early_pos = (n->early_pos + 1) % RSRE_NOTIFY_EARLY_MAX;
+    e->ch = ch;
+    snprintf(e->message_id, sizeof(e->message_id), "%s", message_id);
+    snprintf(e->why, sizeof(e->why), "%s", why);
+}
+
+/* 1 and its reason in `why` (forgotten then) when a late failure of `message_id` on `ch` came
+ * before the send that produced that id completed; else 0. */
+static int early_take(struct rsre_notify *n, int ch, const char *message_id, char *why,
+                      size_t cap) {
+    for (size_t i = 0; message_id[0] && i < RSRE_NOTIFY_EARLY_MAX; i++) {
+        struct notify_early *e = &n->early[i];
+        if (e->ch == ch && !strcmp(e->message_id, message_id)) {
+            snprintf(why, cap, "%s", e->why);
+            e->message_id[0] = '\0';
+            return 1;
+        }
+    }
+    return 0;
+}
 
 /* Starts sending `j` now. */
 static void send_job(struct rsre_notify *n, struct notify_job *j, int64_t now_ms) {
@@ -415,7 +452,8 @@ static void on_sent(void *arg, const struct rsre_send_result *r) {
     int edit = thread_get(n, key, &t) == 0;
     switch (r->status) {
     case RSRE_SEND_OK: {
-        struct thread nt = {.hash = text_hash(j->text), .sent_at = now, .text = j->text};
+        struct thread nt = {
+            .hash = text_hash(j->text), .sent_at = now, .text = j->text, .last = r->message_id};
         /* Telegram edits keep the first message's id; WhatsApp "edits" are replies with
          * their own id, but the thread stays anchored on the first message. */
         memcpy(nt.ref, edit && t.ref[0] ? t.ref : r->message_id, sizeof(nt.ref));
@@ -428,6 +466,20 @@ static void on_sent(void *arg, const struct rsre_send_result *r) {
             n->st.edits++;
         } else {
             n->st.sent++;
+        }
+        char early_why[320];
+        if (early_take(n, j->ch, r->message_id, early_why, sizeof(early_why))) {
+            /* Its failed status came first: the chat is failing, the message fails over. */
+            set_chat_state(n, j->ch, j->chat, 1, early_why, j, now);
+            if (!j->probe) {
+                fail_over(n, j, early_why, now, 1);
+            }
+            job_remove(n, j);
+            rsre_notify_poll(n, now);
+            if (n->njobs && n->hooks.wake) {
+                n->hooks.wake(n->hooks.arg);
+            }
+            return;
         }
         c->down_hard = 0;
         set_chat_state(n, j->ch, j->chat, 0, NULL, NULL, now);
@@ -492,7 +544,7 @@ static void on_sent(void *arg, const struct rsre_send_result *r) {
         }
         return;
     }
-    fail_over(n, j, why, now);
+    fail_over(n, j, why, now, 0);
     job_remove(n, j);
     rsre_notify_poll(n, now); /* the fail-over copies go out now */
     if (n->njobs && n->hooks.wake) {
@@ -569,12 +621,19 @@ fail:
 
 /* ---- failures learnt after a successful send (WhatsApp status webhooks) ---- */
 
+/* The thread a late failure belongs to: the one whose first or latest message has the failed
+ * message's id; failing that, the thread that chat was sent to most recently, whose text is
+ * what the chat gets again while it is failing (so it is rechecked like any failing chat). */
 struct late_find {
     const char *suffix; /* "/<channel>/<chat>" */
     const char *message_id;
     char subject[RSRE_STORE_ID_MAX + 1];
     char text[RSRE_NOTIFY_TEXT_MAX];
     int found;
+    char latest_subject[RSRE_STORE_ID_MAX + 1];
+    char latest_text[RSRE_NOTIFY_TEXT_MAX];
+    int64_t latest_at;
+    int have_latest;
 };
 
 static int late_cb(const char *key, const void *val, size_t len, void *ud) {
@@ -586,16 +645,26 @@ static int late_cb(const char *key, const void *val, size_t len, void *ud) {
     json_error_t je;
     json_t *o = json_loadb(val, len, 0, &je);
     const char *ref = json_string_value(json_object_get(o, "ref"));
+    const char *last = json_string_value(json_object_get(o, "last"));
     const char *text = json_string_value(json_object_get(o, "text"));
-    if (ref && text && !strcmp(ref, f->message_id)) {
+    int64_t at = json_integer_value(json_object_get(o, "sent_at"));
+    if (ref && text && (!strcmp(ref, f->message_id) || (last && !strcmp(last, f->message_id)))) {
         snprintf(f->subject, sizeof(f->subject), "%.*s", (int)(kl - sl - 2), key + 2);
         snprintf(f->text, sizeof(f->text), "%s", text);
         f->found = 1;
+    } else if (text && text[0] && (!f->have_latest || at > f->latest_at)) {
+        snprintf(f->latest_subject, sizeof(f->latest_subject), "%.*s", (int)(kl - sl - 2), key + 2);
+        snprintf(f->latest_text, sizeof(f->latest_text), "%s", text);
+        f->latest_at = at;
+        f->have_latest = 1;
     }
     json_decref(o);
     return f->found ? 1 : 0;
 }
 
+/* A message the platform accepted was not delivered (a WhatsApp `failed` status): the chat is
+ * failing from now on, the message of a known thread fails over like a send that failed, and
+ * the chat gets a thread's latest text again every recheck_ms until a send to it succeeds. */
 static void on_delivery(void *arg, const struct rsre_chat_delivery *d) {
     struct rsre_notify *n = arg;
     if (n->closing || !d || !d->channel || !d->chat || !d->message_id || !d->result) {
@@ -619,15 +688,19 @@ static void on_delivery(void *arg, const struct rsre_chat_delivery *d) {
         rsre_store_notify_foreach(txn, "t/", NULL, late_cb, f);
         rsre_store_txn_abort(txn);
     }
+    const char *subject = f->found ? f->subject : f->have_latest ? f->latest_subject : NULL;
     struct notify_job j;
     memset(&j, 0, sizeof(j));
     j.n = n;
     j.ch = ch;
     j.attempts = 1;
     snprintf(j.chat, sizeof(j.chat), "%s", d->chat);
-    snprintf(j.subject, sizeof(j.subject), "%s", f->found ? f->subject : d->message_id);
-    snprintf(j.text, sizeof(j.text), "%s", f->found ? f->text : "");
-    if (f->found && !strncmp(f->subject, "apr-", 4)) {
+    snprintf(j.subject, sizeof(j.subject), "%s", subject ? subject : d->message_id);
+    snprintf(j.text, sizeof(j.text), "%s",
+             f->found         ? f->text
+             : f->have_latest ? f->latest_text
+                              : "");
+    if (subject && !strncmp(subject, "apr-", 4)) {
         enum rsre_chat c =
             !strcmp(d->channel, "whatsapp") ? RSRE_CHAT_WHATSAPP : RSRE_CHAT_TELEGRAM;
         const struct rsre_operator *op = rsre_operators_find_chat(n->operators, c, d->chat);
@@ -637,19 +710,20 @@ static void on_delivery(void *arg, const struct rsre_chat_delivery *d) {
     char why[320];
     snprintf(why, sizeof(why), "delivery failed after acceptance (code %ld): %.200s",
              d->result->api_code, d->result->error);
-    set_chat_state(n, ch, d->chat, 1, why, f->found ? &j : NULL, now);
+    set_chat_state(n, ch, d->chat, 1, why, subject ? &j : NULL, now);
     /* The copy carries no buttons (the expiry is not known here): the text and its link. */
     if (f->found) {
-        fail_over(n, &j, why, now);
+        fail_over(n, &j, why, now, 0);
     } else {
         n->st.failed++;
         if (n->hooks.delivery_failed) {
             n->hooks.delivery_failed(n->hooks.arg, d->channel);
         }
+        early_put(n, ch, d->message_id, why);
         RSRE_LOG(RSRE_LOG_WARN, "notify",
                  "late delivery failure channel=%s chat=%s message=%s "
-                 "(not a thread we know): %s",
-                 d->channel, d->chat, d->message_id, why);
+                 "(not a thread we know; rechecked with %s): %s",
+                 d->channel, d->chat, d->message_id, subject ? subject : "nothing to re-send", why);
     }
     free(f);
     rsre_notify_poll(n, now);

@@ -22,8 +22,10 @@
  *   in-app      every incident event and approval request is written to the store first
  *               (rsre_notify_inapp_*), whatever the chat channels do; if even that write fails
  *               it is logged at error level and counted (inapp_failures).
- *   health      a channel is down after a delivery on it failed for good and up again after a
- *               success; every change is reported through hooks.channels with the down and
+ *   health      a channel is down after a delivery on it failed for good (also when a transport
+ *               reports it later: ops->on_delivery) and up again after a success; a failing
+ *               chat gets its last message again every recheck_ms (never suppressed as a
+ *               duplicate); every change is reported through hooks.channels with the down and
  *               total counts (the daemon feeds chat.channels_down / chat.channels_total to the
  *               incident engine: chatops_delivery_failure).
  *   approvals   button payloads are signed (chat_sign.c): HMAC-SHA256 over channel, chat user,
@@ -39,7 +41,8 @@
  * Stored state (the store's `notify` database, keys → JSON values):
  *   n/<16 hex seq>          in-app notification {"id","ts","kind","subject","severity","title",
  *                           "text","link","acked_by","acked_at"}
- *   t/<subject>/<ch>/<chat> thread: {"ref": transport message id, "text_hash", "sent_at"}
+ *   t/<subject>/<ch>/<chat> thread: {"ref": the first message's id, "hash", "sent_at", "text",
+ *                           "last": the latest message's id (a WhatsApp reply has its own)}
  *   u/<mac>                 a used button: {"at", "user", "approval"}
  *   a/<approval id>         approval announced: {"state": last state announced}
  */

@@ -45,6 +45,15 @@ struct notify_job {
     int probe; /* re-send to a failing chat: no fail-over, no new failure record */
 };
 
+/* A late failure (WhatsApp status webhook) of a message no stored thread names: its status may
+ * arrive before the reply to the send that produced the id; that send then fails. */
+#define RSRE_NOTIFY_EARLY_MAX 16
+struct notify_early {
+    int ch;
+    char message_id[128];
+    char why[320];
+};
+
 struct rsre_notify {
     const struct rsre_notify_routes *routes;
     rsre_store *store;
@@ -59,6 +68,8 @@ struct rsre_notify {
     struct notify_job *jobs[RSRE_NOTIFY_QUEUE_MAX];
     size_t njobs;
     int closing;
+    struct notify_early early[RSRE_NOTIFY_EARLY_MAX]; /* ring; message_id "" is a free slot */
+    size_t early_pos;
     struct rsre_notify_stats st;
 };
 

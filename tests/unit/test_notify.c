@@ -59,6 +59,8 @@ struct fake {
     int acks;
     rsre_chat_action_cb acb;
     void *aarg;
+    rsre_chat_delivery_cb dcb; /* late failures (WhatsApp status webhooks) */
+    void *darg;
     int destroyed;
 };
 
@@ -116,10 +118,16 @@ static void fake_destroy(struct rsre_channel *ch) {
     f->destroyed = 1;
 }
 
+static void fake_on_delivery(struct rsre_channel *ch, rsre_chat_delivery_cb cb, void *arg) {
+    struct fake *f = (struct fake *)ch;
+    f->dcb = cb;
+    f->darg = arg;
+}
+
 static const struct rsre_channel_ops tg_ops = {"telegram", fake_send,    fake_ack,
                                                fake_start, fake_destroy, NULL};
 static const struct rsre_channel_ops wa_ops = {"whatsapp", fake_send,    fake_ack,
-                                               fake_start, fake_destroy, NULL};
+                                               fake_start, fake_destroy, fake_on_delivery};
 
 /* Completes send `i` of `f`. */
 static void complete(struct fake *f, size_t i, enum rsre_send_status st, int64_t retry_after) {
@@ -134,6 +142,16 @@ static void complete(struct fake *f, size_t i, enum rsre_send_status st, int64_t
         snprintf(r.error, sizeof(r.error), "injected");
     }
     f->sent[i].cb(f->sent[i].arg, &r);
+}
+
+/* WhatsApp's status webhook says message `id` to `chat` was not delivered (131026). */
+static void late_failure(const char *chat, const char *id) {
+    assert_non_null(wa->dcb);
+    struct rsre_send_result r = {.status = RSRE_SEND_CHAT_FAILED, .api_code = 131026};
+    snprintf(r.error, sizeof(r.error), "Message undeliverable");
+    struct rsre_chat_delivery d = {
+        .channel = "whatsapp", .chat = chat, .message_id = id, .result = &r};
+    wa->dcb(wa->darg, &d);
 }
 
 static size_t pending(const struct fake *f) {
@@ -647,6 +665,79 @@ static void test_recheck_recovers(void **state) {
     assert_int_equal(tg->n, 3);
 }
 
+/* A late failure of a thread's update (on WhatsApp a reply with its own id, not the thread's
+ * first message) is that thread's failure, and the failing chat gets the text again at the
+ * next recheck even though the thread records it as sent within the suppression window. */
+static void test_late_failure_of_update_rechecked(void **state) {
+    struct fx *f = *state;
+    rsre_store_incident *inc = incident("inc-40", "t", "node_health", SEV_WARN, ENV_STAGING);
+    rsre_notify_incident(f->n, inc, "opened", now_ms);
+    complete(tg, 0, RSRE_SEND_CHAT_FAILED, 0); /* -100 blocked the bot */
+    assert_int_equal(wa->n, 1);
+    complete(wa, 0, RSRE_SEND_OK, 0); /* m1, then reported undeliverable */
+    late_failure("15550009999", "m1");
+    assert_int_equal(f->down, 2);
+    assert_int_equal(count_inapp(f, "delivery_failure"), 2);
+    /* An update: Telegram still blocked, WhatsApp accepts it as a reply (m2) to m1 ... */
+    now_ms += MIN;
+    inc->lifecycle = ROBOT_SRE__STORE__LIFECYCLE__LIFECYCLE_CONTAINED;
+    rsre_notify_incident(f->n, inc, "state", now_ms);
+    assert_int_equal(tg->n, 2);
+    complete(tg, 1, RSRE_SEND_CHAT_FAILED, 0);
+    assert_int_equal(wa->n, 2);
+    assert_string_equal(wa->sent[1].edit_ref, "m1");
+    complete(wa, 1, RSRE_SEND_OK, 0);
+    assert_int_equal(f->down, 1);
+    /* ... and reports m2 undeliverable: the update of inc-40 failed, recorded as such. */
+    late_failure("15550009999", "m2");
+    assert_int_equal(f->down, 2);
+    assert_int_equal(count_inapp(f, "delivery_failure"), 4);
+    /* The recheck (300 s) re-sends the update although that text is in the thread's record
+     * for less than suppress_minutes: it never arrived. */
+    now_ms += 300 * SEC;
+    rsre_notify_poll(f->n, now_ms);
+    assert_int_equal(wa->n, 3);
+    assert_string_equal(wa->sent[2].chat, "15550009999");
+    assert_string_equal(wa->sent[2].text, wa->sent[1].text);
+    complete(wa, 2, RSRE_SEND_OK, 0);
+    assert_int_equal(f->down, 1); /* WhatsApp is back; Telegram's re-send is still out */
+    assert_int_equal(tg->n, 3);
+    complete(tg, 2, RSRE_SEND_OK, 0);
+    assert_int_equal(f->down, 0);
+}
+
+/* A failed status may come before the reply to the send (the id is not in any thread yet):
+ * the send then fails once it completes, counted once. A failed status for an id no thread
+ * knows still leaves the chat something to be rechecked with: its latest thread's text. */
+static void test_late_failure_before_send_completes(void **state) {
+    struct fx *f = *state;
+    rsre_notify_incident(f->n, incident("inc-41", "t", "node_health", SEV_WARN, ENV_STAGING),
+                         "opened", now_ms);
+    complete(tg, 0, RSRE_SEND_CHAT_FAILED, 0);
+    assert_int_equal(wa->n, 1);
+    late_failure("15550009999", "m1"); /* the id the pending send will report */
+    assert_int_equal(f->down, 2);
+    complete(wa, 0, RSRE_SEND_OK, 0);
+    assert_int_equal(f->down, 2);
+    assert_int_equal(f->failures, 2);
+    assert_int_equal(count_inapp(f, "delivery_failure"), 2);
+    now_ms += 300 * SEC;
+    rsre_notify_poll(f->n, now_ms);
+    assert_int_equal(wa->n, 2);
+    assert_string_equal(wa->sent[1].text, wa->sent[0].text);
+    complete(wa, 1, RSRE_SEND_OK, 0);
+    assert_int_equal(f->down, 1);
+    /* Unknown id: the chat is failing and is rechecked with inc-41's text. */
+    late_failure("15550009999", "wamid.nobody-knows");
+    assert_int_equal(f->down, 2);
+    now_ms += 300 * SEC;
+    rsre_notify_poll(f->n, now_ms);
+    assert_int_equal(wa->n, 3);
+    assert_string_equal(wa->sent[2].text, wa->sent[0].text);
+    complete(wa, 2, RSRE_SEND_OK, 0);
+    assert_int_equal(f->down, 1);
+}
+
 static void test_rate_limit(void **state) {
     struct fx *f = *state;
     /* burst 3, 60/min: five incidents -> three now, one per second after. */
@@ -922,6 +1013,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_retry_after_and_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_and_health, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recheck_recovers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_failure_of_update_rechecked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_failure_before_send_completes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_approval_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_approval_requester_and_expiry, setup, teardown),
