@@ -76,6 +76,10 @@ static const struct rsre_cfg_entry entries[] = {
     RSRE_CFG_STR_ENTRY(T, oci_ca_file, "", "CA bundle for the OCI APIs (empty: system bundle)"),
     RSRE_CFG_LIST_ENTRY(T, oci_options, noci_options, "",
                         "further OCI executor settings as key=value (docs/oci.md keys)"),
+    RSRE_CFG_U32_ENTRY(T, reboot_verify_ms, "600000", 1000, 3600000,
+                       "after reboot_worker's instance is RUNNING again, the node must report a "
+                       "new boot id (status.nodeInfo.bootID) within this, else the record "
+                       "fails (ms)"),
     RSRE_CFG_LIST_ENTRY(T, node_actions, nnode_actions,
                         "delete_finished_pods,prune_unused_images,remove_exited_containers",
                         "node-local actions agents are allowed to run (sent in ConfigUpdate)"),

@@ -45,6 +45,7 @@ struct rsre_aggregator_config {
     char oci_node_pool_id[128], oci_ca_file[256];
     char oci_options[8][64]; /* further OCI keys as key=value (timeouts, polling) */
     size_t noci_options;
+    uint32_t reboot_verify_ms; /* a reboot_worker must show the node's new boot id within */
 };
 
 struct rsre_aggregator;

@@ -10,6 +10,13 @@
  * from its OKE node pool keeping the pool's size, and verifies the effect. A dry run reads
  * the node and the instance (which must be RUNNING) and changes nothing.
  *
+ * A reboot is confirmed by the node itself: the status.nodeInfo.bootID read before the reboot
+ * must be replaced by another one (the kubelet reports the kernel's boot id) within
+ * reboot_verify_ms of the instance being RUNNING again, read every 5 s through the same
+ * Kubernetes client; else the run fails ("... kept boot id ...: the reboot is not
+ * confirmed"). Failed reads are logged and retried until that deadline. A node that reported
+ * no boot id before the reboot succeeds with "boot id not reported by the node: not verified".
+ *
  * Every request is signed with the configured API key (exec/oci_sign.h). Without oci_tenancy
  * the executor is off: rsre__wire_oci_create gives NULL and the daemon fails those actions
  * with "OCI executor not configured" (never a silent success).
@@ -38,8 +45,8 @@ typedef void (*rsre__wire_oci_done_cb)(void *arg, const char *record_id, int ok,
 int rsre__wire_oci_create(uv_loop_t *loop, const struct rsre_aggregator_config *cfg,
                           struct rsre__wire_oci **out, char *err, size_t cap);
 
-/* Abandons every run (no callbacks) and releases the client; the loop must run once more for
- * its handles to close. NULL is a no-op. */
+/* Abandons every run (no callbacks; node reads, OCI calls and verification timers stopped) and
+ * releases the client; the loop must run once more for its handles to close. NULL is a no-op. */
 void rsre__wire_oci_destroy(struct rsre__wire_oci *w);
 
 /*

@@ -4,18 +4,20 @@
  * signature with the public key; without OCI configuration the same approval fails with "OCI
  * executor not configured" and nothing reaches OCI.
  *
- * Processes on 127.0.0.1, port 0, in a temp dir: tests/support/kube_api_server.py with three
- * Nodes whose spec.providerID names OCI instances (oci://ocid1.instance...) and whose node-pool
- * label names the pool; tests/support/oci_api_server.py with that pool and its instances
- * RUNNING (public key of a key made here with openssl genrsa); the real robot-sre-aggregator
- * in demo mode with --kube_api and the oci_* rows (key file, fingerprint, tenancy, user,
- * region, both base URLs at the test server, shorter polling through oci_options). The
- * scripted agent (tests/support/aggregator_harness.c) streams disk pressure for every node:
- * two or more nodes in pressure make the incidents critical, so the engine asks for
- * reboot_worker and replace_worker.
+ * Processes on 127.0.0.1, port 0, in a temp dir: tests/support/kube_api_server.py with five
+ * Nodes whose spec.providerID names OCI instances (oci://ocid1.instance...), whose node-pool
+ * label names the pool and whose status.nodeInfo.bootID is set; tests/support/oci_api_server.py
+ * with that pool and its instances RUNNING (public key of a key made here with openssl genrsa); the
+ * real robot-sre-aggregator in demo mode with --kube_api and the oci_* rows (key file, fingerprint,
+ * tenancy, user, region, both base URLs at the test server, shorter polling through oci_options).
+ * The scripted agent (tests/support/aggregator_harness.c) streams disk pressure for every node: two
+ * or more nodes in pressure make the incidents critical, so the engine asks for reboot_worker and
+ * replace_worker.
  *
- *   configured      alice and bob (approvers) approve node a's reboot_worker: the record
- *                   succeeds naming the instance; the OCI server performed exactly one SOFTRESET
+ *   configured      alice and bob (approvers) approve node a's reboot_worker; once the OCI
+ *                   server shows the SOFTRESET, node a's Node object gets a new bootID (as the
+ *                   kubelet reports after a boot). The record succeeds naming the instance and
+ *                   both boot ids; the OCI server performed exactly one SOFTRESET
  *                   on node a's instance, every API request it got verified (keyId, signed
  *                   headers, body digest, RSA-SHA256), and the instance is RUNNING again; the
  *                   incident moved on from where it was (recovering) and its audit shows the
@@ -23,6 +25,14 @@
  *                   Then node b's replace_worker: exactly one signed DELETE of its node from
  *                   the pool with isDecrementSize=false, the record succeeds (instance
  *                   TERMINATING, the pool keeps its size).
+ *   not rebooted    restarted with reboot_verify_ms=1500: node d's approved reboot_worker gets
+ *                   its SOFTRESET and the instance is RUNNING again, but node d keeps its
+ *                   bootID: the record fails with "kept boot id ...: the reboot is not
+ *                   confirmed" and the incident escalates, as for any other failed OCI run.
+ *   shutdown        restarted with the default reboot_verify_ms: node e's approved reboot is
+ *                   waiting for a new boot id when the aggregator gets SIGTERM; it exits with
+ *                   status 0 at once (the node read and the timer are abandoned; under ASan
+ *                   nothing leaks).
  *   not configured  the aggregator restarts on the same store without oci_* rows: approving
  *                   node c's reboot_worker fails the record with "OCI executor not configured"
  *                   and the incident escalates; the OCI server got no request at all.
@@ -46,7 +56,7 @@
 #define KUBE_SERVER RSRE_SOURCE_DIR "/tests/support/kube_api_server.py"
 #define OCI_SERVER RSRE_SOURCE_DIR "/tests/support/oci_api_server.py"
 #define WAIT_MS 30000
-#define MAX_STREAMS 3
+#define MAX_STREAMS 5
 
 #include "../support/aggregator_harness.c"
 
@@ -55,10 +65,15 @@
 #define INST_A "ocid1.instance.oc1.iad.anuwcljt3b7zqwqc3y4f5sroxbfbcu4mhscgldm3dq4mv6xkkqquqnthmxqa"
 #define INST_B "ocid1.instance.oc1.iad.anuwcljt3b7zqwqcpgyk4m3f4tfo5flzstnxvbu4bb5obj3uhxz4rcpxk6wq"
 #define INST_C "ocid1.instance.oc1.iad.anuwcljt3b7zqwqcgbgbfwuq2odbkqcqsujfe3ilaakpnpmkqn2yvylcd2ha"
+#define INST_D "ocid1.instance.oc1.iad.anuwcljt3b7zqwqcx2rdlgm5ui4ws7ajbtyw3oqjtpk7nf6fxpzzjdq6sa3q"
+#define INST_E "ocid1.instance.oc1.iad.anuwcljt3b7zqwqcm4pqvk2ytw6hdo5rlbnixa7scfu3e2qjg6zkwt5bvh7a"
 #define POOL "ocid1.nodepool.oc1.iad.aaaaaaaaxa4tkmbvgjstsyzzg4ytanzrmqzdsmzqgrqtgzbtgbqtgmbsguyt"
 #define NODE_A "10.0.20.11"
 #define NODE_B "10.0.20.12"
 #define NODE_C "10.0.20.13"
+#define NODE_D "10.0.20.14"
+#define NODE_E "10.0.20.15"
+#define BOOT_A_NEW "9d41c7e0-52a8-4f6e-8b1d-2f7a0c5e1a11" /* node a after its reboot */
 #define TOKEN_ALICE "oci-token-alice-approver"
 #define TOKEN_BOB "oci-token-bob-approver"
 
@@ -68,7 +83,7 @@ static struct {
     struct harness_daemon agg;
     pid_t kube_pid, oci_pid;
     int kube_port, oci_port, runs;
-    struct node_log nodes[3];
+    struct node_log nodes[5];
 } F;
 
 /* A request to a test server (no token); the decoded answer. */
@@ -81,6 +96,7 @@ static json_t *srv(int port, const char *method, const char *path, const char *b
     return j;
 }
 
+/* Without OCI (0), with it (1), with it and reboot_verify_ms=1500 (2). */
 static void start_aggregator(int with_oci) {
     char a[24][600];
     int n = 0;
@@ -102,6 +118,9 @@ static void start_aggregator(int with_oci) {
         ARG("--oci_compute_url=http://127.0.0.1:%d", F.oci_port);
         ARG("--oci_containerengine_url=http://127.0.0.1:%d", F.oci_port);
         ARG("--oci_options=poll_interval_ms=50,soft_reset_timeout_ms=10000,timeout_ms=5000");
+    }
+    if (with_oci == 2) {
+        ARG("--reboot_verify_ms=1500");
     }
 #undef ARG
     char *argv[26] = {AGGREGATOR};
@@ -170,8 +189,8 @@ static const char *pending_approval(const char *node, const char *action) {
 /* Streams pressure for every node until `node`'s `action` approval is pending. */
 static void stream_until_requested(const char *node, const char *action, char *approval,
                                    size_t cap) {
-    struct node_log *nodes[3] = {&F.nodes[0], &F.nodes[1], &F.nodes[2]};
-    client_open_nodes(F.agg.grpc_port, nodes, 3);
+    struct node_log *nodes[5] = {&F.nodes[0], &F.nodes[1], &F.nodes[2], &F.nodes[3], &F.nodes[4]};
+    client_open_nodes(F.agg.grpc_port, nodes, 5);
     int64_t end = mono_ms() + WAIT_MS;
     while (!pending_approval(node, action)[0]) {
         if (mono_ms() > end) {
@@ -243,6 +262,66 @@ static const char *lifecycle_of(const char *node) {
     return state;
 }
 
+/* A Node object of the pool: providerID, pool label and status.nodeInfo.bootID. */
+static void node_json(char *out, size_t cap, const char *name, const char *inst, const char *boot) {
+    snprintf(out, cap,
+             "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\","
+             "\"labels\":{\"oci.oraclecloud.com/node-pool-id\":\"%s\"}},"
+             "\"spec\":{\"providerID\":\"oci://%s\"},"
+             "\"status\":{\"nodeInfo\":{\"bootID\":\"%s\"}}}",
+             name, POOL, inst, boot);
+}
+
+/* Waits until the OCI test server has performed `action` on `inst`. */
+static void wait_oci_action(const char *inst, const char *action) {
+    int64_t end = mono_ms() + WAIT_MS;
+    for (;;) {
+        json_t *acts = srv(F.oci_port, "GET", "/_test/actions", NULL);
+        json_t *list = json_is_array(acts) ? acts : json_object_get(acts, "actions");
+        int seen = 0;
+        size_t i;
+        json_t *x;
+        json_array_foreach(list, i, x) {
+            char *d = json_dumps(x, JSON_COMPACT);
+            seen |= strstr(d, action) && strstr(d, inst);
+            free(d);
+        }
+        json_decref(acts);
+        if (seen) {
+            return;
+        }
+        if (mono_ms() > end) {
+            log_tail(F.log, 30);
+            fail_msg("OCI never got %s on %s (see %s)", action, inst, F.log);
+        }
+        sleep_ms(20);
+    }
+}
+
+/* Waits until the aggregator's log has a line containing `needle`. */
+static void wait_log(const char *needle) {
+    int64_t end = mono_ms() + WAIT_MS;
+    for (;;) {
+        FILE *f = fopen(F.log, "r");
+        char line[2048];
+        int seen = 0;
+        while (f && !seen && fgets(line, sizeof(line), f)) {
+            seen = strstr(line, needle) != NULL;
+        }
+        if (f) {
+            fclose(f);
+        }
+        if (seen) {
+            return;
+        }
+        if (mono_ms() > end) {
+            log_tail(F.log, 30);
+            fail_msg("the aggregator never logged '%s' (see %s)", needle, F.log);
+        }
+        sleep_ms(20);
+    }
+}
+
 static void test_reboot_worker(void **state) {
     (void)state;
     /* Configured: an approved reboot runs against the OCI test server, signed. */
@@ -251,6 +330,11 @@ static void test_reboot_worker(void **state) {
     stream_until_requested(NODE_A, "reboot_worker", approval, sizeof(approval));
     json_decref(srv(F.oci_port, "DELETE", "/_test/requests", NULL));
     approve_all(approval);
+    /* The machine rebooted: the kubelet reports the new kernel's boot id. */
+    wait_oci_action(INST_A, "SOFTRESET");
+    char body[1024];
+    node_json(body, sizeof(body), NODE_A, INST_A, BOOT_A_NEW);
+    json_decref(srv(F.kube_port, "POST", "/_test/objects", body));
     json_t *rec = action_record(NODE_A, "reboot_worker");
     const char *result = json_string_value(json_object_get(rec, "result"));
     if (strcmp(json_string_value(json_object_get(rec, "state")), "succeeded")) {
@@ -259,6 +343,11 @@ static void test_reboot_worker(void **state) {
     }
     assert_non_null(strstr(result, INST_A));
     assert_non_null(strstr(result, "SOFTRESET"));
+    char ids[160];
+    snprintf(ids, sizeof(ids), "boot id %s -> %s", F.nodes[0].boot, BOOT_A_NEW);
+    if (!strstr(result, ids)) {
+        fail_msg("the result does not name both boot ids (%s): %s", ids, result);
+    }
     json_decref(rec);
     json_t *acts = srv(F.oci_port, "GET", "/_test/actions", NULL);
     json_t *list = json_is_array(acts) ? acts : json_object_get(acts, "actions");
@@ -269,6 +358,8 @@ static void test_reboot_worker(void **state) {
         n_soft += strstr(d, "SOFTRESET") && strstr(d, INST_A);
         assert_null(strstr(d, INST_B)); /* the other nodes were left alone */
         assert_null(strstr(d, INST_C));
+        assert_null(strstr(d, INST_D));
+        assert_null(strstr(d, INST_E));
         free(d);
     }
     assert_int_equal(n_soft, 1);
@@ -325,6 +416,51 @@ static void test_reboot_worker(void **state) {
     json_decref(reqs);
     harness_agg_stop(&F.agg);
 
+    /* Not rebooted: the instance is RUNNING again but node d keeps its boot id. */
+    json_decref(srv(F.oci_port, "DELETE", "/_test/requests", NULL));
+    start_aggregator(2);
+    stream_until_requested(NODE_D, "reboot_worker", approval, sizeof(approval));
+    approve_all(approval);
+    rec = action_record(NODE_D, "reboot_worker");
+    result = json_string_value(json_object_get(rec, "result"));
+    if (strcmp(json_string_value(json_object_get(rec, "state")), "failed") ||
+        !strstr(result, "the reboot is not confirmed")) {
+        log_tail(F.log, 30);
+        fail_msg("reboot_worker on %s with an unchanged boot id: %s", NODE_D, result);
+    }
+    snprintf(ids, sizeof(ids), "node %s kept boot id %s", NODE_D, F.nodes[3].boot);
+    if (!strstr(result, ids)) {
+        fail_msg("the result does not say '%s': %s", ids, result);
+    }
+    json_decref(rec);
+    wait_oci_action(INST_D, "SOFTRESET"); /* it was sent, and only once */
+    acts = srv(F.oci_port, "GET", "/_test/actions", NULL);
+    list = json_is_array(acts) ? acts : json_object_get(acts, "actions");
+    n_soft = 0;
+    json_array_foreach(list, i, x) {
+        char *d = json_dumps(x, JSON_COMPACT);
+        n_soft += strstr(d, "SOFTRESET") && strstr(d, INST_D);
+        free(d);
+    }
+    assert_int_equal(n_soft, 1);
+    json_decref(acts);
+    inst = srv(F.oci_port, "GET", "/_test/instances/" INST_D, NULL);
+    assert_string_equal(json_string_value(json_object_get(inst, "lifecycleState")), "RUNNING");
+    json_decref(inst);
+    assert_string_equal(lifecycle_of(NODE_D), "escalated");
+    harness_agg_stop(&F.agg);
+
+    /* Shutdown while a reboot waits for its new boot id: nothing is left behind. */
+    start_aggregator(1);
+    stream_until_requested(NODE_E, "reboot_worker", approval, sizeof(approval));
+    approve_all(approval);
+    wait_oci_action(INST_E, "SOFTRESET");
+    char waiting[160];
+    snprintf(waiting, sizeof(waiting), "waiting up to 600000 ms for a boot id other than %s",
+             F.nodes[4].boot);
+    wait_log(waiting);
+    harness_agg_stop(&F.agg); /* status 0: under ASan, no leak and no use after free */
+
     /* Not configured: the approval fails clearly, nothing reaches OCI. */
     json_decref(srv(F.oci_port, "DELETE", "/_test/requests", NULL));
     start_aggregator(0);
@@ -360,24 +496,22 @@ static int run_cmd(char *const argv[]) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* The five Nodes (each with its agent's boot id as bootID) and their pool. */
 static void put_nodes(void) {
-    char body[2048];
-    snprintf(body, sizeof(body),
-             "[{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\","
-             "\"labels\":{\"oci.oraclecloud.com/node-pool-id\":\"%s\"}},"
-             "\"spec\":{\"providerID\":\"oci://%s\"}},"
-             "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\","
-             "\"labels\":{\"oci.oraclecloud.com/node-pool-id\":\"%s\"}},"
-             "\"spec\":{\"providerID\":\"oci://%s\"}},"
-             "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\","
-             "\"labels\":{\"oci.oraclecloud.com/node-pool-id\":\"%s\"}},"
-             "\"spec\":{\"providerID\":\"oci://%s\"}}]",
-             NODE_A, POOL, INST_A, NODE_B, POOL, INST_B, NODE_C, POOL, INST_C);
+    static const char *const inst[5] = {INST_A, INST_B, INST_C, INST_D, INST_E};
+    char body[6144] = "[", one[1024];
+    for (size_t i = 0; i < 5; i++) {
+        node_json(one, sizeof(one), F.nodes[i].name, inst[i], F.nodes[i].boot);
+        size_t len = strlen(body);
+        snprintf(body + len, sizeof(body) - len, "%s%s", i ? "," : "", one);
+    }
+    size_t len = strlen(body);
+    snprintf(body + len, sizeof(body) - len, "]");
     json_decref(srv(F.kube_port, "POST", "/_test/objects", body));
     snprintf(body, sizeof(body),
-             "{\"id\":\"%s\",\"name\":\"workers\",\"size\":3,"
-             "\"nodes\":[\"%s\",\"%s\",\"%s\"]}",
-             POOL, INST_A, INST_B, INST_C);
+             "{\"id\":\"%s\",\"name\":\"workers\",\"size\":5,"
+             "\"nodes\":[\"%s\",\"%s\",\"%s\",\"%s\",\"%s\"]}",
+             POOL, INST_A, INST_B, INST_C, INST_D, INST_E);
     json_decref(srv(F.oci_port, "POST", "/_test/nodepools", body));
 }
 
@@ -411,6 +545,10 @@ static int setup(void **state) {
     snprintf(F.nodes[1].boot, sizeof(F.nodes[1].boot), "3c6ad1d2-1f0b-4c36-9a57-000000000012");
     snprintf(F.nodes[2].name, sizeof(F.nodes[2].name), NODE_C);
     snprintf(F.nodes[2].boot, sizeof(F.nodes[2].boot), "3c6ad1d2-1f0b-4c36-9a57-000000000013");
+    snprintf(F.nodes[3].name, sizeof(F.nodes[3].name), NODE_D);
+    snprintf(F.nodes[3].boot, sizeof(F.nodes[3].boot), "3c6ad1d2-1f0b-4c36-9a57-000000000014");
+    snprintf(F.nodes[4].name, sizeof(F.nodes[4].name), NODE_E);
+    snprintf(F.nodes[4].boot, sizeof(F.nodes[4].boot), "3c6ad1d2-1f0b-4c36-9a57-000000000015");
     grpc_init();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     char klog[160], olog[160];
