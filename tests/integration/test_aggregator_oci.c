@@ -4,15 +4,15 @@
  * signature with the public key; without OCI configuration the same approval fails with "OCI
  * executor not configured" and nothing reaches OCI.
  *
- * Processes on 127.0.0.1, port 0, in a temp dir: tests/support/kube_api_server.py with five
+ * Processes on 127.0.0.1, port 0, in a temp dir: tests/support/kube_api_server.py with seven
  * Nodes whose spec.providerID names OCI instances (oci://ocid1.instance...), whose node-pool
- * label names the pool and whose status.nodeInfo.bootID is set; tests/support/oci_api_server.py
- * with that pool and its instances RUNNING (public key of a key made here with openssl genrsa); the
- * real robot-sre-aggregator in demo mode with --kube_api and the oci_* rows (key file, fingerprint,
- * tenancy, user, region, both base URLs at the test server, shorter polling through oci_options).
- * The scripted agent (tests/support/aggregator_harness.c) streams disk pressure for every node: two
- * or more nodes in pressure make the incidents critical, so the engine asks for reboot_worker and
- * replace_worker.
+ * label names the pool and whose status.nodeInfo.bootID is set (but node f's);
+ * tests/support/oci_api_server.py with that pool and its instances RUNNING (public key of a key
+ * made here with openssl genrsa); the real robot-sre-aggregator in demo mode with --kube_api and
+ * the oci_* rows (key file, fingerprint, tenancy, user, region, both base URLs at the test server,
+ * shorter polling through oci_options). The scripted agent (tests/support/aggregator_harness.c)
+ * streams disk pressure for every node: two or more nodes in pressure make the incidents critical,
+ * so the engine asks for reboot_worker and replace_worker.
  *
  *   configured      alice and bob (approvers) approve node a's reboot_worker; once the OCI
  *                   server shows the SOFTRESET, node a's Node object gets a new bootID (as the
@@ -29,7 +29,12 @@
  *                   its SOFTRESET and the instance is RUNNING again, but node d keeps its
  *                   bootID: the record fails with "kept boot id ...: the reboot is not
  *                   confirmed" and the incident escalates, as for any other failed OCI run.
- *   shutdown        restarted with the default reboot_verify_ms: node e's approved reboot is
+ *   unverifiable    restarted with the default reboot_verify_ms: node f reported no bootID, so
+ *                   its reboot succeeds saying "boot id not reported by the node: not verified".
+ *   read errors     node g's reads are forbidden (403) once its SOFTRESET is seen; the failed
+ *                   read is logged, then node g is readable again with a new bootID and the
+ *                   record succeeds naming both ids (a read after the 5 s poll interval).
+ *   shutdown        still with the default reboot_verify_ms: node e's approved reboot is
  *                   waiting for a new boot id when the aggregator gets SIGTERM; it exits with
  *                   status 0 at once (the node read and the timer are abandoned; under ASan
  *                   nothing leaks).
@@ -56,7 +61,7 @@
 #define KUBE_SERVER RSRE_SOURCE_DIR "/tests/support/kube_api_server.py"
 #define OCI_SERVER RSRE_SOURCE_DIR "/tests/support/oci_api_server.py"
 #define WAIT_MS 30000
-#define MAX_STREAMS 5
+#define MAX_STREAMS 7
 
 #include "../support/aggregator_harness.c"
 
@@ -67,12 +72,17 @@
 #define INST_C "ocid1.instance.oc1.iad.anuwcljt3b7zqwqcgbgbfwuq2odbkqcqsujfe3ilaakpnpmkqn2yvylcd2ha"
 #define INST_D "ocid1.instance.oc1.iad.anuwcljt3b7zqwqcx2rdlgm5ui4ws7ajbtyw3oqjtpk7nf6fxpzzjdq6sa3q"
 #define INST_E "ocid1.instance.oc1.iad.anuwcljt3b7zqwqcm4pqvk2ytw6hdo5rlbnixa7scfu3e2qjg6zkwt5bvh7a"
+#define INST_F "ocid1.instance.oc1.iad.anuwcljt3b7zqwqcq7vd2nwmzka5ejxgh4ryo6ltbcsp3iuf4n2mdw7xyeqa"
+#define INST_G "ocid1.instance.oc1.iad.anuwcljt3b7zqwqcz5ubh3xeqrk7nwtm2gfoy4vjdsla6pcri3wk5hne7tqa"
 #define POOL "ocid1.nodepool.oc1.iad.aaaaaaaaxa4tkmbvgjstsyzzg4ytanzrmqzdsmzqgrqtgzbtgbqtgmbsguyt"
 #define NODE_A "10.0.20.11"
 #define NODE_B "10.0.20.12"
 #define NODE_C "10.0.20.13"
 #define NODE_D "10.0.20.14"
 #define NODE_E "10.0.20.15"
+#define NODE_F "10.0.20.16"
+#define NODE_G "10.0.20.17"
+#define BOOT_G_NEW "6b2e90f4-0c7d-4a85-9e3b-5d1f8a2c7b17"
 #define BOOT_A_NEW "9d41c7e0-52a8-4f6e-8b1d-2f7a0c5e1a11" /* node a after its reboot */
 #define TOKEN_ALICE "oci-token-alice-approver"
 #define TOKEN_BOB "oci-token-bob-approver"
@@ -83,7 +93,7 @@ static struct {
     struct harness_daemon agg;
     pid_t kube_pid, oci_pid;
     int kube_port, oci_port, runs;
-    struct node_log nodes[5];
+    struct node_log nodes[7];
 } F;
 
 /* A request to a test server (no token); the decoded answer. */
@@ -189,8 +199,11 @@ static const char *pending_approval(const char *node, const char *action) {
 /* Streams pressure for every node until `node`'s `action` approval is pending. */
 static void stream_until_requested(const char *node, const char *action, char *approval,
                                    size_t cap) {
-    struct node_log *nodes[5] = {&F.nodes[0], &F.nodes[1], &F.nodes[2], &F.nodes[3], &F.nodes[4]};
-    client_open_nodes(F.agg.grpc_port, nodes, 5);
+    struct node_log *nodes[7];
+    for (size_t i = 0; i < 7; i++) {
+        nodes[i] = &F.nodes[i];
+    }
+    client_open_nodes(F.agg.grpc_port, nodes, 7);
     int64_t end = mono_ms() + WAIT_MS;
     while (!pending_approval(node, action)[0]) {
         if (mono_ms() > end) {
@@ -262,14 +275,15 @@ static const char *lifecycle_of(const char *node) {
     return state;
 }
 
-/* A Node object of the pool: providerID, pool label and status.nodeInfo.bootID. */
+/* A Node object of the pool: providerID, pool label and status.nodeInfo.bootID (boot NULL: no
+ * status at all). */
 static void node_json(char *out, size_t cap, const char *name, const char *inst, const char *boot) {
     snprintf(out, cap,
              "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\","
              "\"labels\":{\"oci.oraclecloud.com/node-pool-id\":\"%s\"}},"
-             "\"spec\":{\"providerID\":\"oci://%s\"},"
-             "\"status\":{\"nodeInfo\":{\"bootID\":\"%s\"}}}",
-             name, POOL, inst, boot);
+             "\"spec\":{\"providerID\":\"oci://%s\"}%s%s%s}",
+             name, POOL, inst, boot ? ",\"status\":{\"nodeInfo\":{\"bootID\":\"" : "",
+             boot ? boot : "", boot ? "\"}}" : "");
 }
 
 /* Waits until the OCI test server has performed `action` on `inst`. */
@@ -360,6 +374,8 @@ static void test_reboot_worker(void **state) {
         assert_null(strstr(d, INST_C));
         assert_null(strstr(d, INST_D));
         assert_null(strstr(d, INST_E));
+        assert_null(strstr(d, INST_F));
+        assert_null(strstr(d, INST_G));
         free(d);
     }
     assert_int_equal(n_soft, 1);
@@ -450,8 +466,44 @@ static void test_reboot_worker(void **state) {
     assert_string_equal(lifecycle_of(NODE_D), "escalated");
     harness_agg_stop(&F.agg);
 
-    /* Shutdown while a reboot waits for its new boot id: nothing is left behind. */
+    /* A node without a bootID: the reboot succeeds, said to be unverified. */
     start_aggregator(1);
+    stream_until_requested(NODE_F, "reboot_worker", approval, sizeof(approval));
+    approve_all(approval);
+    rec = action_record(NODE_F, "reboot_worker");
+    result = json_string_value(json_object_get(rec, "result"));
+    if (strcmp(json_string_value(json_object_get(rec, "state")), "succeeded") ||
+        !strstr(result, "boot id not reported by the node: not verified") ||
+        !strstr(result, INST_F)) {
+        log_tail(F.log, 30);
+        fail_msg("reboot_worker on %s without a bootID: %s", NODE_F, result);
+    }
+    json_decref(rec);
+
+    /* Node reads fail while waiting: logged and retried, then the new boot id confirms. */
+    stream_until_requested(NODE_G, "reboot_worker", approval, sizeof(approval));
+    approve_all(approval);
+    wait_oci_action(INST_G, "SOFTRESET");
+    json_decref(srv(F.kube_port, "POST", "/_test/config",
+                    "{\"forbidden\":[{\"verb\":\"get\",\"resource\":\"nodes\",\"name\":\"" NODE_G
+                    "\"}]}"));
+    char seen[160];
+    snprintf(seen, sizeof(seen), "node=%s: cannot read the node for its boot id", NODE_G);
+    wait_log(seen);
+    node_json(body, sizeof(body), NODE_G, INST_G, BOOT_G_NEW);
+    json_decref(srv(F.kube_port, "POST", "/_test/objects", body));
+    json_decref(srv(F.kube_port, "POST", "/_test/config", "{\"forbidden\":[]}"));
+    rec = action_record(NODE_G, "reboot_worker");
+    result = json_string_value(json_object_get(rec, "result"));
+    snprintf(ids, sizeof(ids), "boot id %s -> %s", F.nodes[6].boot, BOOT_G_NEW);
+    if (strcmp(json_string_value(json_object_get(rec, "state")), "succeeded") ||
+        !strstr(result, ids)) {
+        log_tail(F.log, 30);
+        fail_msg("reboot_worker on %s after failed reads: %s (expected '%s')", NODE_G, result, ids);
+    }
+    json_decref(rec);
+
+    /* Shutdown while a reboot waits for its new boot id: nothing is left behind. */
     stream_until_requested(NODE_E, "reboot_worker", approval, sizeof(approval));
     approve_all(approval);
     wait_oci_action(INST_E, "SOFTRESET");
@@ -496,12 +548,13 @@ static int run_cmd(char *const argv[]) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* The five Nodes (each with its agent's boot id as bootID) and their pool. */
+/* The seven Nodes (each with its agent's boot id as bootID) and their pool. */
 static void put_nodes(void) {
-    static const char *const inst[5] = {INST_A, INST_B, INST_C, INST_D, INST_E};
-    char body[6144] = "[", one[1024];
-    for (size_t i = 0; i < 5; i++) {
-        node_json(one, sizeof(one), F.nodes[i].name, inst[i], F.nodes[i].boot);
+    static const char *const inst[7] = {INST_A, INST_B, INST_C, INST_D, INST_E, INST_F, INST_G};
+    char body[8192] = "[", one[1024];
+    for (size_t i = 0; i < 7; i++) {
+        node_json(one, sizeof(one), F.nodes[i].name, inst[i],
+                  strcmp(F.nodes[i].name, NODE_F) ? F.nodes[i].boot : NULL);
         size_t len = strlen(body);
         snprintf(body + len, sizeof(body) - len, "%s%s", i ? "," : "", one);
     }
@@ -509,9 +562,9 @@ static void put_nodes(void) {
     snprintf(body + len, sizeof(body) - len, "]");
     json_decref(srv(F.kube_port, "POST", "/_test/objects", body));
     snprintf(body, sizeof(body),
-             "{\"id\":\"%s\",\"name\":\"workers\",\"size\":5,"
-             "\"nodes\":[\"%s\",\"%s\",\"%s\",\"%s\",\"%s\"]}",
-             POOL, INST_A, INST_B, INST_C, INST_D, INST_E);
+             "{\"id\":\"%s\",\"name\":\"workers\",\"size\":7,"
+             "\"nodes\":[\"%s\",\"%s\",\"%s\",\"%s\",\"%s\",\"%s\",\"%s\"]}",
+             POOL, INST_A, INST_B, INST_C, INST_D, INST_E, INST_F, INST_G);
     json_decref(srv(F.oci_port, "POST", "/_test/nodepools", body));
 }
 
@@ -549,6 +602,10 @@ static int setup(void **state) {
     snprintf(F.nodes[3].boot, sizeof(F.nodes[3].boot), "3c6ad1d2-1f0b-4c36-9a57-000000000014");
     snprintf(F.nodes[4].name, sizeof(F.nodes[4].name), NODE_E);
     snprintf(F.nodes[4].boot, sizeof(F.nodes[4].boot), "3c6ad1d2-1f0b-4c36-9a57-000000000015");
+    snprintf(F.nodes[5].name, sizeof(F.nodes[5].name), NODE_F);
+    snprintf(F.nodes[5].boot, sizeof(F.nodes[5].boot), "3c6ad1d2-1f0b-4c36-9a57-000000000016");
+    snprintf(F.nodes[6].name, sizeof(F.nodes[6].name), NODE_G);
+    snprintf(F.nodes[6].boot, sizeof(F.nodes[6].boot), "3c6ad1d2-1f0b-4c36-9a57-000000000017");
     grpc_init();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     char klog[160], olog[160];
