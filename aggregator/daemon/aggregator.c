@@ -381,9 +381,19 @@ static void c_aborted(void *arg) {
 
 /* ---- tick ---- */
 
+/* Change-only reporters (observers, channel health) re-assert their state at every tick, for
+ * three ticks (at least three minutes); then the engine's tick judges staleness. */
 static int tick_fn(struct rsre_aggregator *ag, rsre_store_txn *txn, void *arg) {
     (void)arg;
-    return rsre_incident_engine_tick(ag->engine, txn, now_ms());
+    int64_t now = now_ms();
+    int64_t fresh = 3 * (int64_t)ag->cfg.tick_ms;
+    fresh = fresh < 180000 ? 180000 : fresh;
+    int rc = rsre__wire_observe_heartbeat(ag->observe, txn, fresh, now);
+    rc = rc > 0 ? 0 : rc; /* the number of observer sources re-asserted */
+    if (rc == 0) {
+        rc = rsre__wire_notify_heartbeat(ag->notify, txn, fresh, now);
+    }
+    return rc ? rc : rsre_incident_engine_tick(ag->engine, txn, now);
 }
 
 static void on_tick(uv_timer_t *t) {

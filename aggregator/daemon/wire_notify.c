@@ -19,6 +19,9 @@
 #include "notify/whatsapp.h"
 
 #define SCAN_EVERY_MS 2000
+/* Channel health is reported on change only; the daemon re-asserts it at every observation
+ * tick (rsre__wire_notify_heartbeat) with a bound of three ticks, at least three minutes. */
+#define HEALTH_FRESH_DEFAULT_MS 180000
 
 struct rsre__wire_notify {
     struct rsre__wire_notify_deps d;
@@ -29,6 +32,7 @@ struct rsre__wire_notify {
     uint64_t last_scan; /* uv_now of the last approval scan */
     int scan_now;       /* kicked: scan on the next turn */
     int health_dirty;
+    int64_t health_fresh_ms; /* bound of channel health observations (the last heartbeat's) */
     unsigned down, total;
     char detail[512];
     int closing, handles;
@@ -111,8 +115,22 @@ static int observe_fn(struct rsre__wire_notify *w, rsre_store_txn *txn) {
                                  .source = "notify:channels",
                                  .detail = w->detail[0] ? w->detail : "every channel delivers",
                                  .values = v,
-                                 .nvalues = sizeof(v) / sizeof(v[0])};
+                                 .nvalues = sizeof(v) / sizeof(v[0]),
+                                 .fresh_ms = w->health_fresh_ms};
     return rsre_incident_engine_observe(w->d.engine, txn, &o, now_ms());
+}
+
+int rsre__wire_notify_heartbeat(struct rsre__wire_notify *w, rsre_store_txn *txn, int64_t fresh_ms,
+                                int64_t now) {
+    if (!w) {
+        return 0;
+    }
+    w->health_fresh_ms = fresh_ms;
+    if (w->closing || w->total == 0 || w->health_dirty) {
+        return 0; /* nothing reported yet, or a change on its way (on_health) */
+    }
+    /* a heartbeat, not a new check: the channels' streaks do not grow on it */
+    return rsre_incident_engine_observe_refresh(w->d.engine, txn, "notify:channels", fresh_ms, now);
 }
 
 static void on_health(uv_timer_t *t) {
@@ -130,6 +148,7 @@ static void on_health(uv_timer_t *t) {
     if (rc == 0) {
         rsre_incident_engine_committed(w->d.engine);
     } else {
+        w->health_dirty = 1; /* observed at the next change, or retried by the heartbeat */
         rsre_incident_engine_aborted(w->d.engine);
         RSRE_LOG(RSRE_LOG_ERROR, "notify", "channel health not recorded: %s", rsre_strerror(rc));
     }
@@ -224,6 +243,7 @@ int rsre__wire_notify_create(const struct rsre__wire_notify_deps *d,
         return -ENOMEM;
     }
     w->d = *d;
+    w->health_fresh_ms = HEALTH_FRESH_DEFAULT_MS;
     int rc;
     struct rsre_yerr ye = {0};
     if (d->file && d->file[0]) {

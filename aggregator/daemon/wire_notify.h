@@ -51,6 +51,13 @@ void rsre__wire_notify_kick(struct rsre__wire_notify *w);
 struct rsre_api_webhook;
 int rsre__wire_notify_webhook(struct rsre__wire_notify *w, const struct rsre_api_webhook *req,
                               char *out, size_t cap);
+/* The channel-health heartbeat, inside the caller's transaction (the daemon's tick, before
+ * the engine's tick): channel health is reported on change only, so the last reported state is
+ * re-asserted for `fresh_ms` (rsre_incident_engine_observe_refresh of "notify:channels"), and
+ * later health observations carry `fresh_ms` too. Nothing while no health was reported yet or
+ * a change is still to be observed. Returns 0 or an engine error. NULL w: 0. */
+int rsre__wire_notify_heartbeat(struct rsre__wire_notify *w, rsre_store_txn *txn, int64_t fresh_ms,
+                                int64_t now);
 /* Stops the transports and the timer; `closed(arg)` runs once everything is released (the loop
  * must keep running). NULL w: closed runs at once. */
 void rsre__wire_notify_close(struct rsre__wire_notify *w, void (*closed)(void *), void *arg);

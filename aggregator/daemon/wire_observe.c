@@ -10,11 +10,37 @@
 #include "common/kube_proto.h"
 #include "common/log.h"
 
+/* The observers report on change only. At every observation tick the daemon calls
+ * rsre__wire_observe_heartbeat, which re-asserts what each observer source sent
+ * (rsre_incident_engine_observe_refresh) while the informers its values come from are synced
+ * and their watches work; observations and heartbeats carry the bound the daemon gives (three
+ * ticks, at least three minutes). An observer whose watch is down (or whose last emission is
+ * not recorded) is not re-asserted, and its values go stale (unknown) in the engine. */
+#define FRESH_DEFAULT_MS 180000
+
+/* Which informers each observer source's values are computed from (observe/observe.h). */
+static const struct {
+    const char *source;
+    enum rsre_observe_kind kinds[4];
+    size_t nkinds;
+} sources[] = {
+    {"observer:pods", {RSRE_OBS_PODS}, 1},
+    {"observer:helm",
+     {RSRE_OBS_HELM_RELEASES, RSRE_OBS_DEPLOYMENTS, RSRE_OBS_STATEFULSETS, RSRE_OBS_DAEMONSETS},
+     4},
+    {"observer:jobs", {RSRE_OBS_JOBS, RSRE_OBS_PODS}, 2},
+    {"observer:ingresses", {RSRE_OBS_INGRESSES, RSRE_OBS_SERVICES}, 2},
+};
+#define NSOURCES (sizeof(sources) / sizeof(sources[0]))
+
 struct rsre__wire_observe {
     rsre_store *store;
     struct rsre_incident_engine *engine;
     struct rsre_observe *obs;
-    uint64_t applied, skipped, failed_txns;
+    int64_t fresh_ms;                   /* bound of observations (the last heartbeat's) */
+    uint64_t progress[RSRE_OBS_NKINDS]; /* informer counters at the previous heartbeat */
+    int emit_failed;                    /* the last emission was refused (retried) */
+    uint64_t applied, skipped, failed_txns, heartbeats;
 };
 
 static int64_t wall_ms(void) {
@@ -60,7 +86,8 @@ static int apply_all(struct rsre__wire_observe *w, const struct rsre_observe_agg
                                       .source = aggs[i].source,
                                       .detail = aggs[i].detail[0] ? aggs[i].detail : NULL,
                                       .values = vals,
-                                      .nvalues = nv};
+                                      .nvalues = nv,
+                                      .fresh_ms = w->fresh_ms};
         rc = rsre_incident_engine_observe(w->engine, txn, &ob, now);
         if (rc == RSRE_EINVALID || rc == RSRE_ELIMIT) {
             *bad = i; /* this observation can never apply: skipped, the rest retried */
@@ -104,12 +131,61 @@ static int on_emit(void *arg, const struct rsre_observe_aggregate *aggs, size_t 
         break;
     }
     free(skip);
+    w->emit_failed = rc != 0;
     if (rc) {
         w->failed_txns++;
         RSRE_LOG(RSRE_LOG_ERROR, "observe", "observations not recorded (retried): %s",
                  rsre_strerror(rc));
     }
     return rc;
+}
+
+/* ---- heartbeat: change-only sources re-assert their values ---- */
+
+/* Whether informer k's data is current: it listed, and either its last request succeeded or its
+ * watch delivered something (an event or a bookmark) since the previous heartbeat (a watch that
+ * resumed after an error reports no success until it does). Updates w->progress. */
+static int informer_current(struct rsre__wire_observe *w, enum rsre_observe_kind k) {
+    struct rsre_observe_counts c;
+    rsre_observe_counts(w->obs, k, &c);
+    uint64_t p =
+        c.stats.lists + c.stats.watches + c.stats.events + c.stats.duplicates + c.stats.bookmarks;
+    int moved = p != w->progress[k];
+    w->progress[k] = p;
+    return c.synced && (c.stats.last_rc == 0 || moved);
+}
+
+int rsre__wire_observe_heartbeat(struct rsre__wire_observe *w, rsre_store_txn *txn,
+                                 int64_t fresh_ms, int64_t now_ms) {
+    if (!w) {
+        return 0;
+    }
+    w->fresh_ms = fresh_ms;
+    int current[RSRE_OBS_NKINDS];
+    for (int k = 0; k < RSRE_OBS_NKINDS; k++) {
+        current[k] = informer_current(w, (enum rsre_observe_kind)k);
+    }
+    if (w->emit_failed) {
+        return 0; /* the engine holds older values than the observers: do not vouch for them */
+    }
+    int n = 0;
+    for (size_t i = 0; i < NSOURCES; i++) {
+        int ok = 1;
+        for (size_t k = 0; k < sources[i].nkinds; k++) {
+            ok &= current[sources[i].kinds[k]];
+        }
+        if (!ok) {
+            continue;
+        }
+        int rc = rsre_incident_engine_observe_refresh(w->engine, txn, sources[i].source, fresh_ms,
+                                                      now_ms);
+        if (rc) {
+            return rc;
+        }
+        n++;
+    }
+    w->heartbeats++;
+    return n;
 }
 
 /* ---- nodes: the control plane's view of each node, as an external NodeConditions signal ---- */
@@ -180,6 +256,7 @@ int rsre__wire_observe_start(struct rsre_kube *kube, rsre_store *store,
     if (nodes) {
         rsre_observe_set_node_hook(w->obs, on_node, w);
     }
+    w->fresh_ms = FRESH_DEFAULT_MS;
     RSRE_LOG(RSRE_LOG_INFO, "observe",
              "Kubernetes observers started core_namespaces=\"%s\" node_conditions=%s",
              core_namespaces ? core_namespaces : "", nodes ? "on" : "off");

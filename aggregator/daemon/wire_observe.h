@@ -19,6 +19,13 @@
  * from the control plane's view even before the node's agent connected, and those fail (and
  * escalate) until it does.
  *
+ * Freshness: the observers send on change only, so the daemon calls
+ * rsre__wire_observe_heartbeat at every observation tick, which re-asserts each observer source
+ * (rsre_incident_engine_observe_refresh) whose informers are synced with a working watch, and
+ * only while the last emission was recorded. A source whose watch is down is not re-asserted
+ * and its values go stale (unknown) in the engine (docs/incidents.md "Staleness of
+ * observations").
+ *
  * Aggregates the engine has no observation slot for (node/<name> event counts) stay in the
  * observers and are not sent.
  */
@@ -41,6 +48,19 @@ int rsre__wire_observe_start(struct rsre_kube *kube, rsre_store *store,
 
 /* The observers (tests, the admin API), or NULL. */
 struct rsre_observe *rsre__wire_observe_observers(struct rsre__wire_observe *w);
+
+/*
+ * The heartbeat, inside the caller's transaction (the daemon's tick, before the engine's tick):
+ * re-asserts for `fresh_ms` every observer source whose informers (observer:pods: pods;
+ * observer:helm: Helm release Secrets, deployments, statefulsets, daemonsets; observer:jobs:
+ * jobs, pods; observer:ingresses: ingresses, services) have listed and whose watch works (the
+ * last request succeeded, or the watch delivered an event or bookmark since the previous
+ * heartbeat), unless the last emission was refused. Later observations carry `fresh_ms` too.
+ * Returns the number of sources re-asserted, or an engine error (abort the transaction).
+ * NULL w: 0.
+ */
+int rsre__wire_observe_heartbeat(struct rsre__wire_observe *w, rsre_store_txn *txn,
+                                 int64_t fresh_ms, int64_t now_ms);
 
 /* Stops the observers; memory is released as the loop closes their handles. NULL: no-op. */
 void rsre__wire_observe_stop(struct rsre__wire_observe *w);

@@ -24,14 +24,23 @@ static int64_t wall_ms(void *arg) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* How long a probe's observation counts: three missed runs (interval + timeout each, the
+ * longest a run can take to report), so one slow or lost run never makes its values stale, and a
+ * probe removed from the probes file (or stuck) goes stale within about three of its intervals. */
+int64_t rsre__wire_probe_fresh_ms(const struct rsre_probe_def *def) {
+    int64_t f = 3 * (def->interval_ms + def->timeout_ms);
+    return f < 60000 ? 60000 : f > 7LL * 24 * 3600 * 1000 ? 7LL * 24 * 3600 * 1000 : f;
+}
+
 /* One observation in its own transaction; the engine's effects follow the commit. */
-static void observe_one(struct rsre__wire_probes *w, const struct rsre_probe_obs *o, int64_t now) {
+static void observe_one(struct rsre__wire_probes *w, const struct rsre_probe_obs *o,
+                        int64_t fresh_ms, int64_t now) {
     struct rsre_observation_value v[RSRE_PROBE_OBS_VALUES];
     for (size_t i = 0; i < o->nvalues; i++) {
         v[i].signal = o->values[i].signal;
         v[i].value = o->values[i].value;
     }
-    struct rsre_observation obs = {o->scope, o->source, o->detail, v, o->nvalues};
+    struct rsre_observation obs = {o->scope, o->source, o->detail, v, o->nvalues, fresh_ms};
     rsre_store_txn *txn;
     int rc = rsre_store_txn_begin(w->store, 0, &txn);
     if (rc) {
@@ -58,7 +67,7 @@ static void on_status(void *arg, const struct rsre_probe_status *st) {
     struct rsre_probe_obs o[RSRE_PROBE_OBS_MAX];
     int n = rsre_probe_observations(st, o);
     for (int i = 0; i < n; i++) {
-        observe_one(w, &o[i], st->at_ms);
+        observe_one(w, &o[i], rsre__wire_probe_fresh_ms(st->def), st->at_ms);
     }
 }
 

@@ -11,12 +11,18 @@
  * skipped. docs/probes.md is the operator's reference.
  */
 
+#include <stdint.h>
 #include <uv.h>
 
 #include "incidents/engine.h"
 #include "store/store.h"
 
 struct rsre__wire_probes;
+struct rsre_probe_def;
+
+/* The freshness bound each observation of probe `def` carries (rsre_observation.fresh_ms):
+ * 3 x (interval + timeout), at least 60 s. */
+int64_t rsre__wire_probe_fresh_ms(const struct rsre_probe_def *def);
 
 /* Loads `probes_file` and starts its probes (store and engine borrowed; they must outlive the
  * wiring). An empty path: no probes, *out = NULL, returns 0. Errors are logged. */

@@ -307,6 +307,35 @@ static int evaluate_one(struct rsre_incident_engine *e, rsre_store_txn *txn, str
     char srcbuf[32][300];
     size_t nitems = rsre__inc_evidence_items(bd, &ev, inc->checks, items, 32, srcbuf);
     struct rsre_confidence_why cwhy;
+    /* Exit criteria read this row; at an observation scope, signals nobody observes there read
+     * as healthy, unless nobody fresh reports there at all. */
+    struct rsre_expr_env xenv = env;
+    if (bd->scope == RSRE__SCOPE_OBS) {
+        xenv.scalars = rsre__inc_obs_exit_row(e, h, now_ms);
+    }
+    /* Nothing supports the incident and whether it recovered is unknown because no source at
+     * the holder is fresh: confidence falls to low (no corroborating data; nothing may act on it)
+     * and the summary says whose silence. */
+    int unknown = !nitems && !f.any && h->obs && !rsre__inc_obs_any_fresh(e, h, now_ms);
+    char stale[600] = "";
+    size_t nstale = unknown ? rsre__inc_obs_stale(e, h, now_ms, stale, sizeof(stale)) : 0;
+    if (unknown && !nstale && bd->scope == RSRE__SCOPE_OBS && !h->obs->nsrc &&
+        now_ms - e->first_now_ms > e->cfg.observation_fresh_ms) {
+        /* Loaded from the store and nobody reported on the scope since this engine started. */
+        char up[32];
+        rsre__inc_fmt_duration(now_ms - e->first_now_ms, up, sizeof(up));
+        rsre__inc_fmt(stale, sizeof(stale), "any source since the aggregator started %s ago", up);
+        nstale = 1;
+    }
+    if (nstale && inc->confidence != RSRE_CONF_LOW) {
+        snprintf(reason, sizeof(reason), "evidence stale: no fresh observation from %s", stale);
+        if ((rc = rsre__inc_audit(txn, "incident.confidence", inc->id, reason,
+                                  rsre_confidence_name(RSRE_CONF_LOW), now_ms))) {
+            goto out;
+        }
+        inc->confidence = RSRE_CONF_LOW;
+        inc->dirty = changed = 1;
+    }
     if (nitems) {
         enum rsre_confidence conf = rsre_confidence_band(items, nitems, &cwhy);
         if (conf != inc->confidence) {
@@ -363,12 +392,7 @@ static int evaluate_one(struct rsre_incident_engine *e, rsre_store_txn *txn, str
         }
     }
 
-    /* Exit criteria: the class's exit expression, with no threshold firing, for exit_window.
-     * At an observation scope, signals nobody observes there read as healthy. */
-    struct rsre_expr_env xenv = env;
-    if (bd->scope == RSRE__SCOPE_OBS) {
-        xenv.scalars = rsre__inc_obs_exit_row(e, h);
-    }
+    /* Exit criteria: the class's exit expression, with no threshold firing, for exit_window. */
     if (!f.any && def->exit_expr && rsre_expr_true(def->exit_expr, &xenv, NULL)) {
         if (!inc->exit_since_ms) {
             inc->exit_since_ms = now_ms;
@@ -392,10 +416,14 @@ static int evaluate_one(struct rsre_incident_engine *e, rsre_store_txn *txn, str
     }
 
     int is_open = rsre_lifecycle_is_open(inc->state);
-    if (is_open && (nitems || f.any) && (opened || changed || tick || inc->dirty)) {
+    if (is_open && (nitems || f.any || nstale) && (opened || changed || tick || inc->dirty)) {
         char summary[1024];
         if (nitems) {
             rsre__inc_evidence_summary(bd, &ev, summary, sizeof(summary));
+        } else if (!f.any) {
+            rsre__inc_fmt(summary, sizeof(summary),
+                          "%s: state unknown, evidence stale: no fresh observation from %s",
+                          rsre__inc_holder_label(h), stale);
         } else {
             /* Only an operator threshold holds (no evidence row of the class): say so. */
             rsre__inc_fmt(summary, sizeof(summary), "%s: rule %s fired: %s",
@@ -561,6 +589,40 @@ int rsre_incident_engine_observe(struct rsre_incident_engine *e, rsre_store_txn 
     }
     rsre__inc_obs_refresh(e, h, now_ms);
     return evaluate_holder(e, txn, h, now_ms, 0);
+}
+
+struct renew_ctx {
+    struct rsre_incident_engine *e;
+    rsre_store_txn *txn;
+    int64_t now_ms;
+};
+
+/* A source came back at holder h: its row and incidents are evaluated again. */
+static int renewed(void *arg, struct rsre__node *h) {
+    struct renew_ctx *c = arg;
+    if (h == &c->e->cluster) {
+        rsre__inc_cluster_refresh(c->e, c->now_ms);
+        for (size_t i = 0; i < c->e->nnodes; i++) {
+            rsre__inc_node_refresh(c->e, c->e->nodes[i], c->now_ms);
+        }
+    } else {
+        rsre__inc_obs_refresh(c->e, h, c->now_ms);
+    }
+    return evaluate_holder(c->e, c->txn, h, c->now_ms, 0);
+}
+
+int rsre_incident_engine_observe_refresh(struct rsre_incident_engine *e, rsre_store_txn *txn,
+                                         const char *source, int64_t fresh_ms, int64_t now_ms) {
+    if (!e || !txn || !source) {
+        return -EINVAL;
+    }
+    if (!rsre__inc_source_valid(source) || (fresh_ms != 0 && (fresh_ms < RSRE__OBS_FRESH_MIN_MS ||
+                                                              fresh_ms > RSRE__OBS_FRESH_MAX_MS))) {
+        return RSRE_EINVALID;
+    }
+    first_now(e, now_ms);
+    struct renew_ctx c = {e, txn, now_ms};
+    return rsre__inc_obs_renew(e, source, fresh_ms, now_ms, renewed, &c);
 }
 
 int rsre_incident_engine_agent_seen(struct rsre_incident_engine *e, rsre_store_txn *txn,
@@ -913,6 +975,14 @@ int rsre_incident_engine_create(rsre_store *store, const struct rsre_incident_en
     }
     if (e->cfg.agent_silence_ms <= 0) {
         e->cfg.agent_silence_ms = 180000;
+    }
+    if (e->cfg.observation_fresh_ms <= 0) {
+        e->cfg.observation_fresh_ms = 180000;
+    }
+    if (e->cfg.observation_fresh_ms < RSRE__OBS_FRESH_MIN_MS) {
+        e->cfg.observation_fresh_ms = RSRE__OBS_FRESH_MIN_MS;
+    } else if (e->cfg.observation_fresh_ms > RSRE__OBS_FRESH_MAX_MS) {
+        e->cfg.observation_fresh_ms = RSRE__OBS_FRESH_MAX_MS;
     }
     if (e->cfg.action_deadline_ms <= 0) {
         e->cfg.action_deadline_ms = 120000;

@@ -72,6 +72,8 @@ struct rsre_incident_engine_config {
                                          until replaced by rsre_incident_engine_set_rules;
                                          NULL = built-in rules only */
     int64_t agent_silence_ms;         /* an agent silent this long is evidence (default 180 s) */
+    int64_t observation_fresh_ms;     /* how long an observation's values count when it gives no
+                                         fresh_ms (default 180 s: three missed 60 s ticks) */
     int64_t action_deadline_ms;       /* action deadline after release (default 120 s) */
     int64_t approval_ttl_ms;          /* approval requests expire after this (default 10 min) */
     const char *cluster;              /* Incident.cluster (copied); NULL = "" */
@@ -108,8 +110,9 @@ int rsre_incident_engine_apply_external(struct rsre_incident_engine *e, rsre_sto
 /* Records that `node`'s agent said Hello (boot id, may be NULL) — liveness without signals. */
 int rsre_incident_engine_agent_seen(struct rsre_incident_engine *e, rsre_store_txn *txn,
                                     const char *node, const char *boot_id, int64_t now_ms);
-/* The observation tick (every 60 s): staleness, held durations, repeated checks, exit windows,
- * plans of open incidents (cooldowns that ended), approval expiries, expired cooldowns. */
+/* The observation tick (every 60 s): staleness (silent agents, observation sources past their
+ * freshness bound), held durations, repeated checks, exit windows, plans of open incidents
+ * (cooldowns that ended), approval expiries, expired cooldowns. */
 int rsre_incident_engine_tick(struct rsre_incident_engine *e, rsre_store_txn *txn, int64_t now_ms);
 /*
  * An action finished (ActionResult from an agent, or a Kubernetes/OCI executor): the
@@ -161,7 +164,18 @@ int rsre_incident_engine_approval_decided(struct rsre_incident_engine *e, rsre_s
  *         (clears the previous text); longer than 512 bytes is truncated, longer than 8 KiB is
  *         RSRE_EINVALID; control characters become spaces, invalid UTF-8 bytes '?'.
  * values  1..32 (signal, value) pairs; a signal not given keeps this source's last value. Report
- *         recovery explicitly (e.g. dep.failing 0): nothing expires by itself.
+ *         recovery explicitly (e.g. dep.failing 0): a value is never dropped, it only goes stale.
+ * fresh_ms how long this source's values (all of them, at this scope) count after this
+ *         observation: 0 = the config's observation_fresh_ms, else 1 s..7 days (RSRE_EINVALID
+ *         outside). A periodic reporter gives a few of its intervals (probes: 3 x interval +
+ *         timeout); a change-only reporter re-asserts with rsre_incident_engine_observe_refresh
+ *         or declares a long bound. Once the bound passes without another observation or
+ *         refresh the source's values are stale: unknown, exactly like a silent agent's
+ *         (docs/incidents.md "Staleness of observations"). They neither support nor refute
+ *         anything: no evidence item, no confidence, no threshold, and no exit criteria (a
+ *         stale value is not read as the healthy 0 a never-reported signal is). An open
+ *         incident whose evidence is all stale drops to low confidence and says so in its
+ *         summary; it stays open until a fresh observation shows the exit criteria.
  *
  * Held durations (ldap.failing_held, http.error_ratio_held) and incidents.active are derived by
  * the engine and refused from callers; http.error_ratio_slope is derived from the source's
@@ -180,9 +194,23 @@ struct rsre_observation {
     const char *detail;
     const struct rsre_observation_value *values;
     size_t nvalues;
+    int64_t fresh_ms;
 };
 int rsre_incident_engine_observe(struct rsre_incident_engine *e, rsre_store_txn *txn,
                                  const struct rsre_observation *obs, int64_t now_ms);
+
+/*
+ * A change-only reporter's heartbeat: `source` still stands by every value it last gave, at
+ * every scope, for fresh_ms from now_ms (0 = the config's observation_fresh_ms; same range as
+ * rsre_observation.fresh_ms). Call it only while the reporter really knows its state is current
+ * (an observer whose watch is up and synced), typically every 60 s with a bound of a few
+ * minutes. A source that had gone stale counts again (its repeated-check streak restarts from
+ * its next observation). Scopes where the source never reported are not touched; a source the
+ * engine does not know is not an error. RSRE_EINVALID for a bad source or bound, -EINVAL for
+ * NULL e/txn/source. Evaluates the scopes whose values came back.
+ */
+int rsre_incident_engine_observe_refresh(struct rsre_incident_engine *e, rsre_store_txn *txn,
+                                         const char *source, int64_t fresh_ms, int64_t now_ms);
 
 /*
  * Replaces the operator rules (built-ins + operator rules) after a rule change; open incidents

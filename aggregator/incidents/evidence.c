@@ -552,11 +552,13 @@ const size_t rsre__inc_nbindings = sizeof(rsre__inc_bindings) / sizeof(rsre__inc
 
 /* --- items and summaries ------------------------------------------------------------------- */
 
-/* The evaluation of source i's own values at the holder, when the row accepts its kind. */
+/* The evaluation of source i's own values at the holder, when the row accepts its kind and the
+ * source's values are fresh (a stale source supports nothing: its values are unknown). */
 static int src_sub(const struct rsre__ev_row *row, const struct rsre__eval *ev, size_t i,
                    struct rsre__eval *sub) {
     const struct rsre__obs *o = ev->n->obs;
-    if (!o || i >= o->nsrc || !(o->src[i].kind & row->src_kinds)) {
+    if (!o || i >= o->nsrc || !(o->src[i].kind & row->src_kinds) ||
+        !rsre__inc_obs_fresh(o, i, ev->now_ms)) {
         return 0;
     }
     *sub =

@@ -50,6 +50,8 @@
 #define RSRE__OBS_DETAIL_MAX 512 /* detail text kept per source (longer: RSRE_EINVALID) */
 #define RSRE__OBS_VALUES 32      /* (signal, value) pairs in one observation */
 #define RSRE__OBS_SOURCE_IDLE_MS (60 * 60 * 1000) /* a source silent this long may be replaced */
+#define RSRE__OBS_FRESH_MIN_MS 1000               /* bounds of an observation's fresh_ms */
+#define RSRE__OBS_FRESH_MAX_MS (7LL * 24 * 60 * 60 * 1000)
 
 /* --- raw per-node values (signal_state.c's map table writes them) ----------------------- */
 
@@ -215,9 +217,11 @@ struct rsre__binding {
 struct rsre__obs_src {
     char name[RSRE__OBS_SOURCE_MAX + 1];
     char detail[RSRE__OBS_DETAIL_MAX + 1];
-    unsigned kind;    /* RSRE__K_* */
-    int64_t seen_ms;  /* its last observation */
-    double http_prev; /* http.error_ratio at http_prev_ms, for the derived slope */
+    unsigned kind;          /* RSRE__K_* */
+    int64_t seen_ms;        /* its last observation */
+    int64_t asserted_ms;    /* its last observation or refresh */
+    int64_t fresh_until_ms; /* its values count up to here; after it they are stale (unknown) */
+    double http_prev;       /* http.error_ratio at http_prev_ms, for the derived slope */
     int64_t http_prev_ms;
     uint16_t streak[RSRE__MAX_BIND][RSRE__MAX_EV]; /* consecutive observations the row held */
     uint32_t recorded[RSRE__MAX_BIND];             /* rows with an Evidence record this episode */
@@ -233,6 +237,19 @@ struct rsre__obs {
     double vals[];
 };
 
+/* Whether source i's values count at now_ms (not past its freshness bound). */
+int rsre__inc_obs_fresh(const struct rsre__obs *o, size_t i, int64_t now_ms);
+/* Whether some source of the holder has values that are fresh at now_ms. */
+int rsre__inc_obs_any_fresh(const struct rsre_incident_engine *e, const struct rsre__node *h,
+                            int64_t now_ms);
+/* Stale sources of the holder that have values, at now_ms; with `buf`, "probe:redis (last
+ * observed 4m ago), ..." for summaries. */
+size_t rsre__inc_obs_stale(const struct rsre_incident_engine *e, const struct rsre__node *h,
+                           int64_t now_ms, char *buf, size_t cap);
+/* Renews `source` at every holder (rsre_incident_engine_observe_refresh); calls back for each
+ * holder where a stale source came back so the caller evaluates it. */
+int rsre__inc_obs_renew(struct rsre_incident_engine *e, const char *source, int64_t fresh_ms,
+                        int64_t now_ms, int (*back)(void *arg, struct rsre__node *h), void *arg);
 /* The values row of source i. */
 double *rsre__inc_obs_vals(const struct rsre_incident_engine *e, const struct rsre__obs *o,
                            size_t i);
@@ -249,8 +266,12 @@ void rsre__inc_obs_refresh(struct rsre_incident_engine *e, struct rsre__node *h,
 int rsre__inc_obs_gate(const struct rsre_incident_engine *e, size_t b, const struct rsre__eval *ev);
 /* The row exit expressions read at an observation scope: the holder's row with the count and
  * bool signals no source ever reported read as 0 (healthy), so a class resolves on what is
- * observed ("ingress/..." from an observer that checks routes but not TLS). Returns e->exit_row. */
-const double *rsre__inc_obs_exit_row(struct rsre_incident_engine *e, const struct rsre__node *h);
+ * observed ("ingress/..." from an observer that checks routes but not TLS). A signal that only
+ * stale sources have stays unknown, and with no fresh source at all (every one stale, or none
+ * since a restart) nothing reads as healthy: staleness never meets exit criteria. Returns
+ * e->exit_row. */
+const double *rsre__inc_obs_exit_row(struct rsre_incident_engine *e, const struct rsre__node *h,
+                                     int64_t now_ms);
 /* Sizes and slot lists of the observation path (after the signal slots are known). */
 int rsre__inc_obs_init(struct rsre_incident_engine *e);
 /* The holder's label: node name, scope, or "cluster". */
@@ -266,6 +287,8 @@ void rsre__inc_scopes_free(struct rsre_incident_engine *e);
 /* A scope an observation may name: 1..RSRE__SCOPE_MAX printable ASCII bytes without spaces,
  * not "node=..." (fingerprints of node incidents). "cluster" is the cluster holder. */
 int rsre__inc_scope_valid(const char *scope);
+/* A source name an observation may give (1..RSRE__OBS_SOURCE_MAX printable bytes). */
+int rsre__inc_source_valid(const char *source);
 /* Checks an observation (RSRE_EINVALID: docs/incidents.md "Feeding the engine") and fills
  * slots[i] with the catalogue slot of values[i]. Changes nothing. */
 int rsre__inc_obs_validate(const struct rsre_incident_engine *e, const struct rsre_observation *obs,

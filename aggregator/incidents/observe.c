@@ -94,6 +94,10 @@ static int printable_token(const char *s, size_t max) {
     return 1;
 }
 
+int rsre__inc_source_valid(const char *source) {
+    return printable_token(source, RSRE__OBS_SOURCE_MAX);
+}
+
 int rsre__inc_scope_valid(const char *scope) {
     return printable_token(scope, RSRE__SCOPE_MAX) && strncmp(scope, "node=", 5) != 0;
 }
@@ -246,12 +250,65 @@ void rsre__inc_obs_episode(struct rsre__node *h, size_t b) {
 
 /* --- aggregation and derived signals ------------------------------------------------------- */
 
-static double agg_slot(const struct rsre_incident_engine *e, const struct rsre__obs *o, int slot) {
+int rsre__inc_obs_fresh(const struct rsre__obs *o, size_t i, int64_t now_ms) {
+    return i < o->nsrc && now_ms <= o->src[i].fresh_until_ms;
+}
+
+static int has_values(const struct rsre_incident_engine *e, const struct rsre__obs *o, size_t i) {
+    const double *v = rsre__inc_obs_vals(e, o, i);
+    for (size_t k = 0; k < e->t->nsignals; k++) {
+        if (isfinite(v[k])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int rsre__inc_obs_any_fresh(const struct rsre_incident_engine *e, const struct rsre__node *h,
+                            int64_t now_ms) {
+    const struct rsre__obs *o = h->obs;
+    for (size_t i = 0; o && i < o->nsrc; i++) {
+        if (rsre__inc_obs_fresh(o, i, now_ms) && has_values(e, o, i)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+size_t rsre__inc_obs_stale(const struct rsre_incident_engine *e, const struct rsre__node *h,
+                           int64_t now_ms, char *buf, size_t cap) {
+    const struct rsre__obs *o = h->obs;
+    size_t n = 0, len = 0;
+    if (buf && cap) {
+        buf[0] = '\0';
+    }
+    for (size_t i = 0; o && i < o->nsrc; i++) {
+        if (!o->src[i].name[0] || rsre__inc_obs_fresh(o, i, now_ms) || !has_values(e, o, i)) {
+            continue;
+        }
+        n++;
+        if (buf && len < cap) {
+            char ago[32];
+            rsre__inc_fmt_duration(now_ms - o->src[i].asserted_ms, ago, sizeof(ago));
+            int w = rsre__inc_fmt(buf + len, cap - len, "%s%s (last heard %s ago)", len ? ", " : "",
+                                  o->src[i].name, ago);
+            len += w > 0 ? (size_t)w : 0;
+        }
+    }
+    return n;
+}
+
+/* The worst value of `slot` over the sources whose values are fresh at now_ms (NaN when none). */
+static double agg_slot(const struct rsre_incident_engine *e, const struct rsre__obs *o, int slot,
+                       int64_t now_ms) {
     double agg = NAN;
     if (slot < 0) {
         return agg;
     }
     for (size_t i = 0; i < o->nsrc; i++) {
+        if (!rsre__inc_obs_fresh(o, i, now_ms)) {
+            continue; /* stale: unknown, like a silent agent's values */
+        }
         double v = rsre__inc_obs_vals(e, o, i)[slot];
         if (!isfinite(v)) {
             continue;
@@ -288,7 +345,7 @@ void rsre__inc_obs_refresh(struct rsre_incident_engine *e, struct rsre__node *h,
         return;
     }
     for (size_t k = 0; k < e->t->nsignals; k++) {
-        double v = agg_slot(e, o, (int)k);
+        double v = agg_slot(e, o, (int)k, now_ms);
         if (isfinite(v)) {
             row[k] = !isfinite(row[k])          ? v
                      : (int)k == e->sl.tls_days ? fmin(row[k], v)
@@ -332,11 +389,23 @@ int rsre__inc_obs_init(struct rsre_incident_engine *e) {
     return 0;
 }
 
-const double *rsre__inc_obs_exit_row(struct rsre_incident_engine *e, const struct rsre__node *h) {
+const double *rsre__inc_obs_exit_row(struct rsre_incident_engine *e, const struct rsre__node *h,
+                                     int64_t now_ms) {
     memcpy(e->exit_row, h->row, e->nslots * sizeof(double));
-    for (size_t i = 0; i < e->nobs_zero; i++) {
-        if (!isfinite(e->exit_row[e->obs_zero[i]])) {
-            e->exit_row[e->obs_zero[i]] = 0.0;
+    const struct rsre__obs *o = h->obs;
+    /* Nobody reporting now (a restart, every source stale): nothing reads as healthy. */
+    int any_fresh = rsre__inc_obs_any_fresh(e, h, now_ms);
+    for (size_t i = 0; any_fresh && i < e->nobs_zero; i++) {
+        int slot = e->obs_zero[i];
+        if (isfinite(e->exit_row[slot])) {
+            continue;
+        }
+        int reported = 0; /* by a source that is stale now (fresh ones are in the row) */
+        for (size_t k = 0; o && k < o->nsrc && !reported; k++) {
+            reported = isfinite(rsre__inc_obs_vals(e, o, k)[slot]);
+        }
+        if (!reported) {
+            e->exit_row[slot] = 0.0;
         }
     }
     return e->exit_row;
@@ -344,13 +413,13 @@ const double *rsre__inc_obs_exit_row(struct rsre_incident_engine *e, const struc
 
 /* The held-since clocks follow the aggregate at observation time. */
 static void update_since(struct rsre_incident_engine *e, struct rsre__obs *o, int64_t now_ms) {
-    double ldap = agg_slot(e, o, e->sl.ldap_failing);
+    double ldap = agg_slot(e, o, e->sl.ldap_failing, now_ms);
     if (ldap == 1.0) {
         o->ldap_since_ms = o->ldap_since_ms ? o->ldap_since_ms : now_ms;
     } else {
         o->ldap_since_ms = 0;
     }
-    double ratio = agg_slot(e, o, e->sl.http_ratio);
+    double ratio = agg_slot(e, o, e->sl.http_ratio, now_ms);
     if (isfinite(ratio) && ratio > HTTP_ERROR_THRESHOLD) {
         o->http_since_ms = o->http_since_ms ? o->http_since_ms : now_ms;
     } else {
@@ -373,6 +442,45 @@ void rsre__inc_obs_seed(struct rsre_incident_engine *e, struct rsre__node *h, si
 }
 
 /* --- evidence streaks ---------------------------------------------------------------------- */
+
+/* A stale source that reports (or re-asserts) again: its values were unknown in between, so its
+ * "repeated across checks" starts over, and what it supports is new evidence of this episode
+ * (a fresh Evidence record with the new observation time). */
+static void stale_restart(struct rsre__obs_src *s) {
+    memset(s->streak, 0, sizeof(s->streak));
+    memset(s->recorded, 0, sizeof(s->recorded));
+}
+
+int rsre__inc_obs_renew(struct rsre_incident_engine *e, const char *source, int64_t fresh_ms,
+                        int64_t now_ms, int (*back)(void *arg, struct rsre__node *h), void *arg) {
+    int64_t bound = fresh_ms ? fresh_ms : e->cfg.observation_fresh_ms;
+    for (size_t j = 0; j <= e->nscopes; j++) {
+        struct rsre__node *h = j < e->nscopes ? e->scopes[j] : &e->cluster;
+        struct rsre__obs *o = h->obs;
+        for (size_t i = 0; o && i < o->nsrc; i++) {
+            struct rsre__obs_src *s = &o->src[i];
+            if (strcmp(s->name, source) != 0 || s->fresh_until_ms >= now_ms + bound) {
+                continue;
+            }
+            rsre__inc_save_obs(e, h);
+            if (e->undo_failed) {
+                return -ENOMEM;
+            }
+            int was_stale = !rsre__inc_obs_fresh(o, i, now_ms);
+            if (was_stale) {
+                stale_restart(s);
+            }
+            s->asserted_ms = now_ms > s->asserted_ms ? now_ms : s->asserted_ms;
+            s->fresh_until_ms = now_ms + bound;
+            int rc = was_stale && back ? back(arg, h) : 0;
+            if (rc) {
+                return rc;
+            }
+            break; /* one entry per source and scope */
+        }
+    }
+    return 0;
+}
 
 static void update_streaks(struct rsre_incident_engine *e, struct rsre__node *h, size_t i,
                            int64_t now_ms) {
@@ -427,6 +535,10 @@ int rsre__inc_obs_validate(const struct rsre_incident_engine *e, const struct rs
     if (!obs->scope || !rsre__inc_scope_valid(obs->scope) || !obs->source ||
         !printable_token(obs->source, RSRE__OBS_SOURCE_MAX) || !obs->values || obs->nvalues == 0 ||
         obs->nvalues > RSRE__OBS_VALUES) {
+        return RSRE_EINVALID;
+    }
+    if (obs->fresh_ms != 0 &&
+        (obs->fresh_ms < RSRE__OBS_FRESH_MIN_MS || obs->fresh_ms > RSRE__OBS_FRESH_MAX_MS)) {
         return RSRE_EINVALID;
     }
     if (obs->detail && strnlen(obs->detail, DETAIL_HARD_MAX + 1) > DETAIL_HARD_MAX) {
@@ -510,9 +622,10 @@ int rsre__inc_obs_apply(struct rsre_incident_engine *e, struct rsre__node *h,
         /* Full: take over the longest-silent source if it has been idle long enough. */
         size_t old = 0;
         for (size_t k = 1; k < o->nsrc; k++) {
-            old = o->src[k].seen_ms < o->src[old].seen_ms ? k : old;
+            old = o->src[k].asserted_ms < o->src[old].asserted_ms ? k : old;
         }
-        if (now_ms - o->src[old].seen_ms < RSRE__OBS_SOURCE_IDLE_MS) {
+        if (rsre__inc_obs_fresh(o, old, now_ms) ||
+            now_ms - o->src[old].asserted_ms < RSRE__OBS_SOURCE_IDLE_MS) {
             return RSRE_ELIMIT;
         }
         rsre__inc_save_obs(e, h);
@@ -529,6 +642,8 @@ int rsre__inc_obs_apply(struct rsre_incident_engine *e, struct rsre__node *h,
         snprintf(s->name, sizeof(s->name), "%s", obs->source);
         s->kind = source_kind(obs->source);
         o->nsrc = i == o->nsrc ? o->nsrc + 1 : o->nsrc;
+    } else if (!rsre__inc_obs_fresh(o, i, now_ms)) {
+        stale_restart(s);
     }
     double *vals = rsre__inc_obs_vals(e, o, i);
     int slope_given = 0;
@@ -562,7 +677,8 @@ int rsre__inc_obs_apply(struct rsre_incident_engine *e, struct rsre__node *h,
         }
     }
     copy_detail(s->detail, obs->detail); /* no detail: the previous text no longer applies */
-    s->seen_ms = now_ms;
+    s->seen_ms = s->asserted_ms = now_ms;
+    s->fresh_until_ms = now_ms + (obs->fresh_ms ? obs->fresh_ms : e->cfg.observation_fresh_ms);
     update_since(e, o, now_ms);
     update_streaks(e, h, i, now_ms);
     return 0;

@@ -79,7 +79,7 @@ static int run(size_t nscopes, int rounds) {
                      i / 256, i % 256);
             struct rsre_observation_value v[] = {{"dep.failing", failing},
                                                  {"dep.consecutive_failures", failing ? r + 1 : 0}};
-            struct rsre_observation o = {scope, "probe:bench", failing ? detail : NULL, v, 2};
+            struct rsre_observation o = {scope, "probe:bench", failing ? detail : NULL, v, 2, 0};
             rc = one(store, e, &o, t + (int64_t)i, 0);
             nobs++;
         }

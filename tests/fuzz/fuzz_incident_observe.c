@@ -162,7 +162,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (flags & 4) {
         check(rsre_incident_engine_set_rules(eng, NULL) == 0);
     }
-    struct rsre_observation o = {scope, source, strcmp(detail, "-") == 0 ? NULL : detail, v, n};
+    struct rsre_observation o = {scope, source, strcmp(detail, "-") == 0 ? NULL : detail, v, n, 0};
 
     uint64_t seq0 = audit_advance();
     rsre_store_txn *txn;

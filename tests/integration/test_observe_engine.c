@@ -246,12 +246,17 @@ static int evidence_has(const char *text) {
     return e.hit;
 }
 
-static void tick(int64_t now) {
+/* The daemon's tick: the observers re-assert their values (they report on change only), then
+ * the engine judges staleness and exit windows. Returns the observer sources re-asserted. */
+static int tick(int64_t now) {
     rsre_store_txn *txn;
     assert_int_equal(rsre_store_txn_begin(F->store, 0, &txn), 0);
+    int n = rsre__wire_observe_heartbeat(F->wire, txn, 3 * MINUTE_MS, now);
+    assert_true(n >= 0);
     assert_int_equal(rsre_incident_engine_tick(F->eng, txn, now), 0);
     assert_int_equal(rsre_store_txn_commit(txn), 0);
     rsre_incident_engine_committed(F->eng);
+    return n;
 }
 
 /* ---- the test ----------------------------------------------------------------------------- */
@@ -312,7 +317,9 @@ static void test_incidents_open_and_resolve(void **state) {
     run_for(1000);
     int64_t t = wall_ms();
     for (int i = 1; i <= 12; i++) {
-        tick(t + i * 2 * MINUTE_MS);
+        /* without the heartbeat the healthy values would be stale (unknown) long before the
+         * exit windows end, and nothing would resolve */
+        assert_true(tick(t + i * 2 * MINUTE_MS) >= 2); /* observer:pods, observer:helm */
     }
     pull = find("registry_pull_failure", "workload/prod/api");
     drift = find("release_drift_or_partial_apply", "release/prod/api");

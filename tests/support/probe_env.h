@@ -244,7 +244,7 @@ static int pe_feed(struct pe *e, const struct rsre_probe_status *st) {
             v[i].signal = o[k].values[i].signal;
             v[i].value = o[k].values[i].value;
         }
-        struct rsre_observation obs = {o[k].scope, o[k].source, o[k].detail, v, o[k].nvalues};
+        struct rsre_observation obs = {o[k].scope, o[k].source, o[k].detail, v, o[k].nvalues, 0};
         rsre_store_txn *txn;
         int rc = rsre_store_txn_begin(e->store, 0, &txn);
         if (rc) {

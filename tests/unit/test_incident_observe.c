@@ -86,7 +86,12 @@ static void engine_start(struct fx *f) {
     assert_int_equal(rsre_incident_engine_create(f->store, &f->cfg, &hooks, &f->eng), 0);
 }
 
-static struct fx *fx_new(enum rsre_env env) {
+/* The freshness bound of the fixtures' observations (engine config observation_fresh_ms). Most
+ * tests drive time far ahead between reports, as if every reporter declared a day-long bound;
+ * the staleness tests and the randomized test use the engine's default (0: 180 s). */
+#define FRESH_LONG (24 * 60 * 60 * 1000LL)
+
+static struct fx *fx_new_fresh(enum rsre_env env, int64_t fresh_ms) {
     struct fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     /* tmpfs when there is one: thousands of commits without waiting for a disk */
@@ -96,8 +101,13 @@ static struct fx *fx_new(enum rsre_env env) {
     assert_int_equal(rsre_store_open(f->dir, NULL, &f->store), 0);
     f->cfg.env = env;
     f->cfg.cluster = "test-cluster";
+    f->cfg.observation_fresh_ms = fresh_ms;
     engine_start(f);
     return f;
+}
+
+static struct fx *fx_new(enum rsre_env env) {
+    return fx_new_fresh(env, FRESH_LONG);
 }
 
 static void fx_free(struct fx *f) {
@@ -113,7 +123,7 @@ typedef struct rsre_observation_value ov;
 
 static int observe_n(struct fx *f, const char *scope, const char *source, const char *detail,
                      const ov *v, size_t n, int64_t now) {
-    struct rsre_observation o = {scope, source, detail, v, n};
+    struct rsre_observation o = {scope, source, detail, v, n, 0};
     rsre_store_txn *txn;
     assert_int_equal(rsre_store_txn_begin(f->store, 0, &txn), 0);
     int rc = rsre_incident_engine_observe(f->eng, txn, &o, now);
@@ -530,7 +540,7 @@ static void test_bad_observations(void **state) {
                      RSRE_EINVALID);
     rsre_store_txn *txn;
     assert_int_equal(rsre_store_txn_begin(f->store, 0, &txn), 0);
-    struct rsre_observation o = {"dependency/redis", "probe:redis", NULL, fail, 1};
+    struct rsre_observation o = {"dependency/redis", "probe:redis", NULL, fail, 1, 0};
     assert_int_equal(rsre_incident_engine_observe(NULL, txn, &o, T0), -EINVAL);
     assert_int_equal(rsre_incident_engine_observe(f->eng, NULL, &o, T0), -EINVAL);
     assert_int_equal(rsre_incident_engine_observe(f->eng, txn, NULL, T0), -EINVAL);
@@ -797,9 +807,264 @@ static void test_chatops_alone(void **state) {
     fx_free(f);
 }
 
+/* --- staleness ------------------------------------------------------------------------------- */
+
+static int observe_fresh(struct fx *f, const char *scope, const char *source, const char *detail,
+                         const ov *v, size_t n, int64_t fresh_ms, int64_t now) {
+    struct rsre_observation o = {scope, source, detail, v, n, fresh_ms};
+    rsre_store_txn *txn;
+    assert_int_equal(rsre_store_txn_begin(f->store, 0, &txn), 0);
+    int rc = rsre_incident_engine_observe(f->eng, txn, &o, now);
+    if (rc == 0) {
+        assert_int_equal(rsre_store_txn_commit(txn), 0);
+        rsre_incident_engine_committed(f->eng);
+    } else {
+        rsre_store_txn_abort(txn);
+        rsre_incident_engine_aborted(f->eng);
+    }
+    return rc;
+}
+
+#define OBSF(f, scope, source, detail, fresh, now, ...)                                            \
+    do {                                                                                           \
+        const ov v_[] = {__VA_ARGS__};                                                             \
+        assert_int_equal(                                                                          \
+            observe_fresh(f, scope, source, detail, v_, sizeof(v_) / sizeof(v_[0]), fresh, now),   \
+            0);                                                                                    \
+    } while (0)
+
+/* A heartbeat; `commit` 0 aborts the transaction instead. */
+static int refresh(struct fx *f, const char *source, int64_t fresh_ms, int64_t now, int commit) {
+    rsre_store_txn *txn;
+    assert_int_equal(rsre_store_txn_begin(f->store, 0, &txn), 0);
+    int rc = rsre_incident_engine_observe_refresh(f->eng, txn, source, fresh_ms, now);
+    if (rc == 0 && commit) {
+        assert_int_equal(rsre_store_txn_commit(txn), 0);
+        rsre_incident_engine_committed(f->eng);
+    } else {
+        rsre_store_txn_abort(txn);
+        rsre_incident_engine_aborted(f->eng);
+    }
+    return rc;
+}
+
+static void expect_summary(struct fx *f, const char *fp, const char *needle, int present) {
+    rsre_store_incident *inc = incident(f, fp);
+    assert_non_null(inc);
+    if (!!strstr(inc->evidence_summary, needle) != present) {
+        fail_msg("%s: summary \"%s\" %s \"%s\"", fp, inc->evidence_summary,
+                 present ? "lacks" : "has", needle);
+    }
+    rsre_store_incident_free(inc);
+}
+
+#define PROBE_FRESH (3 * (30 * SEC + 5 * SEC)) /* what wire_probes gives a 30 s probe */
+
+/* A probe that stops reporting: its values go stale after its bound. The incident stays open
+ * (staleness is no recovery), drops to low confidence (nothing may act on it), says whose
+ * silence in its summary, keeps its Evidence records, and nothing new is planned. The probe
+ * reporting again counts from scratch: a new Evidence record, confidence from the new checks. */
+static void test_stale_probe(void **state) {
+    (void)state;
+    struct fx *f = fx_new_fresh(RSRE_ENV_STAGING, 0);
+    const char *err = "dial tcp 10.0.0.7:6379: connect: connection refused";
+    for (int k = 0; k < 3; k++) {
+        OBSF(f, "dependency/redis", "probe:redis", err, PROBE_FRESH, T0 + k * 30 * SEC,
+             {"dep.failing", 1}, {"dep.consecutive_failures", 1 + k});
+    }
+    rsre_store_incident *inc = expect(f, DEP_FP, SEV_WARNING, CONF_HIGH);
+    char id[64];
+    snprintf(id, sizeof(id), "%s", inc->id);
+    size_t refs = inc->n_raw_evidence_refs;
+    rsre_store_incident_free(inc);
+    size_t nexec = f->nexec;
+
+    /* last report at T0+60s, bound 105 s: fresh at T0+165s, stale after */
+    tick(f, T0 + 165 * SEC);
+    rsre_store_incident_free(expect(f, DEP_FP, SEV_WARNING, CONF_HIGH));
+    expect_summary(f, DEP_FP, "stale", 0);
+    tick(f, T0 + 166 * SEC);
+    rsre_store_incident_free(expect(f, DEP_FP, SEV_WARNING, CONF_LOW));
+    expect_summary(f, DEP_FP, "evidence stale: no fresh observation from probe:redis", 1);
+    /* ticks far past the exit window: still open, still low, nothing runs */
+    for (int k = 1; k <= 30; k++) {
+        tick(f, T0 + 166 * SEC + k * MIN);
+    }
+    inc = expect(f, DEP_FP, SEV_WARNING, CONF_LOW);
+    assert_string_equal(inc->id, id);
+    assert_int_equal(inc->n_raw_evidence_refs, refs); /* the record of what was seen stays */
+    assert_true(has_str(inc->signal_sources, inc->n_signal_sources, "probe:redis"));
+    assert_non_null(strstr(inc->evidence_summary, "last heard 31m"));
+    rsre_store_incident_free(inc);
+    assert_int_equal(f->nexec, nexec);
+
+    /* The probe is back and still failing: one fresh check (medium), a new Evidence record */
+    int64_t t = T0 + 40 * MIN;
+    OBSF(f, "dependency/redis", "probe:redis", err, PROBE_FRESH, t, {"dep.failing", 1},
+         {"dep.consecutive_failures", 1});
+    inc = expect(f, DEP_FP, SEV_WARNING, CONF_MEDIUM);
+    assert_int_equal(inc->n_raw_evidence_refs, refs + 1);
+    assert_null(strstr(inc->evidence_summary, "stale"));
+    rsre_store_incident_free(inc);
+    OBSF(f, "dependency/redis", "probe:redis", err, PROBE_FRESH, t + 30 * SEC, {"dep.failing", 1},
+         {"dep.consecutive_failures", 2});
+    rsre_store_incident_free(expect(f, DEP_FP, SEV_WARNING, CONF_HIGH));
+
+    /* Recovery reported once, then silence: the exit window never completes on a stale 0. */
+    OBSF(f, "dependency/redis", "probe:redis", NULL, PROBE_FRESH, t + MIN, {"dep.failing", 0},
+         {"dep.consecutive_failures", 0});
+    for (int k = 1; k <= 20; k++) {
+        tick(f, t + MIN + k * MIN);
+    }
+    expect_state(f, DEP_FP, 0);
+    rsre_store_incident_free(expect(f, DEP_FP, SEV_WARNING, CONF_LOW));
+
+    /* A probe that keeps reporting recovery resolves it after the exit window (5m). */
+    t += 30 * MIN;
+    for (int k = 0; k <= 12; k++) {
+        OBSF(f, "dependency/redis", "probe:redis", NULL, PROBE_FRESH, t + k * 30 * SEC,
+             {"dep.failing", 0}, {"dep.consecutive_failures", 0});
+        tick(f, t + k * 30 * SEC + SEC);
+    }
+    expect_state(f, DEP_FP, 1);
+    fx_free(f);
+}
+
+/* A change-only reporter (an observer) that re-asserts every minute never goes stale, however
+ * long its state lasts; when it stops (its watch is down) its values go stale after the bound;
+ * a heartbeat brings them back. Heartbeats are not new checks. */
+static void test_stale_heartbeat(void **state) {
+    (void)state;
+    struct fx *f = fx_new_fresh(RSRE_ENV_STAGING, 0);
+    const char *fp = "registry_pull_failure/workload/prod/api";
+    OBSF(f, "workload/prod/api", "observer:pods", "ErrImagePull ghcr.io/x/api:1.2", 3 * MIN, T0,
+         {"pull.failing_workloads", 1}, {"pull.failing_core_workloads", 0});
+    rsre_store_incident *inc = incident(f, fp);
+    assert_non_null(inc);
+    int conf = (int)inc->confidence;
+    size_t refs = inc->n_raw_evidence_refs;
+    assert_true(conf != CONF_LOW);
+    rsre_store_incident_free(inc);
+    int64_t t = T0;
+    for (int k = 1; k <= 120; k++) { /* two hours of heartbeats and ticks */
+        t = T0 + k * MIN;
+        assert_int_equal(refresh(f, "observer:pods", 3 * MIN, t - 500, 1), 0);
+        tick(f, t);
+    }
+    inc = incident(f, fp);
+    assert_int_equal((int)inc->confidence, conf); /* no staleness, and no extra checks */
+    assert_int_equal(inc->n_raw_evidence_refs, refs);
+    assert_null(strstr(inc->evidence_summary, "stale"));
+    assert_int_not_equal(inc->lifecycle, LC_RESOLVED);
+    rsre_store_incident_free(inc);
+
+    /* The watch is down: no more heartbeats. A heartbeat in an aborted transaction counts for
+     * nothing either. Stale once the last bound passed. */
+    tick(f, t + 2 * MIN);
+    assert_int_equal(refresh(f, "observer:pods", 3 * MIN, t + 2 * MIN + SEC, 0), 0);
+    tick(f, t + 3 * MIN - 500);
+    inc = incident(f, fp);
+    assert_int_equal((int)inc->confidence, conf);
+    rsre_store_incident_free(inc);
+    tick(f, t + 3 * MIN);
+    inc = incident(f, fp);
+    assert_int_equal((int)inc->confidence, CONF_LOW);
+    assert_non_null(strstr(inc->evidence_summary, "observer:pods"));
+    rsre_store_incident_free(inc);
+
+    /* The watch is back: the heartbeat re-asserts the value; the evidence is recorded anew. */
+    assert_int_equal(refresh(f, "observer:pods", 3 * MIN, t + 10 * MIN, 1), 0);
+    inc = incident(f, fp);
+    assert_int_equal((int)inc->confidence, conf);
+    assert_int_equal(inc->n_raw_evidence_refs, refs + 1);
+    assert_null(strstr(inc->evidence_summary, "stale"));
+    rsre_store_incident_free(inc);
+
+    /* A source the engine does not know, or a scope it never reported at: nothing changes. */
+    assert_int_equal(refresh(f, "observer:helm", 0, t + 11 * MIN, 1), 0);
+    /* Bad arguments. */
+    assert_int_equal(refresh(f, "observer pods", 0, t, 1), RSRE_EINVALID);
+    assert_int_equal(refresh(f, "", 0, t, 1), RSRE_EINVALID);
+    assert_int_equal(refresh(f, "observer:pods", -1, t, 1), RSRE_EINVALID);
+    assert_int_equal(refresh(f, "observer:pods", 999, t, 1), RSRE_EINVALID);
+    assert_int_equal(refresh(f, "observer:pods", 8 * 24 * 60 * MIN, t, 1), RSRE_EINVALID);
+    rsre_store_txn *txn;
+    assert_int_equal(rsre_store_txn_begin(f->store, 0, &txn), 0);
+    assert_int_equal(rsre_incident_engine_observe_refresh(NULL, txn, "a", 0, t), -EINVAL);
+    assert_int_equal(rsre_incident_engine_observe_refresh(f->eng, NULL, "a", 0, t), -EINVAL);
+    assert_int_equal(rsre_incident_engine_observe_refresh(f->eng, txn, NULL, 0, t), -EINVAL);
+    rsre_store_txn_abort(txn);
+    rsre_incident_engine_aborted(f->eng);
+    const ov v[] = {{"pull.failing_workloads", 1}};
+    assert_int_equal(observe_fresh(f, "workload/prod/api", "observer:pods", NULL, v, 1, -5, t),
+                     RSRE_EINVALID);
+    assert_int_equal(observe_fresh(f, "workload/prod/api", "observer:pods", NULL, v, 1, 999, t),
+                     RSRE_EINVALID);
+    assert_int_equal(
+        observe_fresh(f, "workload/prod/api", "observer:pods", NULL, v, 1, 8 * 24 * 60 * MIN, t),
+        RSRE_EINVALID);
+    fx_free(f);
+}
+
+/* A stale source neither supports nor refutes: a fresh healthy source alone decides the exit,
+ * and a stale failing source does not hold the incident open against it. A stale healthy
+ * source next to a fresh failing one does not lower the scope's value either. */
+static void test_stale_mixed_sources(void **state) {
+    (void)state;
+    struct fx *f = fx_new_fresh(RSRE_ENV_STAGING, 0);
+    OBSF(f, "dependency/redis", "observer:pods", "redis-0 CrashLoopBackOff", 3 * MIN, T0,
+         {"dep.failing", 1});
+    OBSF(f, "dependency/redis", "probe:redis", "refused", PROBE_FRESH, T0 + SEC, {"dep.failing", 1},
+         {"dep.consecutive_failures", 3});
+    rsre_store_incident_free(expect(f, DEP_FP, SEV_WARNING, CONF_HIGH));
+    /* the observer goes silent (its values stay "failing" but stale); the probe recovers */
+    int64_t t = T0 + 5 * MIN;
+    for (int k = 0; k <= 12; k++) {
+        OBSF(f, "dependency/redis", "probe:redis", NULL, PROBE_FRESH, t + k * 30 * SEC,
+             {"dep.failing", 0}, {"dep.consecutive_failures", 0});
+        tick(f, t + k * 30 * SEC + SEC);
+    }
+    expect_state(f, DEP_FP, 1);
+
+    /* fresh failing + stale healthy: failing, on the fresh source's evidence */
+    t += 30 * MIN;
+    OBSF(f, "dependency/redis", "probe:redis", NULL, PROBE_FRESH, t, {"dep.failing", 0});
+    OBSF(f, "dependency/redis", "observer:pods", "redis-0 CrashLoopBackOff", 3 * MIN, t + 10 * MIN,
+         {"dep.failing", 1});
+    rsre_store_incident *inc = incident(f, DEP_FP);
+    assert_int_not_equal(inc->lifecycle, LC_RESOLVED);
+    assert_int_not_equal((int)inc->confidence, CONF_LOW);
+    rsre_store_incident_free(inc);
+    fx_free(f);
+}
+
+/* After a restart the engine has the open incident from the store and no observed values; when
+ * no reporter comes back within the bound, the incident says so and drops to low confidence. */
+static void test_stale_after_restart(void **state) {
+    (void)state;
+    struct fx *f = fx_new_fresh(RSRE_ENV_STAGING, 0);
+    for (int k = 0; k < 2; k++) {
+        OBSF(f, "dependency/redis", "probe:redis", "refused", PROBE_FRESH, T0 + k * 30 * SEC,
+             {"dep.failing", 1}, {"dep.consecutive_failures", 1 + k});
+    }
+    rsre_store_incident_free(expect(f, DEP_FP, SEV_WARNING, CONF_HIGH));
+    rsre_incident_engine_destroy(f->eng);
+    engine_start(f);
+    tick(f, T0 + 2 * MIN);
+    tick(f, T0 + 5 * MIN);
+    rsre_store_incident_free(expect(f, DEP_FP, SEV_WARNING, CONF_HIGH)); /* within the bound */
+    tick(f, T0 + 5 * MIN + 1);
+    rsre_store_incident_free(expect(f, DEP_FP, SEV_WARNING, CONF_LOW));
+    expect_summary(f, DEP_FP, "since the aggregator started 3m", 1);
+    tick(f, T0 + 30 * MIN);
+    expect_state(f, DEP_FP, 0);
+    fx_free(f);
+}
+
 /* --- randomized: weak evidence never acts ---------------------------------------------------- */
 
 static uint64_t rng_state;
+static unsigned long stale_checked; /* incidents the randomized test saw with stale values */
 
 static uint32_t rnd(uint32_t n) {
     rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
@@ -869,6 +1134,59 @@ static int incident_conf(struct fx *f, const char *id) {
     return c;
 }
 
+/* The scope of RSCOPES an incident fingerprint ("<class>/<scope>") is about, or -1. */
+static int rscope_of(const char *fp) {
+    const char *slash = strchr(fp, '/');
+    for (size_t i = 0; slash && i < NRSCOPES; i++) {
+        if (strcmp(slash + 1, RSCOPES[i].scope) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+/* A tick, checking staleness: an incident whose scope's sources (the ones the test knows the
+ * engine holds) were all silent past the default bound (180 s) has low confidence after the
+ * tick, and one open before the tick is still open (stale values never meet exit criteria). */
+static void stale_tick(struct fx *f, int64_t t, uint64_t seed, int run, const size_t *nused,
+                       int64_t (*seen)[8]) {
+    struct inc_list before;
+    incidents(f, &before);
+    tick(f, t);
+    struct inc_list l;
+    incidents(f, &l);
+    for (size_t i = 0; i < l.n; i++) {
+        int si = rscope_of(l.v[i]->fingerprint);
+        if (si < 0 || nused[si] == 0) {
+            continue;
+        }
+        int stale = 1;
+        for (size_t j = 0; j < nused[si]; j++) {
+            stale &= t - seen[si][j] > 180 * SEC;
+        }
+        if (!stale) {
+            continue;
+        }
+        int was_open = 0;
+        for (size_t k = 0; k < before.n; k++) {
+            was_open |=
+                strcmp(before.v[k]->id, l.v[i]->id) == 0 && before.v[k]->lifecycle != LC_RESOLVED;
+        }
+        if (was_open && l.v[i]->lifecycle == LC_RESOLVED) {
+            fail_msg("seed %llu run %d: %s resolved on stale values only", (unsigned long long)seed,
+                     run, l.v[i]->fingerprint);
+        }
+        if (l.v[i]->lifecycle != LC_RESOLVED && (int)l.v[i]->confidence != CONF_LOW) {
+            fail_msg("seed %llu run %d: %s at confidence %d on stale values (%s)",
+                     (unsigned long long)seed, run, l.v[i]->fingerprint, l.v[i]->confidence,
+                     l.v[i]->evidence_summary);
+        }
+        stale_checked++;
+    }
+    inc_list_free(&l);
+    inc_list_free(&before);
+}
+
 static void test_random_weak_never_acts(void **state) {
     (void)state;
     const char *seed_env = getenv("RSRE_TEST_SEED");
@@ -879,7 +1197,7 @@ static void test_random_weak_never_acts(void **state) {
         enum rsre_env env = (enum rsre_env)(run % RSRE_ENV_COUNT);
         int weak_only = run % 2 == 1; /* odd runs: nothing but weak sources */
         weak_runs += weak_only;
-        struct fx *f = fx_new(env);
+        struct fx *f = fx_new_fresh(env, 0);
         int64_t t = T0;
         const char *used[NRSCOPES][8];
         int64_t seen[NRSCOPES][8];
@@ -923,7 +1241,7 @@ static void test_random_weak_never_acts(void **state) {
             }
             if (rnd(4) == 0) {
                 t += SEC;
-                tick(f, t);
+                stale_tick(f, t, seed, run, nused, seen);
             }
             if (rnd(60) == 0) { /* restart on the same store */
                 rsre_incident_engine_destroy(f->eng);
@@ -966,11 +1284,14 @@ static void test_random_weak_never_acts(void **state) {
         fx_free(f);
         runs++;
     }
-    /* the strong runs did reach the point where something ran alone (the test can see it) */
+    /* the strong runs did reach the point where something ran alone (the test can see it),
+     * and incidents on stale values were there to check */
     assert_true(contained > 0);
+    assert_true(stale_checked > 0);
     printf("  random observations: seed %llu, %lu runs (%lu weak-only), %lu steps, %lu auto "
-           "contain actions on strong evidence, %lu observations refused (9th source)\n",
-           (unsigned long long)seed, runs, weak_runs, steps, contained, refused);
+           "contain actions on strong evidence, %lu observations refused (9th source), %lu "
+           "incident checks on stale values\n",
+           (unsigned long long)seed, runs, weak_runs, steps, contained, refused, stale_checked);
 }
 
 /* --- rules reload ------------------------------------------------------------------------------
@@ -1045,7 +1366,7 @@ static void test_set_rules(void **state) {
     rsre_store_txn *txn;
     assert_int_equal(rsre_store_txn_begin(f->store, 0, &txn), 0);
     const ov v[] = {{"tls.days_to_expiry", 4}};
-    struct rsre_observation o = {"route/app.example", "probe:tls", NULL, v, 1};
+    struct rsre_observation o = {"route/app.example", "probe:tls", NULL, v, 1, 0};
     assert_int_equal(rsre_incident_engine_observe(f->eng, txn, &o, T0 + 3 * MIN), 0);
     assert_int_equal(rsre_incident_engine_set_rules(f->eng, NULL), -EBUSY);
     rsre_store_txn_abort(txn);
@@ -1070,7 +1391,7 @@ static void test_abort(void **state) {
     (void)state;
     struct fx *f = fx_new(RSRE_ENV_DEMO);
     const ov v[] = {{"db.failing", 1}};
-    struct rsre_observation o = {"database/main", "probe:postgres", "refused", v, 1};
+    struct rsre_observation o = {"database/main", "probe:postgres", "refused", v, 1, 0};
     rsre_store_txn *txn;
     assert_int_equal(rsre_store_txn_begin(f->store, 0, &txn), 0);
     assert_int_equal(rsre_incident_engine_observe(f->eng, txn, &o, T0), 0);
@@ -1188,6 +1509,10 @@ int main(void) {
         cmocka_unit_test(test_weak_sources),
         cmocka_unit_test(test_http_rising),
         cmocka_unit_test(test_chatops_alone),
+        cmocka_unit_test(test_stale_probe),
+        cmocka_unit_test(test_stale_heartbeat),
+        cmocka_unit_test(test_stale_mixed_sources),
+        cmocka_unit_test(test_stale_after_restart),
         cmocka_unit_test(test_random_weak_never_acts),
         cmocka_unit_test(test_set_rules),
         cmocka_unit_test(test_abort),
