@@ -263,11 +263,23 @@ int rsre__notify_enqueue(struct rsre_notify *n, const struct notify_job *tmpl, i
     const struct notify_chan *c = &n->chans[tmpl->ch];
     uint64_t h = text_hash(tmpl->text);
     /* A queued message of the same thread that has not gone out yet takes the new text; a
-     * re-send to a failing chat leaves it as it is (that message tests the chat as well). */
+     * re-send to a failing chat leaves it as it is (that message tests the chat as well). A
+     * real message replaces a queued re-send: it is a real message (full retries, fail-over,
+     * failure record), sent when the re-send would have been (a retry_after still holds). */
     for (size_t i = 0; i < n->njobs; i++) {
         struct notify_job *j = n->jobs[i];
         if (!j->inflight && same_thread(j, tmpl)) {
             if (tmpl->probe) {
+                return 1;
+            }
+            if (j->probe) {
+                int64_t due = j->due;
+                *j = *tmpl;
+                j->n = n;
+                j->inflight = 0;
+                j->attempts = 0;
+                j->due = due;
+                n->st.suppressed++;
                 return 1;
             }
             memcpy(j->text, tmpl->text, sizeof(j->text));
@@ -375,24 +387,58 @@ static void fail_over(struct rsre_notify *n, struct notify_job *j, const char *w
 
 static void on_sent(void *arg, const struct rsre_send_result *r);
 
-/* Remembers a late failure of `message_id` on channel `ch` that no thread names (yet). */
-static void early_put(struct rsre_notify *n, int ch, const char *message_id, const char *why) {
+/* Remembers a late failure of `message_id` on channel `ch` that no thread names (yet);
+ * `counted`: it was counted on arrival. */
+static void early_put(struct rsre_notify *n, int ch, const char *message_id, const char *why,
+                      int counted) {
     struct notify_early *e = &n->early[n->early_pos];
     n->early_pos = (n->early_pos + 1) % RSRE_NOTIFY_EARLY_MAX;
     e->ch = ch;
+    e->counted = counted;
     snprintf(e->message_id, sizeof(e->message_id), "%s", message_id);
     snprintf(e->why, sizeof(e->why), "%s", why);
 }
 
-/* 1 and its reason in `why` (forgotten then) when a late failure of `message_id` on `ch` came
- * before the send that produced that id completed; else 0. */
-static int early_take(struct rsre_notify *n, int ch, const char *message_id, char *why,
-                      size_t cap) {
+/* 1, its reason in `why` and whether it was counted in *counted (forgotten then) when a late
+ * failure of `message_id` on `ch` came before the send that produced that id completed; else
+ * 0. */
+static int early_take(struct rsre_notify *n, int ch, const char *message_id, char *why, size_t cap,
+                      int *counted) {
     for (size_t i = 0; message_id[0] && i < RSRE_NOTIFY_EARLY_MAX; i++) {
         struct notify_early *e = &n->early[i];
         if (e->ch == ch && !strcmp(e->message_id, message_id)) {
             snprintf(why, cap, "%s", e->why);
+            *counted = e->counted;
             e->message_id[0] = '\0';
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Remembers that the recheck sent on `ch` as `message_id` was accepted. */
+static void recheck_put(struct rsre_notify *n, int ch, const char *message_id) {
+    struct notify_recheck *e = &n->rechecked[n->rechecked_pos];
+    n->rechecked_pos = (n->rechecked_pos + 1) % RSRE_NOTIFY_RECHECKS_MAX;
+    e->ch = ch;
+    snprintf(e->message_id, sizeof(e->message_id), "%s", message_id);
+}
+
+/* 1 when `message_id` on `ch` is a recheck accepted recently (one of the last 16). */
+static int recheck_known(const struct rsre_notify *n, int ch, const char *message_id) {
+    for (size_t i = 0; message_id[0] && i < RSRE_NOTIFY_RECHECKS_MAX; i++) {
+        const struct notify_recheck *e = &n->rechecked[i];
+        if (e->ch == ch && !strcmp(e->message_id, message_id)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* 1 when a send to `chat` on `ch` is in flight (its reply, and so its id, still to come). */
+static int chat_inflight(const struct rsre_notify *n, int ch, const char *chat) {
+    for (size_t i = 0; i < n->njobs; i++) {
+        if (n->jobs[i]->inflight && n->jobs[i]->ch == ch && !strcmp(n->jobs[i]->chat, chat)) {
             return 1;
         }
     }
@@ -468,11 +514,13 @@ static void on_sent(void *arg, const struct rsre_send_result *r) {
             n->st.sent++;
         }
         char early_why[320];
-        if (early_take(n, j->ch, r->message_id, early_why, sizeof(early_why))) {
-            /* Its failed status came first: the chat is failing, the message fails over. */
+        int counted = 0;
+        if (early_take(n, j->ch, r->message_id, early_why, sizeof(early_why), &counted)) {
+            /* Its failed status came first: the chat is failing, the message fails over (a
+             * recheck only keeps the chat failing: no count, fail-over or record). */
             set_chat_state(n, j->ch, j->chat, 1, early_why, j, now);
             if (!j->probe) {
-                fail_over(n, j, early_why, now, 1);
+                fail_over(n, j, early_why, now, counted);
             }
             job_remove(n, j);
             rsre_notify_poll(n, now);
@@ -480,6 +528,9 @@ static void on_sent(void *arg, const struct rsre_send_result *r) {
                 n->hooks.wake(n->hooks.arg);
             }
             return;
+        }
+        if (j->probe) {
+            recheck_put(n, j->ch, r->message_id);
         }
         c->down_hard = 0;
         set_chat_state(n, j->ch, j->chat, 0, NULL, NULL, now);
@@ -711,15 +762,26 @@ static void on_delivery(void *arg, const struct rsre_chat_delivery *d) {
     snprintf(why, sizeof(why), "delivery failed after acceptance (code %ld): %.200s",
              d->result->api_code, d->result->error);
     set_chat_state(n, ch, d->chat, 1, why, subject ? &j : NULL, now);
-    /* The copy carries no buttons (the expiry is not known here): the text and its link. */
-    if (f->found) {
+    if (recheck_known(n, ch, d->message_id)) {
+        /* A recheck's own failure: the chat still fails (it was failed over and recorded when
+         * it first failed), so no count, no fail-over, no record; it is rechecked again. */
+        RSRE_LOG(RSRE_LOG_INFO, "notify",
+                 "recheck channel=%s chat=%s message=%s still failing (reported later): %s",
+                 d->channel, d->chat, d->message_id, why);
+    } else if (f->found) {
+        /* The copy carries no buttons (the expiry is not known here): the text and its link. */
         fail_over(n, &j, why, now, 0);
     } else {
-        n->st.failed++;
-        if (n->hooks.delivery_failed) {
-            n->hooks.delivery_failed(n->hooks.arg, d->channel);
+        /* While a send to that chat is in flight this may be its status come early: that send
+         * counts it when its reply names the id (a recheck does not). */
+        int counted = !chat_inflight(n, ch, d->chat);
+        if (counted) {
+            n->st.failed++;
+            if (n->hooks.delivery_failed) {
+                n->hooks.delivery_failed(n->hooks.arg, d->channel);
+            }
         }
-        early_put(n, ch, d->message_id, why);
+        early_put(n, ch, d->message_id, why, counted);
         RSRE_LOG(RSRE_LOG_WARN, "notify",
                  "late delivery failure channel=%s chat=%s message=%s "
                  "(not a thread we know; rechecked with %s): %s",

@@ -50,8 +50,17 @@ struct notify_job {
 #define RSRE_NOTIFY_EARLY_MAX 16
 struct notify_early {
     int ch;
+    int counted; /* counted when it arrived (no send to that chat was in flight) */
     char message_id[128];
     char why[320];
+};
+
+/* A recheck (probe) the platform accepted: a late failure naming its id is the recheck's own
+ * (the chat still fails), not a new failure to count, fail over and record. */
+#define RSRE_NOTIFY_RECHECKS_MAX 16
+struct notify_recheck {
+    int ch;
+    char message_id[128];
 };
 
 struct rsre_notify {
@@ -70,13 +79,17 @@ struct rsre_notify {
     int closing;
     struct notify_early early[RSRE_NOTIFY_EARLY_MAX]; /* ring; message_id "" is a free slot */
     size_t early_pos;
+    struct notify_recheck rechecked[RSRE_NOTIFY_RECHECKS_MAX]; /* ring; "" is a free slot */
+    size_t rechecked_pos;
     struct rsre_notify_stats st;
 };
 
 int rsre__notify_chan_find(const struct rsre_notify *n, const char *name);
 /* Queues a message for (subject, channel, chat); replaces the text of a queued, not yet sent
- * message of the same thread; drops it when the thread already shows this text within the
- * suppression window. Returns 0, 1 (suppressed or coalesced), or RSRE_ELIMIT (queue full). */
+ * message of the same thread (a queued recheck is replaced whole by a real message; a recheck
+ * never replaces anything); drops it when the thread already shows this text within the
+ * suppression window (never a recheck). Returns 0, 1 (suppressed or coalesced), or
+ * RSRE_ELIMIT (queue full). */
 int rsre__notify_enqueue(struct rsre_notify *n, const struct notify_job *tmpl, int64_t now_ms);
 /* Writes an in-app record in its own transaction; logs and counts a failure. */
 void rsre__notify_inapp(struct rsre_notify *n, const char *kind, const char *subject,

@@ -738,6 +738,95 @@ static void test_late_failure_before_send_completes(void **state) {
     assert_int_equal(f->down, 1);
 }
 
+/* A real update of a thread whose recheck is still queued (waiting out a retry_after)
+ * replaces that recheck: it is a real message, so when it fails it fails over and is recorded
+ * (a recheck would only keep the chat failing). Still not before the retry_after. */
+static void test_update_replaces_queued_recheck(void **state) {
+    struct fx *f = *state;
+    rsre_store_incident *inc = incident("inc-50", "t", "node_health", SEV_WARN, ENV_STAGING);
+    rsre_notify_incident(f->n, inc, "opened", now_ms);
+    complete(tg, 0, RSRE_SEND_CHAT_FAILED, 0); /* -100 blocked the bot */
+    assert_int_equal(wa->n, 1);
+    complete(wa, 0, RSRE_SEND_OK, 0);
+    assert_int_equal(f->failures, 1);
+    /* The recheck is rate limited: it waits 30 s in the queue. */
+    now_ms += 300 * SEC;
+    rsre_notify_poll(f->n, now_ms);
+    assert_int_equal(tg->n, 2);
+    complete(tg, 1, RSRE_SEND_RETRY, 30 * SEC);
+    /* Meanwhile the incident changes: the update takes the queued recheck's place. */
+    now_ms += SEC;
+    inc->lifecycle = ROBOT_SRE__STORE__LIFECYCLE__LIFECYCLE_CONTAINED;
+    rsre_notify_incident(f->n, inc, "state", now_ms);
+    assert_int_equal(tg->n, 2);
+    rsre_notify_poll(f->n, now_ms + 28 * SEC);
+    assert_int_equal(tg->n, 2);
+    now_ms = rsre_notify_next_due(f->n);
+    rsre_notify_poll(f->n, now_ms);
+    assert_int_equal(tg->n, 3);
+    assert_non_null(strstr(tg->sent[2].text, "State: contained"));
+    /* Still blocked: the update fails over to WhatsApp and is counted and recorded. */
+    complete(tg, 2, RSRE_SEND_CHAT_FAILED, 0);
+    assert_int_equal(f->failures, 2);
+    assert_int_equal(count_inapp(f, "delivery_failure"), 2);
+    assert_int_equal(wa->n, 2);
+    assert_non_null(strstr(wa->sent[1].text, "State: contained"));
+    complete(wa, 1, RSRE_SEND_OK, 0);
+    assert_int_equal(pending(tg) + pending(wa), 0);
+}
+
+/* A recheck the platform accepts and later reports undeliverable (its status after its reply,
+ * or before it) only keeps the chat failing: it was counted, failed over and recorded when it
+ * first failed (docs/chatops.md: no new fail-over, no new failure record). */
+static void test_late_failure_of_recheck_not_counted_again(void **state) {
+    struct fx *f = *state;
+    rsre_notify_incident(f->n, incident("inc-51", "t", "node_health", SEV_WARN, ENV_STAGING),
+                         "opened", now_ms);
+    complete(tg, 0, RSRE_SEND_CHAT_FAILED, 0);
+    assert_int_equal(wa->n, 1);
+    complete(wa, 0, RSRE_SEND_OK, 0); /* m1 */
+    late_failure("15550009999", "m1");
+    assert_int_equal(f->failures, 2);
+    assert_int_equal(count_inapp(f, "delivery_failure"), 2);
+    assert_int_equal(f->down, 2);
+    /* Rechecks: WhatsApp accepts its re-send (m2), then reports it undeliverable. */
+    now_ms += 300 * SEC;
+    rsre_notify_poll(f->n, now_ms);
+    assert_int_equal(tg->n, 2);
+    assert_int_equal(wa->n, 2);
+    complete(tg, 1, RSRE_SEND_CHAT_FAILED, 0);
+    complete(wa, 1, RSRE_SEND_OK, 0);
+    assert_int_equal(f->down, 1);
+    late_failure("15550009999", "m2");
+    assert_int_equal(f->down, 2);
+    assert_int_equal(f->failures, 2);
+    assert_int_equal(count_inapp(f, "delivery_failure"), 2);
+    assert_int_equal(pending(tg) + pending(wa), 0);
+    struct rsre_notify_stats st;
+    rsre_notify_stats(f->n, &st);
+    assert_int_equal(st.failed, 2);
+    assert_int_equal(st.failovers, 1);
+    /* Next recheck: the status of its re-send (m3) comes before the send's reply. */
+    now_ms += 300 * SEC;
+    rsre_notify_poll(f->n, now_ms);
+    assert_int_equal(wa->n, 3);
+    assert_string_equal(wa->sent[2].text, wa->sent[0].text);
+    complete(tg, 2, RSRE_SEND_CHAT_FAILED, 0);
+    late_failure("15550009999", "m3");
+    complete(wa, 2, RSRE_SEND_OK, 0);
+    assert_int_equal(f->down, 2);
+    assert_int_equal(f->failures, 2);
+    assert_int_equal(count_inapp(f, "delivery_failure"), 2);
+    /* Still rechecked; once a re-send sticks the channel is up. */
+    now_ms += 300 * SEC;
+    rsre_notify_poll(f->n, now_ms);
+    assert_int_equal(wa->n, 4);
+    complete(wa, 3, RSRE_SEND_OK, 0);
+    complete(tg, 3, RSRE_SEND_OK, 0);
+    assert_int_equal(f->down, 0);
+    assert_int_equal(f->failures, 2);
+}
+
 static void test_rate_limit(void **state) {
     struct fx *f = *state;
     /* burst 3, 60/min: five incidents -> three now, one per second after. */
@@ -1015,6 +1104,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_recheck_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_failure_of_update_rechecked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_failure_before_send_completes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_update_replaces_queued_recheck, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_failure_of_recheck_not_counted_again, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_approval_flow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_approval_requester_and_expiry, setup, teardown),
