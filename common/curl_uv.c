@@ -255,12 +255,18 @@ static void finish(struct rsre_http *h, struct rsre_http_req *r, CURLcode cc) {
     }
     const char *ctype = NULL;
     curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ctype);
+    curl_off_t retry_after = 0;
+    if (curl_easy_getinfo(r->easy, CURLINFO_RETRY_AFTER, &retry_after) != CURLE_OK ||
+        retry_after < 0) {
+        retry_after = 0;
+    }
     struct rsre_http_response resp = {
         .status = status,
         .body = "",
         .body_len = 0,
         .content_type = ctype ? ctype : "",
         .bytes_received = r->received,
+        .retry_after_s = (int64_t)retry_after,
     };
     if (r->mode == MODE_BODY && r->buf && rc == 0) {
         r->buf[r->len] = '\0';

@@ -35,6 +35,8 @@ struct rsre_http_response {
     size_t body_len;
     const char *content_type; /* Content-Type of the response, or "" */
     uint64_t bytes_received;  /* body bytes received (before bounds applied) */
+    int64_t retry_after_s;    /* the Retry-After header in seconds (an HTTP date as seconds from
+                                 now), 0 when absent or not valid */
 };
 
 /*

@@ -80,6 +80,14 @@ char *rsre__chat_clip(const char *s, size_t max, int utf16);
 /* Copies printable ASCII of src (other bytes as '?') into dst[cap], cutting at cap-1. */
 void rsre__chat_safe_copy(char *dst, size_t cap, const char *src);
 
+/* Longest wait a rate-limit hint can impose (a hint beyond it is taken as this). */
+#define RSRE_CHAT_RETRY_AFTER_MAX_MS (3600 * 1000)
+
+/* A rate-limited result (RSRE_SEND_RETRY) waits at least the reply's Retry-After header when
+ * there is one (`header_s` > 0, curl_uv's retry_after_s), at least 1 s in any case and at most
+ * RSRE_CHAT_RETRY_AFTER_MAX_MS. Any other result is left as it is. */
+void rsre__chat_retry_after(struct rsre_send_result *r, int64_t header_s);
+
 /* ---- Telegram Bot API (chat_json.c) ---------------------------------------------------------- */
 
 /* One Update, as far as we use it. */

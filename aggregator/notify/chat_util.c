@@ -212,6 +212,24 @@ void rsre__chat_safe_copy(char *dst, size_t cap, const char *src) {
     dst[i] = '\0';
 }
 
+void rsre__chat_retry_after(struct rsre_send_result *r, int64_t header_s) {
+    if (r->status != RSRE_SEND_RETRY) {
+        return;
+    }
+    if (header_s > 0) {
+        int64_t h = header_s > RSRE_CHAT_RETRY_AFTER_MAX_MS / 1000 ? RSRE_CHAT_RETRY_AFTER_MAX_MS
+                                                                   : header_s * 1000;
+        if (h > r->retry_after_ms) {
+            r->retry_after_ms = h;
+        }
+    }
+    if (r->retry_after_ms < 1000) {
+        r->retry_after_ms = 1000;
+    } else if (r->retry_after_ms > RSRE_CHAT_RETRY_AFTER_MAX_MS) {
+        r->retry_after_ms = RSRE_CHAT_RETRY_AFTER_MAX_MS;
+    }
+}
+
 /* ---- configuration rows ---------------------------------------------------------------------- */
 
 static int set_one(const struct rsre_chat_config_key *k, void *cfg, const char *value, char *err,

@@ -19,7 +19,11 @@
 #define TOKEN_MAX 160
 #define SECRET_MAX 257 /* setWebhook secret_token: 1-256 characters */
 #define POLL_BACKOFF_MAX_MS 30000
-#define SEEN_MAX 128 /* webhook update ids remembered */
+#define SEEN_MAX 128      /* webhook update ids remembered */
+#define ANSWER_ATTEMPTS 3 /* answerCallbackQuery tries when rate limited */
+/* A press answered later than this is of no use (the client gives up on the query): a longer
+ * rate-limit wait drops the answer instead. */
+#define ANSWER_WAIT_MAX_MS 30000
 
 #define T(f) offsetof(struct rsre_telegram_config, f), sizeof(((struct rsre_telegram_config *)0)->f)
 #define U(f) offsetof(struct rsre_telegram_config, f), 0
@@ -75,6 +79,27 @@ struct tg_op {
     char edit_ref[RSRE_TG_ID_MAX];
 };
 
+/* What an answerCallbackQuery says, kept to try it again after a rate limit. */
+struct tg_answer {
+    unsigned attempts; /* made so far */
+    char query[RSRE_TG_QUERY_ID_MAX + 1];
+    char text[RSRE_TG_ANSWER_MAX * 4 + 4]; /* clipped (UTF-8), "" for none */
+};
+
+/* An answerCallbackQuery in flight (freed whole by rsre__chat_ops_abandon: o comes first). */
+struct tg_answer_op {
+    struct tg_op o;
+    struct tg_answer a;
+};
+
+/* An answer waiting out a rate limit; freed in its timer's close callback. */
+struct tg_answer_wait {
+    uv_timer_t timer; /* data: this */
+    struct tg *t;
+    struct tg_answer a;
+    struct tg_answer_wait *prev, *next; /* the channel's list */
+};
+
 struct tg {
     struct rsre_channel base; /* first: ops->x(ch) casts back */
     struct rsre_http *http;
@@ -84,8 +109,9 @@ struct tg {
     char secret[SECRET_MAX];
     rsre_chat_action_cb action_cb;
     void *action_arg;
-    struct rsre__chat_op *ops; /* in flight, including the poll */
-    struct tg_op *poll; /* the getUpdates in flight, or NULL */
+    struct rsre__chat_op *ops;      /* in flight, including the poll */
+    struct tg_answer_wait *waiting; /* answers waiting out a rate limit */
+    struct tg_op *poll;             /* the getUpdates in flight, or NULL */
     uv_timer_t poll_timer;
     uint32_t backoff_ms;
     int64_t offset;         /* next getUpdates offset (0 = none confirmed yet) */
@@ -142,6 +168,7 @@ static void send_done(void *arg, int rc, const struct rsre_http_response *resp) 
     struct rsre_send_result r;
     rsre__tg_classify(rc, resp->status, resp->body, resp->body_len,
                       o->kind == OP_EDIT ? o->edit_ref : NULL, &r);
+    rsre__chat_retry_after(&r, resp->retry_after_s);
     if (r.status != RSRE_SEND_OK) {
         RSRE_LOG(RSRE_LOG_WARN, MOD, "%s failed http=%d code=%ld status=%d err=\"%s\"",
                  op_method[o->kind], r.http_status, r.api_code, (int)r.status, r.error);
@@ -179,9 +206,64 @@ static int tg_send(struct rsre_channel *ch, const struct rsre_chat_message *m, r
 
 /* ---- answerCallbackQuery --------------------------------------------------------------------- */
 
+static int answer_start(struct tg *t, const struct tg_answer *a);
+
+static void wait_closed(uv_handle_t *h) {
+    free(h->data);
+}
+
+static void wait_unlink(struct tg *t, struct tg_answer_wait *w) {
+    if (w->prev) {
+        w->prev->next = w->next;
+    } else {
+        t->waiting = w->next;
+    }
+    if (w->next) {
+        w->next->prev = w->prev;
+    }
+    w->prev = w->next = NULL;
+}
+
+static void wait_done(uv_timer_t *h) {
+    struct tg_answer_wait *w = h->data;
+    struct tg *t = w->t;
+    wait_unlink(t, w);
+    if (!t->closing) {
+        int rc = answer_start(t, &w->a);
+        if (rc != 0) {
+            RSRE_LOG(RSRE_LOG_WARN, MOD, "answerCallbackQuery dropped: retry not started: %s",
+                     rsre_strerror(rc));
+        }
+    }
+    uv_close((uv_handle_t *)&w->timer, wait_closed);
+}
+
+/* Waits `ms` (the rate limit's retry_after) before trying answer `a` again. */
+static void answer_wait(struct tg *t, const struct tg_answer *a, int64_t ms) {
+    struct tg_answer_wait *w = calloc(1, sizeof(*w));
+    if (!w) {
+        RSRE_LOG(RSRE_LOG_WARN, MOD, "answerCallbackQuery dropped: out of memory");
+        return;
+    }
+    w->t = t;
+    w->a = *a;
+    uv_timer_init(rsre_http_loop(t->http), &w->timer);
+    w->timer.data = w;
+    w->next = t->waiting;
+    if (t->waiting) {
+        t->waiting->prev = w;
+    }
+    t->waiting = w;
+    uv_timer_start(&w->timer, wait_done, (uint64_t)ms, 0);
+}
+
+/* A rate-limited answer (429) is tried again after retry_after (at least 1 s) while that keeps
+ * it useful (ANSWER_WAIT_MAX_MS) and ANSWER_ATTEMPTS are not used up; anything else is
+ * logged and dropped (the vote itself is recorded either way). */
 static void answer_done(void *arg, int rc, const struct rsre_http_response *resp) {
-    struct tg_op *o = arg;
-    unlink_op(o->t, o);
+    struct tg_answer_op *ao = arg;
+    struct tg *t = ao->o.t;
+    unlink_op(t, &ao->o);
     /* answerCallbackQuery answers {"ok":true,"result":true}, not a Message. */
     json_error_t je;
     json_t *doc = rc == 0 ? json_loadb(resp->body, resp->body_len, 0, &je) : NULL;
@@ -190,10 +272,43 @@ static void answer_done(void *arg, int rc, const struct rsre_http_response *resp
     if (!ok) {
         struct rsre_send_result r;
         rsre__tg_classify(rc, resp->status, resp->body, resp->body_len, NULL, &r);
-        RSRE_LOG(RSRE_LOG_WARN, MOD, "answerCallbackQuery failed http=%d code=%ld err=\"%s\"",
-                 r.http_status, r.api_code, r.error);
+        rsre__chat_retry_after(&r, resp->retry_after_s);
+        int again = r.status == RSRE_SEND_RETRY && ao->a.attempts < ANSWER_ATTEMPTS &&
+                    r.retry_after_ms <= ANSWER_WAIT_MAX_MS && !t->closing;
+        RSRE_LOG(RSRE_LOG_WARN, MOD,
+                 "answerCallbackQuery failed http=%d code=%ld err=\"%s\" attempt=%u %s%" PRId64,
+                 r.http_status, r.api_code, r.error, ao->a.attempts,
+                 again ? "retry_in_ms=" : "dropped retry_after_ms=", r.retry_after_ms);
+        if (again) {
+            answer_wait(t, &ao->a, r.retry_after_ms);
+        }
     }
-    free(o);
+    free(ao);
+}
+
+/* Starts answerCallbackQuery for `a` (attempt a->attempts + 1). */
+static int answer_start(struct tg *t, const struct tg_answer *a) {
+    json_t *doc = json_pack("{s:s}", "callback_query_id", a->query);
+    if (doc && a->text[0]) {
+        json_object_set_new(doc, "text", json_string(a->text));
+    }
+    char *json = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!json) {
+        return -EINVAL;
+    }
+    struct tg_answer_op *ao = calloc(1, sizeof(*ao));
+    if (!ao) {
+        free(json);
+        return -ENOMEM;
+    }
+    ao->o.t = t;
+    ao->o.kind = OP_ANSWER;
+    ao->a = *a;
+    ao->a.attempts++;
+    int rc = call(t, &ao->o, json, t->cfg.timeout_ms, answer_done);
+    free(json);
+    return rc;
 }
 
 static int tg_ack(struct rsre_channel *ch, const struct rsre_chat_action *a, const char *text) {
@@ -202,27 +317,17 @@ static int tg_ack(struct rsre_channel *ch, const struct rsre_chat_action *a, con
         t->closing) {
         return -EINVAL;
     }
-    json_t *doc = json_pack("{s:s}", "callback_query_id", a->ack_ref);
+    struct tg_answer ans = {.attempts = 0};
+    snprintf(ans.query, sizeof(ans.query), "%s", a->ack_ref);
     char *clipped = text && text[0] ? rsre__chat_clip(text, RSRE_TG_ANSWER_MAX, 1) : NULL;
-    if (doc && clipped) {
-        json_object_set_new(doc, "text", json_string(clipped));
-    }
-    free(clipped);
-    char *json = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-    json_decref(doc);
-    if (!json) {
-        return -EINVAL;
-    }
-    struct tg_op *o = calloc(1, sizeof(*o));
-    if (!o) {
-        free(json);
+    if (text && text[0] && !clipped) {
         return -ENOMEM;
     }
-    o->t = t;
-    o->kind = OP_ANSWER;
-    int rc = call(t, o, json, t->cfg.timeout_ms, answer_done);
-    free(json);
-    return rc;
+    if (clipped) {
+        snprintf(ans.text, sizeof(ans.text), "%s", clipped);
+    }
+    free(clipped);
+    return answer_start(t, &ans);
 }
 
 /* ---- updates (poll and webhook) -------------------------------------------------------------- */
@@ -287,6 +392,7 @@ static void poll_done(void *arg, int rc, const struct rsre_http_response *resp) 
     if (n < 0) {
         struct rsre_send_result r;
         rsre__tg_classify(rc, resp->status, resp->body, resp->body_len, NULL, &r);
+        rsre__chat_retry_after(&r, resp->retry_after_s);
         if (rc == -ECANCELED || rc == -ESHUTDOWN) {
             return; /* the client is going away */
         }
@@ -420,6 +526,12 @@ static void tg_destroy(struct rsre_channel *ch) {
     }
     t->closing = 1;
     uv_timer_stop(&t->poll_timer);
+    while (t->waiting) {
+        struct tg_answer_wait *w = t->waiting;
+        wait_unlink(t, w);
+        uv_timer_stop(&w->timer);
+        uv_close((uv_handle_t *)&w->timer, wait_closed);
+    }
     rsre__chat_ops_abandon(&t->ops);
     t->poll = NULL;
     uv_close((uv_handle_t *)&t->poll_timer, timer_closed);

@@ -19,6 +19,10 @@
  * (migrate_to_chat_id in the error text) -> RSRE_SEND_CHAT_FAILED; 5xx, timeouts, connection
  * failures and malformed replies -> RSRE_SEND_TRANSIENT; other 4xx -> RSRE_SEND_REJECTED. An
  * edit answered "message is not modified" is RSRE_SEND_OK (the message already reads so).
+ * A 429's wait is the longer of parameters.retry_after and a Retry-After header, at least 1 s
+ * and at most an hour (a bare 429 waits 1 s). The core retries sends and edits after it;
+ * answerCallbackQuery retries itself after it (up to 3 attempts, only while the wait is at
+ * most 30 s: a later answer is of no use), every other failed answer is logged and dropped.
  *
  * Long polling: getUpdates with offset = last update_id + 1, `poll_timeout_s`, allowed_updates
  * ["callback_query","message"]. Every update is confirmed by the next request's offset whether
@@ -67,8 +71,8 @@ int rsre_telegram_config_set(struct rsre_telegram_config *cfg, const char *key, 
  * secret).
  *
  * ops->destroy: cancels what is in flight (pending send callbacks run now with
- * RSRE_SEND_TRANSIENT) and closes the poll timer; the memory is released in its close callback,
- * so the loop must run once more. Must not be called from inside the channel's own callbacks.
+ * RSRE_SEND_TRANSIENT), drops answers waiting out a rate limit and closes the timers; the
+ * memory is released in their close callbacks, so the loop must run once more. Must not be called from inside the channel's own callbacks.
  */
 int rsre_telegram_create(struct rsre_http *http, const struct rsre_telegram_config *cfg,
                          struct rsre_channel **out, char *err, size_t errlen);

@@ -92,6 +92,7 @@ static void send_done(void *arg, int rc, const struct rsre_http_response *resp) 
     struct wa_op *o = arg;
     struct rsre_send_result r;
     rsre__wa_classify(rc, resp->status, resp->body, resp->body_len, &r);
+    rsre__chat_retry_after(&r, resp->retry_after_s);
     if (r.status != RSRE_SEND_OK) {
         RSRE_LOG(RSRE_LOG_WARN, MOD, "send failed http=%d code=%ld status=%d err=\"%s\"",
                  r.http_status, r.api_code, (int)r.status, r.error);

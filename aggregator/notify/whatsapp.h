@@ -14,7 +14,8 @@
  *
  * Reply mapping: messages[0].id -> RSRE_SEND_OK; error.code 131047 (re-engagement window),
  * 131026 (undeliverable), 131030, 131049, 131050, 130472 -> RSRE_SEND_CHAT_FAILED; 130429,
- * 131056, 131048, 80007, 4 -> RSRE_SEND_RETRY with the documented wait; 5xx, 131000, 131016, 1,
+ * 131056, 131048, 80007, 4 (and a bare 429) -> RSRE_SEND_RETRY with the documented wait, or a
+ * Retry-After header's when that is longer (at least 1 s, at most an hour); 5xx, 131000, 131016, 1,
  * 2, timeouts and malformed replies -> RSRE_SEND_TRANSIENT; 190 and other 4xx ->
  * RSRE_SEND_REJECTED.
  *

@@ -4,17 +4,19 @@
  * answer with their documented JSON):
  *
  *  - Telegram: sendMessage with the inline keyboard, editMessageText (keyboard removed, "not
- *    modified" is success), every reply class mapped (429 + retry_after, 403 blocked, 400 chat
- *    not found, 5xx, bare 502, malformed JSON, timeout, wrong token, other 400), bad input
- *    refused before anything is sent, long text clipped in UTF-16 units, getUpdates long
- *    polling delivering callback queries once with the offset advancing (also across a failed
- *    poll), answerCallbackQuery, the webhook's secret-token check and repeat suppression, the
- *    bot token absent from debug logs, in-flight sends completed on destroy.
+ *    modified" is success), every reply class mapped (429 + retry_after or a Retry-After
+ *    header, at least 1 s, at most an hour; 403 blocked, 400 chat not found, 5xx, bare 502,
+ *    malformed JSON, timeout, wrong token, other 400), bad input refused before anything is
+ *    sent, long text clipped in UTF-16 units, getUpdates long polling delivering callback
+ *    queries once with the offset advancing (also across a failed poll), answerCallbackQuery
+ *    (a 429 tried again not before retry_after, at most 3 attempts), the webhook's secret-token
+ *    check and repeat suppression, the bot token absent from debug logs, in-flight sends
+ *    completed on destroy.
  *  - WhatsApp: interactive button messages (titles clipped to 20 characters, URL buttons in the
- *    body), replies with context, error codes mapped (131047, 131026, 130429, 131056, 80007,
- *    190, 131000, 131009, bare 502, malformed, timeout), the verify handshake, webhook
- *    signatures (good, wrong, missing, other secret), repeats ignored, and a failed status
- *    webhook (131047 after a 200) reaching the delivery callback.
+ *    body), replies with context, error codes mapped (131047, 131026, 130429, 131056, 80007, 4
+ *    and a longer Retry-After header, 190, 131000, 131009, bare 502, malformed, timeout), the
+ *    verify handshake, webhook signatures (good, wrong, missing, other secret), repeats
+ *    ignored, and a failed status webhook (131047 after a 200) reaching the delivery callback.
  */
 
 #include <setjmp.h>
@@ -401,6 +403,14 @@ static void tg_edit(void **state) {
     assert_true(found);
     json_decref(msgs);
 
+    /* An edit answered 429 waits its retry_after like a send. */
+    ctl0(&tgs, "POST", "/_test/faults",
+         "{\"method\":\"editMessageText\",\"status\":429,\"description\":\"Too Many Requests: "
+         "retry after 3\",\"retry_after\":3}");
+    r = send_wait(F->tg, &e);
+    assert_int_equal(r->status, RSRE_SEND_RETRY);
+    assert_int_equal(r->retry_after_ms, 3000);
+
     /* The same edit again: Telegram says "not modified"; the message reads so: OK. */
     r = send_wait(F->tg, &e);
     assert_int_equal(r->status, RSRE_SEND_OK);
@@ -429,6 +439,19 @@ static void tg_failures(void **state) {
         {"{\"method\":\"sendMessage\",\"status\":429,\"description\":\"Too Many Requests: retry "
          "after 7\",\"retry_after\":7}",
          "1003", RSRE_SEND_RETRY, 429, 7000, "Too Many Requests"},
+        /* A Retry-After header longer than parameters.retry_after wins; a bare 429 takes the
+         * header; a hint beyond an hour waits an hour; retry_after 0 still waits 1 s. */
+        {"{\"method\":\"sendMessage\",\"status\":429,\"description\":\"Too Many Requests: retry "
+         "after 2\",\"retry_after\":2,\"retry_after_header\":9}",
+         "1003", RSRE_SEND_RETRY, 429, 9000, "Too Many Requests"},
+        {"{\"method\":\"sendMessage\",\"raw_status\":429,\"retry_after_header\":5}", "1003",
+         RSRE_SEND_RETRY, 429, 5000, "HTTP 429"},
+        {"{\"method\":\"sendMessage\",\"status\":429,\"description\":\"Too Many Requests: retry "
+         "after 86400\",\"retry_after\":86400,\"retry_after_header\":90000}",
+         "1003", RSRE_SEND_RETRY, 429, 3600000, "Too Many Requests"},
+        {"{\"method\":\"sendMessage\",\"status\":429,\"description\":\"Too Many Requests: retry "
+         "after 0\",\"retry_after\":0}",
+         "1003", RSRE_SEND_RETRY, 429, 1000, "Too Many Requests"},
         {NULL, "1004", RSRE_SEND_CHAT_FAILED, 403, 0, "bot was blocked by the user"},
         {NULL, "555", RSRE_SEND_CHAT_FAILED, 400, 0, "chat not found"},
         {"{\"method\":\"sendMessage\",\"status\":500,\"description\":\"Internal Server Error\"}",
@@ -654,6 +677,105 @@ static void tg_long_polling(void **state) {
     assert_true(st.poll_failures >= 1);
 }
 
+/* answerCallbackQuery requests the server recorded, in order. Caller decrefs. */
+static json_t *answer_requests(void) {
+    json_t *all = ctl(&tgs, "GET", "/_test/requests", NULL);
+    json_t *out = json_array();
+    size_t i;
+    json_t *x;
+    json_array_foreach(all, i, x) {
+        if (!strcmp(json_string_value(json_object_get(x, "method")), "answerCallbackQuery")) {
+            json_array_append(out, x);
+        }
+    }
+    json_decref(all);
+    return out;
+}
+
+/* Runs the loop until the server recorded `n` answerCallbackQuery requests (and each got its
+ * reply), or 15 s. */
+static json_t *wait_answer_requests(size_t n) {
+    uint64_t end = now_ms() + 15000;
+    for (;;) {
+        uv_run(&F->loop, UV_RUN_NOWAIT);
+        json_t *a = answer_requests();
+        json_t *last = json_array_get(a, json_array_size(a) - 1);
+        if ((json_array_size(a) >= n && json_object_get(last, "status")) || now_ms() > end) {
+            return a;
+        }
+        json_decref(a);
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* answerCallbackQuery answered 429: tried again, not before retry_after (the server's request
+ * times), at most 3 attempts; a wait beyond 30 s drops the answer; destroy with an answer
+ * waiting closes its timer. */
+static void tg_answer_rate_limited(void **state) {
+    (void)state;
+    ctl0(&tgs, "POST", "/_test/chats", "{\"id\": 1008}");
+    struct rsre_chat_message m = {
+        .chat = "1008", .text = "Approve?", .buttons = approval_buttons, .nbuttons = 2};
+    const struct rsre_send_result *r = send_wait(F->tg, &m);
+    assert_int_equal(r->status, RSRE_SEND_OK);
+    char mid[128];
+    snprintf(mid, sizeof(mid), "%s", r->message_id);
+
+    struct press p1 = press(1008, mid, 424242, 0);
+    ctl0(&tgs, "POST", "/_test/faults",
+         "{\"method\":\"answerCallbackQuery\",\"status\":429,\"description\":\"Too Many "
+         "Requests: retry after 1\",\"retry_after\":1}");
+    struct rsre_chat_action a = {.channel = "telegram", .ack_ref = p1.query};
+    assert_int_equal(F->tg->ops->ack(F->tg, &a, "Vote recorded"), 0);
+    json_t *reqs = wait_answer_requests(2);
+    assert_int_equal(json_array_size(reqs), 2);
+    json_t *q0 = json_array_get(reqs, 0), *q1 = json_array_get(reqs, 1);
+    assert_int_equal(json_integer_value(json_object_get(q0, "status")), 429);
+    assert_int_equal(json_integer_value(json_object_get(q1, "status")), 200);
+    double gap = json_number_value(json_object_get(q1, "time")) -
+                 json_number_value(json_object_get(q0, "time"));
+    if (gap < 1.0) {
+        fail_msg("answerCallbackQuery retried %.3f s after a 429 with retry_after 1", gap);
+    }
+    json_t *p = json_object_get(q1, "params");
+    assert_string_equal(json_string_value(json_object_get(p, "callback_query_id")), p1.query);
+    assert_string_equal(json_string_value(json_object_get(p, "text")), "Vote recorded");
+    json_decref(reqs);
+
+    /* Rate limited every time: three attempts, then dropped. */
+    ctl0(&tgs, "DELETE", "/_test/requests", NULL);
+    struct press p2 = press(1008, mid, 424242, 1);
+    ctl0(&tgs, "POST", "/_test/faults",
+         "{\"method\":\"answerCallbackQuery\",\"count\":3,\"status\":429,\"description\":\"Too "
+         "Many Requests: retry after 1\",\"retry_after\":1}");
+    a.ack_ref = p2.query;
+    assert_int_equal(F->tg->ops->ack(F->tg, &a, "Vote recorded"), 0);
+    reqs = wait_answer_requests(3);
+    assert_int_equal(json_array_size(reqs), 3);
+    json_decref(reqs);
+    uint64_t settle = now_ms() + 1500; /* longer than retry_after: a 4th would have come */
+    while (now_ms() < settle) {
+        uv_run(&F->loop, UV_RUN_NOWAIT);
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    reqs = answer_requests();
+    assert_int_equal(json_array_size(reqs), 3);
+    json_decref(reqs);
+
+    /* An answer waiting out a 20 s limit when the channel goes away (teardown destroys it):
+     * its timer is closed, nothing leaks, the loop closes. */
+    ctl0(&tgs, "DELETE", "/_test/requests", NULL);
+    ctl0(&tgs, "POST", "/_test/faults",
+         "{\"method\":\"answerCallbackQuery\",\"status\":429,\"description\":\"Too Many "
+         "Requests: retry after 20\",\"retry_after\":20}");
+    assert_int_equal(F->tg->ops->ack(F->tg, &a, "Vote recorded"), 0);
+    reqs = wait_answer_requests(1);
+    assert_int_equal(json_array_size(reqs), 1);
+    json_decref(reqs);
+}
+
 static void tg_webhook(void **state) {
     (void)state;
     write_file(tpath("tg_hook"), TG_HOOK_SECRET "\n");
@@ -857,6 +979,14 @@ static void wa_failures(void **state) {
          RSRE_SEND_RETRY, 131056, 6000},
         {"{\"status\":429,\"code\":80007,\"message\":\"Rate limit issues\"}", RSRE_SEND_RETRY,
          80007, 60000},
+        /* A Retry-After header longer than the documented wait wins (capped at an hour). */
+        {"{\"status\":400,\"code\":130429,\"message\":\"Rate limit hit\","
+         "\"retry_after_header\":20}",
+         RSRE_SEND_RETRY, 130429, 20000},
+        {"{\"status\":429,\"code\":4,\"message\":\"(#4) Application request limit reached\","
+         "\"retry_after_header\":7200}",
+         RSRE_SEND_RETRY, 4, 3600000},
+        {"{\"raw_status\":429,\"retry_after_header\":3}", RSRE_SEND_RETRY, 0, 3000},
         {"{\"status\":500,\"code\":131000,\"message\":\"Something went wrong\"}",
          RSRE_SEND_TRANSIENT, 131000, 0},
         {"{\"status\":503,\"code\":12345,\"message\":\"unknown\"}", RSRE_SEND_TRANSIENT, 12345, 0},
@@ -1241,6 +1371,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(tg_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(tg_long_text, setup, teardown),
         cmocka_unit_test_setup_teardown(tg_long_polling, setup, teardown),
+        cmocka_unit_test_setup_teardown(tg_answer_rate_limited, setup, teardown),
         cmocka_unit_test_setup_teardown(tg_webhook, setup, teardown),
         cmocka_unit_test_setup_teardown(tg_token_not_logged, setup, teardown),
         cmocka_unit_test_setup_teardown(tg_destroy_in_flight, setup, teardown),

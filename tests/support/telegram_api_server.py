@@ -37,7 +37,8 @@ Test control endpoints (JSON):
                            "status" + "description"? + "retry_after"? (an error reply),
                            "sleep": seconds (answer late: past the client's timeout),
                            "malformed": true (a 200 with a body that is not JSON),
-                           "raw_status" (a bare HTTP status without a Bot API body)}
+                           "raw_status" (a bare HTTP status without a Bot API body);
+                           "retry_after_header"?: a Retry-After header on that error reply}
   POST   /_test/press     {"chat_id", "message_id", "from_id", "data"?} -> {"update_id",
                           "callback_query_id"}: queues a callback_query for a sent message
                           (data defaults to the button's callback_data at "button": index)
@@ -295,10 +296,12 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
 
-    def send_json(self, status, doc, raw=None):
+    def send_json(self, status, doc, raw=None, retry_after_header=None):
         body = raw if raw is not None else json.dumps(doc).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        if retry_after_header is not None:
+            self.send_header("Retry-After", str(retry_after_header))
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -371,6 +374,8 @@ class Handler(BaseHTTPRequestHandler):
             b = b"<html><body>upstream error</body></html>"
             self.send_response(int(fault["raw_status"]))
             self.send_header("Content-Type", "text/html")
+            if "retry_after_header" in fault:
+                self.send_header("Retry-After", str(fault["retry_after_header"]))
             self.send_header("Content-Length", str(len(b)))
             self.end_headers()
             self.wfile.write(b)
@@ -393,7 +398,7 @@ class Handler(BaseHTTPRequestHandler):
             rec["status"] = status
             rec["reply"] = doc
         try:
-            self.send_json(status, doc)
+            self.send_json(status, doc, retry_after_header=(fault or {}).get("retry_after_header"))
         except (BrokenPipeError, ConnectionResetError):
             pass
 

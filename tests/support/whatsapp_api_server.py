@@ -27,7 +27,8 @@ Prints "PORT <n>" on stdout once it listens on 127.0.0.1.
 Test control endpoints (JSON):
   POST   /_test/recipients {"number", "window_closed"?, "undeliverable"?} or a list
   POST   /_test/faults     as the Telegram server: {"count"?, "status"+"code"+"message"?+
-                           "details"?, or "sleep", or "malformed", or "raw_status"}
+                           "details"?, or "sleep", or "malformed", or "raw_status"; and
+                           "retry_after_header"?: a Retry-After header on that error reply}
   POST   /_test/reply      {"from", "context_id", "button"?: index | "id"?, "title"?}
                            -> {"body", "signature", "delivered"?}: a button_reply notification
   POST   /_test/config     {"webhook_url"}: where notifications are POSTed (null: nowhere)
@@ -203,15 +204,17 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
 
-    def send_raw(self, status, body, ctype="application/json"):
+    def send_raw(self, status, body, ctype="application/json", retry_after_header=None):
         self.send_response(status)
         self.send_header("Content-Type", ctype)
+        if retry_after_header is not None:
+            self.send_header("Retry-After", str(retry_after_header))
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
-    def send_json(self, status, doc):
-        self.send_raw(status, json.dumps(doc).encode())
+    def send_json(self, status, doc, retry_after_header=None):
+        self.send_raw(status, json.dumps(doc).encode(), retry_after_header=retry_after_header)
 
     def do_GET(self):
         self.route("GET")
@@ -265,7 +268,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         elif fault and "raw_status" in fault:
             rec["status"] = int(fault["raw_status"])
-            self.send_raw(int(fault["raw_status"]), b"<html>Bad Gateway</html>", "text/html")
+            self.send_raw(int(fault["raw_status"]), b"<html>Bad Gateway</html>", "text/html",
+                          retry_after_header=fault.get("retry_after_header"))
             return
         elif fault and "status" in fault:
             status, doc = gerr(int(fault["status"]), int(fault.get("code", 1)),
@@ -309,7 +313,7 @@ class Handler(BaseHTTPRequestHandler):
             rec["status"] = status
             rec["reply"] = doc
         try:
-            self.send_json(status, doc)
+            self.send_json(status, doc, retry_after_header=(fault or {}).get("retry_after_header"))
         except (BrokenPipeError, ConnectionResetError):
             pass
         if after:
