@@ -121,9 +121,9 @@ static void fx_free(struct fx *f) {
 
 typedef struct rsre_observation_value ov;
 
-static int observe_n(struct fx *f, const char *scope, const char *source, const char *detail,
-                     const ov *v, size_t n, int64_t now) {
-    struct rsre_observation o = {scope, source, detail, v, n, 0};
+static int observe_fresh(struct fx *f, const char *scope, const char *source, const char *detail,
+                         const ov *v, size_t n, int64_t fresh_ms, int64_t now) {
+    struct rsre_observation o = {scope, source, detail, v, n, fresh_ms};
     rsre_store_txn *txn;
     assert_int_equal(rsre_store_txn_begin(f->store, 0, &txn), 0);
     int rc = rsre_incident_engine_observe(f->eng, txn, &o, now);
@@ -135,6 +135,12 @@ static int observe_n(struct fx *f, const char *scope, const char *source, const 
         rsre_incident_engine_aborted(f->eng);
     }
     return rc;
+}
+
+/* With the engine's default freshness bound (observation_fresh_ms). */
+static int observe_n(struct fx *f, const char *scope, const char *source, const char *detail,
+                     const ov *v, size_t n, int64_t now) {
+    return observe_fresh(f, scope, source, detail, v, n, 0, now);
 }
 
 #define OBS(f, scope, source, detail, now, ...)                                                    \
@@ -808,22 +814,6 @@ static void test_chatops_alone(void **state) {
 }
 
 /* --- staleness ------------------------------------------------------------------------------- */
-
-static int observe_fresh(struct fx *f, const char *scope, const char *source, const char *detail,
-                         const ov *v, size_t n, int64_t fresh_ms, int64_t now) {
-    struct rsre_observation o = {scope, source, detail, v, n, fresh_ms};
-    rsre_store_txn *txn;
-    assert_int_equal(rsre_store_txn_begin(f->store, 0, &txn), 0);
-    int rc = rsre_incident_engine_observe(f->eng, txn, &o, now);
-    if (rc == 0) {
-        assert_int_equal(rsre_store_txn_commit(txn), 0);
-        rsre_incident_engine_committed(f->eng);
-    } else {
-        rsre_store_txn_abort(txn);
-        rsre_incident_engine_aborted(f->eng);
-    }
-    return rc;
-}
 
 #define OBSF(f, scope, source, detail, fresh, now, ...)                                            \
     do {                                                                                           \
