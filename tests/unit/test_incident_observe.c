@@ -121,19 +121,24 @@ static void fx_free(struct fx *f) {
 
 typedef struct rsre_observation_value ov;
 
-static int observe_fresh(struct fx *f, const char *scope, const char *source, const char *detail,
-                         const ov *v, size_t n, int64_t fresh_ms, int64_t now) {
-    struct rsre_observation o = {scope, source, detail, v, n, fresh_ms};
-    rsre_store_txn *txn;
-    assert_int_equal(rsre_store_txn_begin(f->store, 0, &txn), 0);
-    int rc = rsre_incident_engine_observe(f->eng, txn, &o, now);
-    if (rc == 0) {
+/* Commits (and tells the engine) or aborts (and tells the engine). */
+static void end_txn(struct fx *f, rsre_store_txn *txn, int commit) {
+    if (commit) {
         assert_int_equal(rsre_store_txn_commit(txn), 0);
         rsre_incident_engine_committed(f->eng);
     } else {
         rsre_store_txn_abort(txn);
         rsre_incident_engine_aborted(f->eng);
     }
+}
+
+static int observe_fresh(struct fx *f, const char *scope, const char *source, const char *detail,
+                         const ov *v, size_t n, int64_t fresh_ms, int64_t now) {
+    struct rsre_observation o = {scope, source, detail, v, n, fresh_ms};
+    rsre_store_txn *txn;
+    assert_int_equal(rsre_store_txn_begin(f->store, 0, &txn), 0);
+    int rc = rsre_incident_engine_observe(f->eng, txn, &o, now);
+    end_txn(f, txn, rc == 0);
     return rc;
 }
 
@@ -828,13 +833,7 @@ static int refresh(struct fx *f, const char *source, int64_t fresh_ms, int64_t n
     rsre_store_txn *txn;
     assert_int_equal(rsre_store_txn_begin(f->store, 0, &txn), 0);
     int rc = rsre_incident_engine_observe_refresh(f->eng, txn, source, fresh_ms, now);
-    if (rc == 0 && commit) {
-        assert_int_equal(rsre_store_txn_commit(txn), 0);
-        rsre_incident_engine_committed(f->eng);
-    } else {
-        rsre_store_txn_abort(txn);
-        rsre_incident_engine_aborted(f->eng);
-    }
+    end_txn(f, txn, rc == 0 && commit);
     return rc;
 }
 
